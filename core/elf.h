@@ -1,0 +1,59 @@
+// Symbols and segments of an ELF file, read with elfutils' libelf.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/maps.h"
+
+namespace pyflame::core {
+
+struct ElfSection {
+  std::string name;
+  uint64_t addr = 0;    // link-time virtual address
+  uint64_t size = 0;
+  uint64_t offset = 0;  // in the file
+  bool writable = false;
+  bool nobits = false;  // .bss: no bytes in the file
+};
+
+class ElfFile {
+ public:
+  // Opens and indexes `path`; throws Error with the path and reason.
+  explicit ElfFile(const std::string& path);
+  ~ElfFile();
+  ElfFile(ElfFile&&) noexcept;
+  ElfFile& operator=(ElfFile&&) noexcept;
+
+  const std::string& path() const { return path_; }
+  bool is_shared_object() const { return is_dyn_; }  // ET_DYN: PIE or library
+
+  // Link-time address of a defined symbol, from .symtab or .dynsym.
+  std::optional<uint64_t> symbol(std::string_view name) const;
+  bool has_symtab() const { return has_symtab_; }
+
+  const std::vector<ElfSection>& sections() const { return sections_; }
+  // Bytes of a section that has bytes in the file (not .bss).
+  std::optional<std::string> section_bytes(const ElfSection& section) const;
+
+  // Difference between where the target mapped this file and its link-time
+  // addresses: 0 for a non-PIE executable, the load address otherwise.
+  std::optional<uint64_t> load_bias(const std::vector<Mapping>& maps,
+                                    std::string_view mapped_path) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+  bool is_dyn_ = false;
+  bool has_symtab_ = false;
+  std::vector<ElfSection> sections_;
+  uint64_t first_load_vaddr_ = 0;   // of the PT_LOAD with the lowest offset
+  uint64_t first_load_offset_ = 0;
+};
+
+}  // namespace pyflame::core

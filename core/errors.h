@@ -1,0 +1,40 @@
+// Setup errors: thrown while attaching and locating the interpreter, caught
+// only by the command-line front end, which maps each to an exit code.
+// Per-sample failures are not exceptions; they are counted (see sampler).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace pyflame::core {
+
+// Documented in docs/usage.md; the integration tests assert them.
+enum class ExitCode : int {
+  kOk = 0,
+  kFailure = 1,
+  kUsage = 2,
+  kNoSuchProcess = 3,
+  kPermissionDenied = 4,
+  kNotPython = 5,
+  kWrongVersion = 6,
+  kTargetExited = 7,
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ExitCode code, const std::string& message)
+      : std::runtime_error(message), code_(code) {}
+  ExitCode code() const { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+[[noreturn]] void throw_no_such_process(int pid);
+[[noreturn]] void throw_permission_denied(int pid, const std::string& what);
+[[noreturn]] void throw_target_exited(int pid);
+
+// Maps an errno from an access to process `pid` to the right error.
+[[noreturn]] void throw_for_errno(int err, int pid, const std::string& what);
+
+}  // namespace pyflame::core

@@ -1,0 +1,168 @@
+#include "core/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+
+#include "core/errors.h"
+
+namespace pyflame::core {
+
+std::optional<std::string> read_text_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      errno = err;
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+Process::Process(pid_t pid) : pid_(pid), proc_("/proc/" + std::to_string(pid)) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) throw_no_such_process(pid);
+  // A zombie has no memory left to read.
+  if (auto t = task(pid); t && (t->state == 'Z' || t->state == 'X'))
+    throw Error(ExitCode::kTargetExited,
+                "pyflame: process " + std::to_string(pid) + " has exited (it is a zombie)");
+  // Reading maps needs the same permission as reading memory, so this is
+  // where a missing privilege shows first.
+  if (!read_text_file(proc_ + "/maps")) throw_for_errno(errno, pid, "reading the memory map");
+}
+
+Process::~Process() {
+  if (mem_fd_ >= 0) ::close(mem_fd_);
+}
+
+bool Process::read(RemoteAddr addr, std::span<std::byte> into) const {
+  if (into.empty()) return true;
+  if (vm_readv_works_) {
+    iovec local{into.data(), into.size()};
+    iovec remote{reinterpret_cast<void*>(addr.value()), into.size()};
+    ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+    if (n == static_cast<ssize_t>(into.size())) return true;
+    if (n >= 0 || errno != ENOSYS) return false;
+    vm_readv_works_ = false;  // kernels without it: use /proc/PID/mem
+  }
+  return read_proc_mem(addr, into);
+}
+
+bool Process::read_all(std::span<const ReadRequest> requests) const {
+  // process_vm_readv takes many ranges per call; a short count means some
+  // range failed, and then we cannot tell which: report failure.
+  constexpr size_t kBatch = 1024;
+  iovec local[kBatch];
+  iovec remote[kBatch];
+  for (size_t i = 0; i < requests.size(); i += kBatch) {
+    std::span<const ReadRequest> batch = requests.subspan(i, std::min(kBatch, requests.size() - i));
+    size_t total = 0;
+    for (size_t j = 0; j < batch.size(); ++j) {
+      local[j] = {batch[j].into.data(), batch[j].into.size()};
+      remote[j] = {reinterpret_cast<void*>(batch[j].addr.value()), batch[j].into.size()};
+      total += batch[j].into.size();
+    }
+    ssize_t got = -1;
+    errno = ENOSYS;
+    if (vm_readv_works_) got = ::process_vm_readv(pid_, local, batch.size(), remote, batch.size(), 0);
+    if (got == static_cast<ssize_t>(total)) continue;
+    if (got >= 0 || errno != ENOSYS) return false;
+    for (const ReadRequest& r : batch)  // read() falls back to /proc/PID/mem
+      if (!read(r.addr, r.into)) return false;
+  }
+  return true;
+}
+
+bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
+  if (mem_fd_ < 0) {
+    mem_fd_ = ::open((proc_ + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    if (mem_fd_ < 0) return false;
+  }
+  size_t done = 0;
+  while (done < into.size()) {
+    ssize_t n = ::pread(mem_fd_, into.data() + done, into.size() - done,
+                        static_cast<off_t>(addr.value() + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool Process::alive() const {
+  if (::kill(pid_, 0) != 0 && errno == ESRCH) return false;
+  auto t = task(pid_);
+  return t && t->state != 'Z' && t->state != 'X';
+}
+
+std::vector<Mapping> Process::maps() const {
+  auto text = read_text_file(proc_ + "/maps");
+  if (!text) throw_for_errno(errno, pid_, "reading the memory map");
+  return parse_maps(*text);
+}
+
+std::optional<TaskInfo> Process::task(pid_t tid) const {
+  std::string dir = proc_ + "/task/" + std::to_string(tid);
+  auto stat = read_text_file(dir + "/stat");
+  if (!stat) return std::nullopt;
+  TaskInfo info;
+  info.tid = tid;
+  // The state follows the last ')' : the command name may contain anything.
+  size_t paren = stat->rfind(')');
+  if (paren != std::string::npos && paren + 2 < stat->size()) info.state = (*stat)[paren + 2];
+  if (auto comm = read_text_file(dir + "/comm")) {
+    while (!comm->empty() && comm->back() == '\n') comm->pop_back();
+    info.name = std::move(*comm);
+  }
+  return info;
+}
+
+std::vector<TaskInfo> Process::tasks() const {
+  std::vector<TaskInfo> result;
+  DIR* dir = ::opendir((proc_ + "/task").c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) throw_target_exited(pid_);
+    throw_for_errno(errno, pid_, "listing the threads");
+  }
+  while (dirent* entry = ::readdir(dir)) {
+    pid_t tid = 0;
+    std::string_view name(entry->d_name);
+    auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
+    if (ec != std::errc() || ptr != name.data() + name.size()) continue;
+    if (auto info = task(tid)) result.push_back(std::move(*info));
+  }
+  ::closedir(dir);
+  std::sort(result.begin(), result.end(),
+            [](const TaskInfo& a, const TaskInfo& b) { return a.tid < b.tid; });
+  return result;
+}
+
+std::string Process::host_path(const std::string& target_path) const {
+  return proc_ + "/root" + target_path;
+}
+
+std::string Process::exe_path() const { return proc_ + "/exe"; }
+
+std::string Process::exe_target_path() const {
+  char buf[4096];
+  ssize_t n = ::readlink((proc_ + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n < 0) throw_for_errno(errno, pid_, "reading the executable path");
+  return std::string(strip_deleted(std::string_view(buf, static_cast<size_t>(n))));
+}
+
+}  // namespace pyflame::core

@@ -1,0 +1,80 @@
+// A live target process: its memory, its maps, its threads.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/maps.h"
+#include "core/remote.h"
+
+namespace pyflame::core {
+
+struct TaskInfo {
+  pid_t tid = 0;
+  char state = '?';  // from /proc/PID/task/TID/stat: R running, S sleeping, ...
+  std::string name;  // /proc/PID/task/TID/comm
+};
+
+// One remote range to read, for batched reads.
+struct ReadRequest {
+  RemoteAddr addr;
+  std::span<std::byte> into;
+};
+
+class Process {
+ public:
+  // Checks that `pid` names a live process we may read; throws Error.
+  explicit Process(pid_t pid);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // Reads exactly into.size() bytes; false if any byte could not be read
+  // (unmapped, freed, the target gone). Never throws: a torn read of a
+  // running process is normal.
+  bool read(RemoteAddr addr, std::span<std::byte> into) const;
+  template <typename T>
+  std::optional<T> read_value(RemoteAddr addr) const {
+    T value;
+    if (!read(addr, std::as_writable_bytes(std::span(&value, 1)))) return std::nullopt;
+    return value;
+  }
+  // Reads several ranges with as few system calls as possible; true only if
+  // every range was read whole.
+  bool read_all(std::span<const ReadRequest> requests) const;
+
+  // Reads the error of the last failed read, to tell "gone" from "unmapped".
+  bool alive() const;
+
+  std::vector<Mapping> maps() const;
+  std::vector<TaskInfo> tasks() const;
+  std::optional<TaskInfo> task(pid_t tid) const;
+
+  // Path of a file as the target sees it, reachable from here: through
+  // /proc/PID/root, so that targets in containers and chroots work.
+  std::string host_path(const std::string& target_path) const;
+  // The target's executable, as a path that opens the very file it runs
+  // (even if deleted or replaced on disk).
+  std::string exe_path() const;
+  std::string exe_target_path() const;  // readlink of /proc/PID/exe
+
+ private:
+  bool read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const;
+
+  pid_t pid_;
+  std::string proc_;  // "/proc/PID"
+  mutable int mem_fd_ = -1;
+  mutable bool vm_readv_works_ = true;
+};
+
+// Reads a whole (small) file; nullopt with errno set on failure.
+std::optional<std::string> read_text_file(const std::string& path);
+
+}  // namespace pyflame::core

@@ -1,0 +1,59 @@
+// Finds the ELF file that holds a target's interpreter (the executable of a
+// static build, or libpythonX.Y.so of an --enable-shared one) and tells which
+// Python version it is, from the file itself. Knows no struct layout.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/elf.h"
+#include "core/maps.h"
+#include "core/process.h"
+#include "core/remote.h"
+
+namespace pyflame::core {
+
+struct PythonVersionId {
+  int major = 0;
+  int minor = 0;
+  std::string full;  // "3.11.7" when known, else "3.11"
+  std::string how;   // how it was found, for messages
+};
+
+class PythonBinary {
+ public:
+  // Throws Error(kNotPython) when no interpreter is found.
+  static PythonBinary find(const Process& process);
+
+  const ElfFile& elf() const { return *elf_; }
+  const std::string& target_path() const { return target_path_; }
+  bool is_shared_library() const { return shared_; }
+  uint64_t load_bias() const { return bias_; }
+  const PythonVersionId& version() const { return version_; }
+  const std::vector<Mapping>& maps() const { return maps_; }
+
+  // Runtime address of a symbol of the interpreter's file.
+  std::optional<RemoteAddr> symbol(std::string_view name) const;
+  // The interpreter's writable data (.data, .bss ...) in the target, for
+  // finding a variable that has no symbol.
+  std::vector<std::pair<RemoteAddr, uint64_t>> writable_ranges() const;
+
+ private:
+  std::shared_ptr<ElfFile> elf_;
+  std::string target_path_;
+  bool shared_ = false;
+  uint64_t bias_ = 0;
+  PythonVersionId version_;
+  std::vector<Mapping> maps_;
+};
+
+// Parses "libpython3.11.so.1.0", "libpython3.6m.so", "python2.7" ... into a
+// version; nullopt if the name does not say one.
+std::optional<PythonVersionId> version_from_file_name(std::string_view name);
+// Finds the version string (PY_VERSION, e.g. "3.11.7") in an interpreter's
+// read-only data, preferring one that starts with `major.minor.` when given.
+std::optional<std::string> version_from_rodata(std::string_view rodata, int major, int minor);
+
+}  // namespace pyflame::core

@@ -1,0 +1,47 @@
+// The seam between core and a Python version. Each pyflameX.Y links exactly
+// one implementation, defined in versions/; core calls it and never looks at
+// a Python struct itself.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/process.h"
+#include "core/python_binary.h"
+#include "core/snapshot.h"
+
+namespace pyflame::core {
+
+// What this binary was built for and from; printed by --version.
+struct BuildInfo {
+  int major = 0;
+  int minor = 0;
+  std::string headers_version;  // PY_VERSION of the headers, e.g. "3.11.7"
+  std::string headers_path;
+  std::string layout_fingerprint;
+};
+
+// A located interpreter in one target process.
+class Interpreter {
+ public:
+  virtual ~Interpreter() = default;
+  virtual std::string python_version() const = 0;
+  // Walks every thread into `out`; false if the sample is unusable (torn or
+  // the interpreter is gone). Never throws for what it reads.
+  virtual bool sample(Snapshot& out) = 0;
+};
+
+class PythonModule {
+ public:
+  virtual ~PythonModule() = default;
+  virtual const BuildInfo& build_info() const = 0;
+  // Finds the interpreter state in the target; throws Error when the target
+  // is not this version or cannot be read.
+  virtual std::unique_ptr<Interpreter> locate(const Process& process,
+                                              const PythonBinary& binary) const = 0;
+};
+
+// The command line of every pyflameX.Y: see docs/usage.md.
+int run(const PythonModule& module, int argc, char** argv);
+
+}  // namespace pyflame::core

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what pyflame needs to build and test, from Debian's archive.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libelf-dev zlib1g-dev      # ELF symbol lookup (elfutils)
+  libfmt-dev libspdlog-dev   # formatting and logging
+  libcli11-dev               # command line
+  catch2                     # unit tests
+  python3                    # test harness
+  util-linux                 # setpriv, for the unprivileged-user test
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

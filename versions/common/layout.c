@@ -1,0 +1,275 @@
+/*
+ * Compiled once per Python version, against that version's own headers
+ * (CMake's add_pyflame_version()), to fill the layout table the walker uses.
+ * Every number here comes from offsetof()/sizeof() or from measuring a
+ * bitfield; none is written by hand. C, not C++: the internal headers of
+ * 3.7 - 3.12 use C11 atomics that do not compile as C++.
+ */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <frameobject.h>
+#include <stddef.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x03070000 && PY_VERSION_HEX < 0x03080000
+#include "internal/pystate.h" /* _PyRuntimeState */
+#elif PY_VERSION_HEX >= 0x03080000
+#include "internal/pycore_pystate.h"
+#endif
+#if PY_VERSION_HEX >= 0x03090000
+#include "internal/pycore_runtime.h"
+#endif
+#if PY_VERSION_HEX >= 0x03090000
+#include "internal/pycore_interp.h"
+#endif
+#if PY_VERSION_HEX >= 0x030b0000
+#include "internal/pycore_frame.h"
+#include "internal/pycore_code.h"
+#endif
+#if PY_VERSION_HEX >= 0x030c0000
+#include "internal/pycore_gil.h"
+#endif
+#if PY_VERSION_HEX >= 0x030e0000
+#include "internal/pycore_stackref.h"
+#include "internal/pycore_debug_offsets.h"
+#endif
+
+#include "layout.h"
+
+#define ABSENT PYFLAME_ABSENT
+#define OFF(type, member) ((int64_t)offsetof(type, member))
+#define MEMBER_SIZE(type, member) ((int64_t)sizeof(((type*)0)->member))
+
+/*
+ * Measure a bitfield: set it to all ones in a zeroed object and see which
+ * bits of which byte moved. The macro sets the field through its own name,
+ * so the compiler decides the position.
+ */
+#define MEASURE_BITFIELD(out, type, field_expr)                          \
+  do {                                                                   \
+    type probe_;                                                         \
+    unsigned char bytes_[sizeof(type)];                                  \
+    size_t i_, j_;                                                       \
+    memset(&probe_, 0, sizeof probe_);                                   \
+    --probe_.field_expr; /* unsigned: wraps to all ones */               \
+    memcpy(bytes_, &probe_, sizeof probe_);                              \
+    (out).byte_offset = ABSENT;                                          \
+    for (i_ = 0; i_ < sizeof bytes_ && bytes_[i_] == 0; ++i_) {          \
+    }                                                                    \
+    if (i_ < sizeof bytes_) {                                            \
+      uint32_t m_ = 0;                                                   \
+      for (j_ = 0; j_ < 4 && i_ + j_ < sizeof bytes_; ++j_)              \
+        m_ |= (uint32_t)bytes_[i_ + j_] << (8 * j_);                     \
+      (out).byte_offset = (int64_t)i_;                                   \
+      (out).mask = m_;                                                   \
+      for ((out).shift = 0; !((m_ >> (out).shift) & 1u); ++(out).shift) {\
+      }                                                                  \
+    }                                                                    \
+  } while (0)
+
+#if PY_VERSION_HEX >= 0x030d0000
+#define CHECK(label, debug_field, ours) \
+  {label, (int64_t)offsetof(_Py_DebugOffsets, debug_field), (uint64_t)(ours)}
+/* The _Py_DebugOffsets entries the walker depends on: if the target's own
+ * table disagrees with any of these, it was built from other headers. */
+static const struct pyflame_debug_offset_check debug_checks[] = {
+    CHECK("runtime_state.interpreters_head", runtime_state.interpreters_head,
+          offsetof(_PyRuntimeState, interpreters.head)),
+    CHECK("interpreter_state.next", interpreter_state.next,
+          offsetof(PyInterpreterState, next)),
+    CHECK("interpreter_state.threads_head", interpreter_state.threads_head,
+          offsetof(PyInterpreterState, threads.head)),
+    CHECK("thread_state.next", thread_state.next, offsetof(PyThreadState, next)),
+    CHECK("thread_state.interp", thread_state.interp,
+          offsetof(PyThreadState, interp)),
+    CHECK("thread_state.current_frame", thread_state.current_frame,
+          offsetof(PyThreadState, current_frame)),
+    CHECK("thread_state.thread_id", thread_state.thread_id,
+          offsetof(PyThreadState, thread_id)),
+    CHECK("thread_state.native_thread_id", thread_state.native_thread_id,
+          offsetof(PyThreadState, native_thread_id)),
+    CHECK("interpreter_frame.previous", interpreter_frame.previous,
+          offsetof(_PyInterpreterFrame, previous)),
+    CHECK("interpreter_frame.executable", interpreter_frame.executable,
+          offsetof(_PyInterpreterFrame, f_executable)),
+    CHECK("interpreter_frame.instr_ptr", interpreter_frame.instr_ptr,
+          offsetof(_PyInterpreterFrame, instr_ptr)),
+    CHECK("interpreter_frame.owner", interpreter_frame.owner,
+          offsetof(_PyInterpreterFrame, owner)),
+    CHECK("code_object.filename", code_object.filename,
+          offsetof(PyCodeObject, co_filename)),
+    CHECK("code_object.name", code_object.name, offsetof(PyCodeObject, co_name)),
+    CHECK("code_object.qualname", code_object.qualname,
+          offsetof(PyCodeObject, co_qualname)),
+    CHECK("code_object.linetable", code_object.linetable,
+          offsetof(PyCodeObject, co_linetable)),
+    CHECK("code_object.firstlineno", code_object.firstlineno,
+          offsetof(PyCodeObject, co_firstlineno)),
+    CHECK("code_object.co_code_adaptive", code_object.co_code_adaptive,
+          offsetof(PyCodeObject, co_code_adaptive)),
+    CHECK("pyobject.ob_type", pyobject.ob_type, offsetof(PyObject, ob_type)),
+    CHECK("unicode_object.state", unicode_object.state,
+          offsetof(PyASCIIObject, state)),
+    CHECK("unicode_object.length", unicode_object.length,
+          offsetof(PyASCIIObject, length)),
+    CHECK("unicode_object.asciiobject_size", unicode_object.asciiobject_size,
+          sizeof(PyASCIIObject)),
+    CHECK("interpreter_state.gil_runtime_state_locked",
+          interpreter_state.gil_runtime_state_locked,
+          offsetof(PyInterpreterState, _gil.locked)),
+    CHECK("interpreter_state.gil_runtime_state_holder",
+          interpreter_state.gil_runtime_state_holder,
+          offsetof(PyInterpreterState, _gil.last_holder)),
+#ifdef Py_GIL_DISABLED
+    CHECK("free_threaded", free_threaded, 1),
+#else
+    CHECK("free_threaded", free_threaded, 0),
+#endif
+};
+#undef CHECK
+#endif
+
+static struct pyflame_layout measure(void) {
+  struct pyflame_layout l;
+  memset(&l, 0xff, sizeof l); /* every int64_t field starts ABSENT */
+  l.py_version_hex = PY_VERSION_HEX;
+  l.py_version = PY_VERSION;
+  l.major = PY_MAJOR_VERSION;
+  l.minor = PY_MINOR_VERSION;
+  l.stackref_tag_mask = 0;
+  l.debug_cookie = NULL;
+  l.debug_checks = NULL;
+  l.debug_check_count = 0;
+
+  l.ob_type = OFF(PyObject, ob_type);
+  l.ob_size = OFF(PyVarObject, ob_size);
+
+  /* ---- runtime and interpreter list ---- */
+#if PY_VERSION_HEX >= 0x03070000
+  l.runtime_interpreters_head = OFF(_PyRuntimeState, interpreters.head);
+#endif
+#if PY_VERSION_HEX >= 0x03070000 && PY_VERSION_HEX < 0x030c0000
+  l.runtime_tstate_current = OFF(_PyRuntimeState, gilstate.tstate_current);
+#endif
+  l.interp_next = OFF(PyInterpreterState, next);
+#if PY_VERSION_HEX >= 0x030b0000
+  l.interp_tstate_head = OFF(PyInterpreterState, threads.head);
+#else
+  l.interp_tstate_head = OFF(PyInterpreterState, tstate_head);
+#endif
+#if PY_VERSION_HEX >= 0x030c0000
+  l.interp_gil = OFF(PyInterpreterState, ceval.gil);
+  l.gil_locked = OFF(struct _gil_runtime_state, locked);
+  l.gil_last_holder = OFF(struct _gil_runtime_state, last_holder);
+  l.sizeof_gil_field = MEMBER_SIZE(struct _gil_runtime_state, locked);
+#endif
+
+  /* ---- thread state ---- */
+  l.tstate_next = OFF(PyThreadState, next);
+  l.tstate_interp = OFF(PyThreadState, interp);
+  l.tstate_thread_id = OFF(PyThreadState, thread_id);
+  l.sizeof_tstate = (int64_t)sizeof(PyThreadState);
+#if PY_VERSION_HEX >= 0x030b0000
+  l.tstate_native_thread_id = OFF(PyThreadState, native_thread_id);
+#endif
+
+  /* ---- frames ---- */
+#if PY_VERSION_HEX < 0x030b0000
+  l.frame_model = PYFLAME_FRAME_OBJECTS;
+  l.tstate_frame = OFF(PyThreadState, frame);
+  l.frame_back = OFF(PyFrameObject, f_back);
+  l.frame_code = OFF(PyFrameObject, f_code);
+  l.frame_lasti = OFF(PyFrameObject, f_lasti);
+  l.sizeof_frame_lasti = MEMBER_SIZE(PyFrameObject, f_lasti);
+#if PY_VERSION_HEX >= 0x030a0000
+  l.lasti_unit_bytes = (int64_t)sizeof(_Py_CODEUNIT);
+#else
+  l.lasti_unit_bytes = 1;
+#endif
+#else
+  l.frame_model = PYFLAME_INTERPRETER_FRAMES;
+  l.lasti_unit_bytes = (int64_t)sizeof(_Py_CODEUNIT);
+  l.iframe_previous = OFF(_PyInterpreterFrame, previous);
+  l.iframe_owner = OFF(_PyInterpreterFrame, owner);
+  l.owner_generator = FRAME_OWNED_BY_GENERATOR;
+  l.sizeof_iframe = OFF(_PyInterpreterFrame, localsplus);
+#if PY_VERSION_HEX >= 0x030d0000
+  l.tstate_current_frame = OFF(PyThreadState, current_frame);
+  l.iframe_code = OFF(_PyInterpreterFrame, f_executable);
+  l.iframe_instr = OFF(_PyInterpreterFrame, instr_ptr);
+#else
+  l.tstate_cframe = OFF(PyThreadState, cframe);
+  l.cframe_current_frame = OFF(_PyCFrame, current_frame);
+  l.iframe_code = OFF(_PyInterpreterFrame, f_code);
+  l.iframe_instr = OFF(_PyInterpreterFrame, prev_instr);
+#endif
+#if PY_VERSION_HEX >= 0x030c0000
+  l.owner_cstack = FRAME_OWNED_BY_CSTACK;
+#endif
+#if PY_VERSION_HEX >= 0x030e0000
+  l.owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
+  l.stackref_tag_mask = Py_TAG_BITS;
+#endif
+#endif
+
+  /* ---- code objects ---- */
+  l.code_name = OFF(PyCodeObject, co_name);
+  l.code_filename = OFF(PyCodeObject, co_filename);
+  l.code_firstlineno = OFF(PyCodeObject, co_firstlineno);
+  l.sizeof_code = (int64_t)sizeof(PyCodeObject);
+#if PY_VERSION_HEX >= 0x030b0000
+  l.code_qualname = OFF(PyCodeObject, co_qualname);
+  l.code_adaptive = OFF(PyCodeObject, co_code_adaptive);
+  l.code_firsttraceable = OFF(PyCodeObject, _co_firsttraceable);
+  l.sizeof_firsttraceable = MEMBER_SIZE(PyCodeObject, _co_firsttraceable);
+#endif
+#if PY_VERSION_HEX >= 0x030a0000
+  l.code_line_table = OFF(PyCodeObject, co_linetable);
+#else
+  l.code_line_table = OFF(PyCodeObject, co_lnotab);
+#endif
+#if PY_VERSION_HEX >= 0x030b0000
+  l.line_table_model = PYFLAME_LOCATION_TABLE;
+#elif PY_VERSION_HEX >= 0x030a0000
+  l.line_table_model = PYFLAME_LINETABLE_310;
+#elif PY_VERSION_HEX >= 0x03060000
+  l.line_table_model = PYFLAME_LNOTAB_SIGNED;
+#else
+  l.line_table_model = PYFLAME_LNOTAB_UNSIGNED;
+#endif
+
+  /* ---- strings ---- */
+#if PY_MAJOR_VERSION < 3
+  l.string_model = PYFLAME_STRINGS_BYTES;
+  l.bytes_sval = OFF(PyStringObject, ob_sval);
+#else
+  l.string_model = PYFLAME_STRINGS_PEP393;
+  l.bytes_sval = OFF(PyBytesObject, ob_sval);
+  l.unicode_length = OFF(PyASCIIObject, length);
+  l.sizeof_ascii_object = (int64_t)sizeof(PyASCIIObject);
+  l.sizeof_compact_unicode = (int64_t)sizeof(PyCompactUnicodeObject);
+  MEASURE_BITFIELD(l.unicode_kind, PyASCIIObject, state.kind);
+  MEASURE_BITFIELD(l.unicode_compact, PyASCIIObject, state.compact);
+  MEASURE_BITFIELD(l.unicode_ascii, PyASCIIObject, state.ascii);
+#endif
+
+#if PY_VERSION_HEX >= 0x030d0000
+  l.sizeof_debug_offsets = (int64_t)sizeof(_Py_DebugOffsets);
+  l.debug_offsets_version = OFF(_Py_DebugOffsets, version);
+  l.debug_cookie = _Py_Debug_Cookie;
+  l.debug_cookie_size = MEMBER_SIZE(_Py_DebugOffsets, cookie);
+  l.debug_checks = debug_checks;
+  l.debug_check_count = (int64_t)(sizeof debug_checks / sizeof debug_checks[0]);
+#endif
+  return l;
+}
+
+const struct pyflame_layout* pyflame_measured_layout(void) {
+  static struct pyflame_layout layout;
+  static int measured;
+  if (!measured) {
+    layout = measure();
+    measured = 1;
+  }
+  return &layout;
+}

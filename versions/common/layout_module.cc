@@ -1,0 +1,404 @@
+#include "versions/common/layout_module.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/errors.h"
+#include "versions/common/line_table.h"
+#include "versions/common/remote_object.h"
+
+namespace pyflame::versions {
+
+using core::Error;
+using core::ExitCode;
+using core::RemoteAddr;
+
+namespace {
+
+// Bounds on everything the target could make endless.
+constexpr int kMaxInterpreters = 256;
+constexpr int kMaxThreads = 4096;
+constexpr int kMaxFrames = 16384;
+
+std::string version_from_hex(uint64_t hex) {
+  std::string v = fmt::format("{}.{}.{}", (hex >> 24) & 0xff, (hex >> 16) & 0xff, (hex >> 8) & 0xff);
+  unsigned level = (hex >> 4) & 0xf;
+  static constexpr const char* kLevels[] = {"a", "b", "rc"};
+  if (level >= 0xa && level <= 0xc) v += fmt::format("{}{}", kLevels[level - 0xa], hex & 0xf);
+  return v;
+}
+
+line_table::Format line_format(int model) {
+  switch (model) {
+    case PYFLAME_LNOTAB_UNSIGNED: return line_table::Format::kLnotabUnsigned;
+    case PYFLAME_LNOTAB_SIGNED: return line_table::Format::kLnotabSigned;
+    case PYFLAME_LINETABLE_310: return line_table::Format::kLinetable310;
+    default: return line_table::Format::kLocationTable;
+  }
+}
+
+// What a code object says, read once per code object.
+struct CodeInfo {
+  std::string name;
+  std::optional<std::string> qualname;
+  std::string filename;
+  int first_line = 0;
+  std::string line_table;
+  // The pointers these were read from: a code object freed and another
+  // allocated at the same address is caught by comparing them.
+  std::array<uint64_t, 4> identity{};
+};
+
+class LayoutInterpreter : public core::Interpreter {
+ public:
+  LayoutInterpreter(const pyflame_layout& l, const core::Process& process,
+                    const core::PythonBinary& binary)
+      : l_(l), objects_(l, process), process_(process) {
+    locate(binary);
+  }
+
+  std::string python_version() const override { return version_; }
+  bool sample(core::Snapshot& out) override;
+
+ private:
+  void locate(const core::PythonBinary& binary);
+  void check_debug_offsets(const core::PythonBinary& binary);
+  std::optional<RemoteAddr> scan_for_interp_head(const core::PythonBinary& binary) const;
+  bool looks_like_interpreter(RemoteAddr interp) const;
+
+  std::optional<RemoteAddr> gil_holder(RemoteAddr interp) const;
+  void walk_frame_objects(RemoteAddr frame, core::ThreadSample& thread);
+  void walk_interpreter_frames(RemoteAddr frame, core::ThreadSample& thread);
+  // The frame for `code` at instruction byte offset `offset` (nullopt: no line).
+  core::Frame make_frame(RemoteAddr code, std::optional<int64_t> offset);
+  const CodeInfo* code_info(RemoteAddr code);
+
+  const pyflame_layout& l_;
+  RemoteObjects objects_;
+  const core::Process& process_;
+  std::string version_;
+  RemoteAddr interp_head_slot_;     // address of the pointer to the first interpreter
+  RemoteAddr tstate_current_slot_;  // address of the GIL holder's thread state (<= 3.11)
+  std::unordered_map<RemoteAddr, CodeInfo> code_cache_;
+};
+
+std::optional<RemoteAddr> require(const core::PythonBinary& binary, const char* name) {
+  return binary.symbol(name);
+}
+
+void LayoutInterpreter::locate(const core::PythonBinary& binary) {
+  const int pid = process_.pid();
+  auto missing = [&](const char* what) {
+    return Error(ExitCode::kNotPython,
+                 fmt::format("pyflame: process {}: {} has no symbol {}; it is not a CPython "
+                             "{}.{} interpreter pyflame can read",
+                             pid, binary.target_path(), what, l_.major, l_.minor));
+  };
+  TypeAddrs types;
+  auto code_type = require(binary, "PyCode_Type");
+  if (!code_type) throw missing("PyCode_Type");
+  types.code = *code_type;
+  if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
+    auto t = require(binary, "PyFrame_Type");
+    if (!t) throw missing("PyFrame_Type");
+    types.frame = *t;
+  }
+  const char* text_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyUnicode_Type";
+  const char* bytes_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyBytes_Type";
+  auto text = require(binary, text_type);
+  auto bytes = require(binary, bytes_type);
+  if (!text) throw missing(text_type);
+  if (!bytes) throw missing(bytes_type);
+  types.text = *text;
+  types.bytes = *bytes;
+  objects_.set_types(types);
+
+  version_ = binary.version().full;
+  if (l_.runtime_interpreters_head != PYFLAME_ABSENT) {
+    auto runtime = require(binary, "_PyRuntime");
+    if (!runtime) throw missing("_PyRuntime");
+    interp_head_slot_ = *runtime + l_.runtime_interpreters_head;
+    if (l_.runtime_tstate_current != PYFLAME_ABSENT)
+      tstate_current_slot_ = *runtime + l_.runtime_tstate_current;
+    if (l_.debug_checks != nullptr) check_debug_offsets(binary);
+  } else {
+    // 2.7 and 3.6 keep the list head in a static variable (pystate.c's
+    // interp_head): use the symbol where .symtab survives, else look.
+    if (auto head = require(binary, "interp_head")) {
+      interp_head_slot_ = *head;
+    } else if (auto found = scan_for_interp_head(binary)) {
+      interp_head_slot_ = *found;
+    } else {
+      throw Error(ExitCode::kNotPython,
+                  fmt::format("pyflame: process {}: cannot find the interpreter list in {} "
+                              "(no interp_head symbol, and no pointer to an interpreter state in "
+                              "its data); has the interpreter started?",
+                              pid, binary.target_path()));
+    }
+    if (auto current = require(binary, "_PyThreadState_Current")) tstate_current_slot_ = *current;
+  }
+  auto head = objects_.read_pointer(interp_head_slot_);
+  if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid, "reading the interpreter list");
+  if (head->is_null())
+    throw Error(ExitCode::kNotPython,
+                fmt::format("pyflame: process {} has a Python {}.{} runtime but no interpreter "
+                            "(not started yet, or already finalized)",
+                            pid, l_.major, l_.minor));
+}
+
+void LayoutInterpreter::check_debug_offsets(const core::PythonBinary& binary) {
+  // 3.13+ publish their own offsets at the start of _PyRuntime; refuse to
+  // read a target whose table disagrees with the one our headers produce.
+  auto runtime = *binary.symbol("_PyRuntime");
+  std::vector<std::byte> table(static_cast<size_t>(l_.sizeof_debug_offsets));
+  if (!process_.read(runtime, table))
+    core::throw_for_errno(errno ? errno : ESRCH, process_.pid(), "reading _Py_DebugOffsets");
+  if (std::memcmp(table.data(), l_.debug_cookie, static_cast<size_t>(l_.debug_cookie_size)) != 0)
+    throw Error(ExitCode::kWrongVersion,
+                fmt::format("pyflame: process {}: _PyRuntime does not start with the debug "
+                            "cookie of Python {}.{}; refusing to guess its layout",
+                            process_.pid(), l_.major, l_.minor));
+  uint64_t hex = 0;
+  std::memcpy(&hex, table.data() + l_.debug_offsets_version, sizeof hex);
+  version_ = version_from_hex(hex);
+  std::string differences;
+  for (int64_t i = 0; i < l_.debug_check_count; ++i) {
+    const pyflame_debug_offset_check& check = l_.debug_checks[i];
+    uint64_t theirs = 0;
+    std::memcpy(&theirs, table.data() + check.position, sizeof theirs);
+    if (theirs != check.expected)
+      differences += fmt::format(" {} is {} (ours {});", check.name, theirs, check.expected);
+  }
+  if (!differences.empty())
+    throw Error(ExitCode::kWrongVersion,
+                fmt::format("pyflame: process {} runs Python {} whose _Py_DebugOffsets differ "
+                            "from the headers of Python {} this binary was built from:{} "
+                            "refusing to read it. Rebuild pyflame{}.{} against this interpreter's "
+                            "headers (-DPYFLAME_PYTHONS)",
+                            process_.pid(), version_, l_.py_version, differences, l_.major,
+                            l_.minor));
+}
+
+bool LayoutInterpreter::looks_like_interpreter(RemoteAddr interp) const {
+  // An interpreter's first thread state points back at it.
+  auto tstate = objects_.read_pointer(interp + l_.interp_tstate_head);
+  if (!tstate || tstate->is_null()) return false;
+  auto back = objects_.read_pointer(*tstate + l_.tstate_interp);
+  return back && *back == interp;
+}
+
+std::optional<RemoteAddr> LayoutInterpreter::scan_for_interp_head(
+    const core::PythonBinary& binary) const {
+  for (auto [start, size] : binary.writable_ranges()) {
+    if (size > (64u << 20)) continue;
+    std::vector<uint64_t> words(size / sizeof(uint64_t));
+    if (!process_.read(start, std::as_writable_bytes(std::span(words)))) continue;
+    for (size_t i = 0; i < words.size(); ++i) {
+      uint64_t w = words[i];
+      if (w < 4096 || (w & 7) != 0) continue;
+      if (looks_like_interpreter(RemoteAddr(w))) return start + static_cast<int64_t>(i * 8);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr interp) const {
+  if (tstate_current_slot_) return objects_.read_pointer(tstate_current_slot_);
+  if (l_.interp_gil == PYFLAME_ABSENT) return std::nullopt;
+  auto gil = objects_.read_pointer(interp + l_.interp_gil);
+  if (!gil || gil->is_null()) return std::nullopt;
+  auto locked = objects_.read_int(*gil + l_.gil_locked, l_.sizeof_gil_field);
+  if (!locked) return std::nullopt;
+  if (*locked == 0) return RemoteAddr();  // nobody holds it
+  return objects_.read_pointer(*gil + l_.gil_last_holder);
+}
+
+bool LayoutInterpreter::sample(core::Snapshot& out) {
+  auto interp = objects_.read_pointer(interp_head_slot_);
+  if (!interp || interp->is_null()) return false;
+  std::unordered_set<RemoteAddr> seen_interps;
+  for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
+    if (!seen_interps.insert(*interp).second) return false;  // a cycle: torn or hostile
+    std::optional<RemoteAddr> holder = gil_holder(*interp);
+    auto tstate = objects_.read_pointer(*interp + l_.interp_tstate_head);
+    if (!tstate) return false;
+    std::unordered_set<RemoteAddr> seen_threads;
+    std::vector<std::byte> ts(static_cast<size_t>(l_.sizeof_tstate));
+    for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
+      if (!seen_threads.insert(*tstate).second || !process_.read(*tstate, ts)) return false;
+      core::ThreadSample thread;
+      thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
+      if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
+        thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
+      if (holder) thread.holds_gil = *holder == *tstate;
+      if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
+        walk_frame_objects(RemoteAddr(load<uint64_t>(ts, l_.tstate_frame)), thread);
+      } else {
+        RemoteAddr frame;
+        if (l_.tstate_current_frame != PYFLAME_ABSENT) {
+          frame = RemoteAddr(load<uint64_t>(ts, l_.tstate_current_frame));
+        } else {
+          auto cframe = RemoteAddr(load<uint64_t>(ts, l_.tstate_cframe));
+          if (cframe) {
+            auto f = objects_.read_pointer(cframe + l_.cframe_current_frame);
+            if (!f) thread.truncated = true;
+            frame = f.value_or(RemoteAddr());
+          }
+        }
+        walk_interpreter_frames(frame, thread);
+      }
+      out.threads.push_back(std::move(thread));
+      tstate = RemoteAddr(load<uint64_t>(ts, l_.tstate_next));
+    }
+    interp = objects_.read_pointer(*interp + l_.interp_next);
+    if (!interp) return false;
+  }
+  return true;
+}
+
+void LayoutInterpreter::walk_frame_objects(RemoteAddr frame, core::ThreadSample& thread) {
+  std::unordered_set<RemoteAddr> seen;
+  const int64_t header = std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8;
+  std::vector<std::byte> buf(static_cast<size_t>(header));
+  for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames || !seen.insert(frame).second || !process_.read(frame, buf) ||
+        RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().frame) {
+      thread.frames.push_back(unknown_frame());
+      thread.truncated = true;
+      return;
+    }
+    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(buf, l_.frame_lasti)
+                                               : load<int64_t>(buf, l_.frame_lasti);
+    // f_lasti is -1 before the first instruction runs.
+    std::optional<int64_t> offset;
+    if (lasti >= 0) offset = lasti * l_.lasti_unit_bytes;
+    thread.frames.push_back(make_frame(RemoteAddr(load<uint64_t>(buf, l_.frame_code)), offset));
+    frame = RemoteAddr(load<uint64_t>(buf, l_.frame_back));
+  }
+}
+
+void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, core::ThreadSample& thread) {
+  std::unordered_set<RemoteAddr> seen;
+  std::vector<std::byte> buf(static_cast<size_t>(l_.sizeof_iframe));
+  for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames || !seen.insert(frame).second || !process_.read(frame, buf)) {
+      thread.frames.push_back(unknown_frame());
+      thread.truncated = true;
+      return;
+    }
+    RemoteAddr previous(load<uint64_t>(buf, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(load<int8_t>(buf, l_.iframe_owner));
+    // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
+    // bookkeeping, not Python code.
+    if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
+      frame = previous;
+      continue;
+    }
+    RemoteAddr code(load<uint64_t>(buf, l_.iframe_code) & ~l_.stackref_tag_mask);
+    RemoteAddr instr(load<uint64_t>(buf, l_.iframe_instr));
+    int64_t offset = instr - (code + l_.code_adaptive);
+    // A frame whose first instruction has not run yet is incomplete
+    // (CPython's _PyFrame_IsIncomplete): it is not shown by CPython either.
+    if (owner != l_.owner_generator && code_info(code) != nullptr) {
+      auto first = objects_.read_int(code + l_.code_firsttraceable, l_.sizeof_firsttraceable);
+      if (first && offset < *first * l_.lasti_unit_bytes) {
+        frame = previous;
+        continue;
+      }
+    }
+    thread.frames.push_back(make_frame(code, offset));
+    frame = previous;
+  }
+}
+
+core::Frame LayoutInterpreter::make_frame(RemoteAddr code, std::optional<int64_t> offset) {
+  const CodeInfo* info = code_info(code);
+  if (info == nullptr) return unknown_frame();
+  core::Frame f;
+  f.function = info->name;
+  f.qualname = info->qualname;
+  f.filename = info->filename;
+  if (offset && *offset >= 0 && *offset <= INT32_MAX) {
+    auto table = std::as_bytes(std::span(info->line_table.data(), info->line_table.size()));
+    f.line = line_table::line_for_offset(line_format(l_.line_table_model), table,
+                                         info->first_line, static_cast<int>(*offset));
+  }
+  return f;
+}
+
+const CodeInfo* LayoutInterpreter::code_info(RemoteAddr code) {
+  if (!code) return nullptr;
+  const int64_t header = std::max({l_.code_name, l_.code_filename, l_.code_qualname,
+                                   l_.code_line_table, l_.code_firstlineno}) + 8;
+  std::vector<std::byte> buf(static_cast<size_t>(header));
+  if (!process_.read(code, buf) || RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().code)
+    return nullptr;
+  std::array<uint64_t, 4> identity{
+      load<uint64_t>(buf, l_.code_name), load<uint64_t>(buf, l_.code_filename),
+      l_.code_qualname != PYFLAME_ABSENT ? load<uint64_t>(buf, l_.code_qualname) : 0,
+      load<uint64_t>(buf, l_.code_line_table)};
+  if (auto it = code_cache_.find(code); it != code_cache_.end() && it->second.identity == identity)
+    return &it->second;
+  CodeInfo info;
+  info.identity = identity;
+  auto name = objects_.read_text(RemoteAddr(identity[0]));
+  auto filename = objects_.read_text(RemoteAddr(identity[1]));
+  auto table = objects_.read_bytes(RemoteAddr(identity[3]));
+  if (!name || !filename || !table) return nullptr;
+  info.name = std::move(*name);
+  info.filename = std::move(*filename);
+  info.line_table = std::move(*table);
+  if (identity[2] != 0) info.qualname = objects_.read_text(RemoteAddr(identity[2]));
+  info.first_line = load<int32_t>(buf, l_.code_firstlineno);
+  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
+  return &(code_cache_[code] = std::move(info));
+}
+
+}  // namespace
+
+LayoutModule::LayoutModule(const pyflame_layout& layout, const char* headers_path)
+    : layout_(layout) {
+  info_.major = layout.major;
+  info_.minor = layout.minor;
+  info_.headers_version = layout.py_version;
+  info_.headers_path = headers_path;
+  info_.layout_fingerprint = layout_fingerprint(layout);
+}
+
+std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::Process& process,
+                                                        const core::PythonBinary& binary) const {
+  return std::make_unique<LayoutInterpreter>(layout_, process, binary);
+}
+
+std::string layout_fingerprint(const pyflame_layout& l) {
+  // FNV-1a over every offset and size, in declaration order.
+  const int64_t fields[] = {
+      l.frame_model, l.string_model, l.line_table_model, l.lasti_unit_bytes,
+      static_cast<int64_t>(l.stackref_tag_mask), l.ob_type, l.ob_size,
+      l.runtime_interpreters_head, l.runtime_tstate_current, l.interp_next,
+      l.interp_tstate_head, l.interp_gil, l.gil_locked, l.gil_last_holder, l.sizeof_gil_field,
+      l.tstate_next, l.tstate_interp, l.tstate_frame, l.tstate_cframe, l.cframe_current_frame,
+      l.tstate_current_frame, l.tstate_thread_id, l.tstate_native_thread_id, l.sizeof_tstate,
+      l.frame_back, l.frame_code, l.frame_lasti, l.sizeof_frame_lasti, l.iframe_code,
+      l.iframe_previous, l.iframe_instr, l.iframe_owner, l.sizeof_iframe, l.owner_cstack,
+      l.owner_interpreter, l.owner_generator, l.code_name, l.code_qualname, l.code_filename,
+      l.code_firstlineno, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
+      l.sizeof_firsttraceable, l.sizeof_code, l.bytes_sval, l.unicode_length,
+      l.unicode_kind.byte_offset, l.unicode_kind.mask, l.unicode_compact.byte_offset,
+      l.unicode_compact.mask, l.unicode_ascii.byte_offset, l.unicode_ascii.mask,
+      l.sizeof_ascii_object, l.sizeof_compact_unicode, l.sizeof_debug_offsets};
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (int64_t f : fields) {
+    for (int i = 0; i < 8; ++i) {
+      hash ^= (static_cast<uint64_t>(f) >> (8 * i)) & 0xff;
+      hash *= 0x100000001b3ull;
+    }
+  }
+  return fmt::format("{:016x}", hash);
+}
+
+}  // namespace pyflame::versions

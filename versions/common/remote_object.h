@@ -1,0 +1,63 @@
+// Reading CPython objects out of a target, checked before they are trusted:
+// type pointer, size bounds, string representation.
+#pragma once
+
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core/process.h"
+#include "core/snapshot.h"
+#include "versions/common/layout.h"
+
+namespace pyflame::versions {
+
+// The target's own type objects: a remote object is what it claims only if
+// its ob_type is one of these addresses.
+struct TypeAddrs {
+  core::RemoteAddr code, frame, text, bytes;
+};
+
+// A field of a struct copied from the target. The buffer was sized from the
+// layout, so an out-of-range offset is a bug of ours, not of the target.
+template <typename T>
+T load(std::span<const std::byte> buf, int64_t offset) {
+  T value{};
+  if (offset >= 0 && static_cast<size_t>(offset) + sizeof(T) <= buf.size())
+    std::memcpy(&value, buf.data() + offset, sizeof(T));
+  return value;
+}
+
+inline core::Frame unknown_frame() { return {"<unknown>", std::nullopt, "<unknown>", std::nullopt}; }
+
+// PEP 393 string data of `kind` (1: latin-1, 2: UCS-2, 4: UCS-4) as UTF-8;
+// nullopt for an invalid kind or code point.
+std::optional<std::string> pep393_to_utf8(int kind, std::span<const std::byte> data);
+
+class RemoteObjects {
+ public:
+  // Names and file names are short; anything longer is not a real one.
+  static constexpr int64_t kMaxStringChars = 4096;
+  static constexpr int64_t kMaxTableBytes = 1 << 20;
+
+  RemoteObjects(const pyflame_layout& layout, const core::Process& process)
+      : l_(layout), process_(process) {}
+
+  void set_types(const TypeAddrs& types) { types_ = types; }
+  const TypeAddrs& types() const { return types_; }
+
+  std::optional<core::RemoteAddr> read_pointer(core::RemoteAddr addr) const;
+  std::optional<int64_t> read_int(core::RemoteAddr addr, int64_t size) const;
+  // co_name / co_filename / co_qualname: str (3.x) or PyString (2.7).
+  std::optional<std::string> read_text(core::RemoteAddr object) const;
+  // co_lnotab / co_linetable: bytes (3.x) or PyString (2.7).
+  std::optional<std::string> read_bytes(core::RemoteAddr object) const;
+
+ private:
+  const pyflame_layout& l_;
+  const core::Process& process_;
+  TypeAddrs types_;
+};
+
+}  // namespace pyflame::versions
