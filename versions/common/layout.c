@@ -203,10 +203,11 @@ static struct pyflame_layout measure(void) {
   l.iframe_code = OFF(_PyInterpreterFrame, f_code);
   l.iframe_instr = OFF(_PyInterpreterFrame, prev_instr);
 #endif
-#if PY_VERSION_HEX >= 0x030c0000
+#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
   l.owner_cstack = FRAME_OWNED_BY_CSTACK;
 #endif
 #if PY_VERSION_HEX >= 0x030e0000
+  /* 3.14 folded the C-stack shim frames into this owner. */
   l.owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
   l.stackref_tag_mask = Py_TAG_BITS;
 #endif

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "versions/common/line_table.h"
 #include "versions/common/remote_object.h"
 
@@ -131,6 +132,8 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
     if (auto head = require(binary, "interp_head")) {
       interp_head_slot_ = *head;
     } else if (auto found = scan_for_interp_head(binary)) {
+      PYFLAME_DEBUG_LOG("no interp_head symbol; found the list head at {:#x} by scanning",
+                        found->value());
       interp_head_slot_ = *found;
     } else {
       throw Error(ExitCode::kNotPython,
@@ -184,11 +187,32 @@ void LayoutInterpreter::check_debug_offsets(const core::PythonBinary& binary) {
 }
 
 bool LayoutInterpreter::looks_like_interpreter(RemoteAddr interp) const {
-  // An interpreter's first thread state points back at it.
+  // Every thread state of an interpreter points back at it, and the list
+  // ends. (A type object, whose ob_type is itself, must not pass: the first
+  // thread state must not be the candidate itself.)
   auto tstate = objects_.read_pointer(interp + l_.interp_tstate_head);
-  if (!tstate || tstate->is_null()) return false;
-  auto back = objects_.read_pointer(*tstate + l_.tstate_interp);
-  return back && *back == interp;
+  if (!tstate || tstate->is_null() || *tstate == interp) return false;
+  std::unordered_set<RemoteAddr> seen;
+  for (RemoteAddr t = *tstate; t; ) {
+    if (seen.size() >= static_cast<size_t>(kMaxThreads) || !seen.insert(t).second) return false;
+    auto back = objects_.read_pointer(t + l_.tstate_interp);
+    auto next = objects_.read_pointer(t + l_.tstate_next);
+    if (!back || *back != interp || !next) return false;
+    // In 2.7 and 3.6 interp->tstate_head and tstate->interp sit at the same
+    // offset, so a pointer to a thread state passes the test above too. A
+    // thread state's frame is NULL or a frame object; the field at the same
+    // offset of an interpreter state is not.
+    if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
+      auto frame = objects_.read_pointer(t + l_.tstate_frame);
+      if (!frame) return false;
+      if (*frame) {
+        auto type = objects_.read_pointer(*frame + l_.ob_type);
+        if (!type || *type != objects_.types().frame) return false;
+      }
+    }
+    t = *next;
+  }
+  return true;
 }
 
 std::optional<RemoteAddr> LayoutInterpreter::scan_for_interp_head(
@@ -219,7 +243,10 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr interp) const
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
   auto interp = objects_.read_pointer(interp_head_slot_);
-  if (!interp || interp->is_null()) return false;
+  if (!interp || interp->is_null()) {
+    PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
+    return false;
+  }
   std::unordered_set<RemoteAddr> seen_interps;
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
     if (!seen_interps.insert(*interp).second) return false;  // a cycle: torn or hostile
@@ -229,7 +256,10 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
     std::unordered_set<RemoteAddr> seen_threads;
     std::vector<std::byte> ts(static_cast<size_t>(l_.sizeof_tstate));
     for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
-      if (!seen_threads.insert(*tstate).second || !process_.read(*tstate, ts)) return false;
+      if (!seen_threads.insert(*tstate).second || !process_.read(*tstate, ts)) {
+        PYFLAME_DEBUG_LOG("cannot read thread state {:#x}", tstate->value());
+        return false;
+      }
       core::ThreadSample thread;
       thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
       if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
