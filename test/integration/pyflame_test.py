@@ -1,0 +1,485 @@
+"""Shared helpers for the pyflame integration tests.
+
+Reads the interpreter manifest written by test/interpreters/provision.sh,
+starts target processes the way a manifest row says (clean environment plus
+the row's variables, inside its chroot if it has one), waits for their
+readiness signal with a deadline, runs the profiler with a deadline, and
+always kills and reaps what it started.
+
+Runs under the host's python3 (3.9+); standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+# Exit codes of pyflameX.Y (the interface under test).
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NO_PROCESS = 3
+EXIT_PERMISSION = 4
+EXIT_NOT_PYTHON = 5
+EXIT_WRONG_VERSION = 6
+EXIT_TARGET_EXITED = 7
+
+# Exit codes of the tests themselves (CTest: SKIP_RETURN_CODE 77).
+TEST_PASS = 0
+TEST_FAIL = 1
+TEST_SKIP = 77
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURE = os.path.join(HERE, "fixture_dump.py")
+FIXTURE_MODULE = "pyflame_fixture_mod.py"  # the fixture's copy, see fixture_dump.py
+NON_ASCII_DIR = "dir_\u00f1_\u95a2"
+DEFAULT_MANIFEST = os.path.join(
+    os.environ.get("PYFLAME_TEST_INTERPRETERS") or "/var/cache/pyflame/interpreters",
+    "manifest.tsv")
+MANIFEST_COLUMNS = ["name", "minor", "version", "mode", "root", "python", "headers", "env"]
+
+# Deadlines (seconds); PYFLAME_TEST_TIMEOUT_SCALE stretches them on slow machines.
+TIMEOUT_SCALE = float(os.environ.get("PYFLAME_TEST_TIMEOUT_SCALE") or "1")
+READY_TIMEOUT = 60 * TIMEOUT_SCALE
+PROFILER_TIMEOUT = 30 * TIMEOUT_SCALE
+STATE_TIMEOUT = 10 * TIMEOUT_SCALE
+
+# The environment targets start with, as provision.sh's run_py does (env -i).
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LC_ALL": "C.UTF-8",  # 3.6 decodes argv (the non-ASCII --moddir) by locale
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+class Skip(Exception):
+    """The environment cannot run this test; the message says why."""
+
+
+class Failure(Exception):
+    """A test assertion failed; the message says how."""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main_wrapper(function) -> None:
+    """Runs FUNCTION() -> exit code, mapping Skip to 77 with a visible reason."""
+    try:
+        code = function()
+    except Skip as e:
+        log("SKIP: %s" % e)
+        code = TEST_SKIP
+    except Failure as e:
+        log("FAIL: %s" % e)
+        code = TEST_FAIL
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- manifest
+
+
+@dataclasses.dataclass
+class Interpreter:
+    name: str
+    minor: str
+    version: str
+    mode: str
+    root: str
+    python: str
+    headers: str
+    env: Dict[str, str]
+
+    @property
+    def chrooted(self) -> bool:
+        return os.path.normpath(self.root) != "/"
+
+    def host_path(self, inside: str) -> str:
+        """The host's path of INSIDE, a path as the interpreter sees it."""
+        if not self.chrooted:
+            return inside
+        return os.path.join(self.root, inside.lstrip("/"))
+
+    def inside_path(self, host: str) -> str:
+        if not self.chrooted:
+            return host
+        rel = os.path.relpath(host, self.root)
+        if rel.startswith(".."):
+            raise ValueError("%s is outside %s" % (host, self.root))
+        return "/" + rel
+
+    def command(self, args: Sequence[str]) -> List[str]:
+        prefix = [shutil.which("chroot", path="/usr/sbin:/usr/bin:/sbin:/bin") or "chroot",
+                  self.root] if self.chrooted else []
+        return prefix + [self.python] + list(args)
+
+    def environment(self) -> Dict[str, str]:
+        env = dict(BASE_ENV)
+        env.update(self.env)
+        return env
+
+    def temp_dir(self) -> str:
+        """A fresh host directory the interpreter can see (inside its root)."""
+        parent = None
+        if self.chrooted:
+            parent = os.path.join(self.root, "tmp")
+            os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix="pyflame-test-", dir=parent)
+
+
+def read_manifest(path: str) -> List[Interpreter]:
+    if not os.path.isfile(path):
+        raise Skip("no interpreter manifest at %s (run test/interpreters/provision.sh)" % path)
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    header = lines[0].split("\t") if lines else []
+    if header[:len(MANIFEST_COLUMNS)] != MANIFEST_COLUMNS:
+        raise Failure("%s: header is %r, expected %r" % (path, header, MANIFEST_COLUMNS))
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) < len(MANIFEST_COLUMNS):
+            raise Failure("%s:%d: %d columns, expected %d"
+                          % (path, number, len(cells), len(MANIFEST_COLUMNS)))
+        row = dict(zip(MANIFEST_COLUMNS, cells))
+        env = {}
+        if row["env"] not in ("", "-"):
+            for pair in row["env"].split():
+                key, sep, value = pair.partition("=")
+                if not sep:
+                    raise Failure("%s:%d: env entry %r is not VAR=value" % (path, number, pair))
+                env[key] = value
+        rows.append(Interpreter(row["name"], row["minor"], row["version"], row["mode"],
+                                row["root"], row["python"], row["headers"], env))
+    return rows
+
+
+def find_interpreter(manifest: str, name: str) -> Interpreter:
+    for interp in read_manifest(manifest):
+        if interp.name == name:
+            if not os.access(interp.host_path(interp.python), os.X_OK):
+                raise Skip("%s: %s is not executable" % (name, interp.host_path(interp.python)))
+            return interp
+    raise Skip("interpreter %s is not in %s" % (name, manifest))
+
+
+def profiler_path(bin_dir: str, minor: str) -> str:
+    path = os.path.join(bin_dir, "pyflame" + minor)
+    if not os.access(path, os.X_OK):
+        raise Skip("profiler %s not built" % path)
+    return path
+
+
+# ------------------------------------------------------------------ targets
+
+
+class Target:
+    """A started target process; close() kills and reaps it, always."""
+
+    def __init__(self, interp: Interpreter, args: Sequence[str], tmpdir: str,
+                 pass_fds: Sequence[int] = (), stdout=subprocess.DEVNULL):
+        self.interp = interp
+        self.tmpdir = tmpdir
+        self.ready: Optional[dict] = None
+        self.stderr_file = tempfile.TemporaryFile()
+        self.argv = interp.command(args)
+        self.proc = subprocess.Popen(
+            self.argv, env=interp.environment(), stdin=subprocess.PIPE, stdout=stdout,
+            stderr=self.stderr_file, pass_fds=tuple(pass_fds), cwd="/",
+            start_new_session=True)
+        # `chroot ROOT PYTHON` execs PYTHON: the pid is the interpreter's.
+        self.pid = self.proc.pid
+
+    def stderr_text(self) -> str:
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode("utf-8", "replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log("WARNING: target %d did not die" % self.pid)
+        self.stderr_file.close()
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_line(fd: int, target: Target, timeout: float, what: str) -> bytes:
+    """Reads from FD until a newline; Failure on EOF, timeout or target death."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Failure("%s: no readiness signal within %.0fs\n%s"
+                          % (what, timeout, target.stderr_text()))
+        readable, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if not readable:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            target.proc.poll()
+            raise Failure("%s exited (status %s) before it was ready; stderr:\n%s"
+                          % (what, target.proc.returncode, target.stderr_text()))
+        data += chunk
+    return data
+
+
+def start_fixture(interp: Interpreter) -> Target:
+    """Starts fixture_dump.py under INTERP and waits for its readiness line."""
+    tmpdir = interp.temp_dir()
+    try:
+        fixture = os.path.join(tmpdir, "fixture_dump.py")
+        moddir = os.path.join(tmpdir, NON_ASCII_DIR)
+        os.mkdir(moddir)
+        shutil.copyfile(FIXTURE, fixture)
+        shutil.copyfile(FIXTURE, os.path.join(moddir, FIXTURE_MODULE))
+        os.chmod(tmpdir, 0o755)
+        rfd, wfd = os.pipe()
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    args = [interp.inside_path(fixture), "--ready-fd", str(wfd),
+            "--moddir", interp.inside_path(moddir)]
+    try:
+        target = Target(interp, args, tmpdir, pass_fds=[wfd])
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        os.close(rfd)
+        raise
+    finally:
+        os.close(wfd)
+    try:
+        line = read_line(rfd, target, READY_TIMEOUT, "fixture under %s" % interp.name)
+        target.ready = json.loads(line.decode("ascii"))
+        # The main thread announces from a deeper frame, then blocks reading
+        # stdin: only once it sits in read(0, ...) is its stack the expected one.
+        why = wait_for_syscall(target.pid, target.pid, "read", 0, READY_TIMEOUT)
+        if why:
+            raise Failure("fixture under %s: main thread never blocked reading stdin: %s"
+                          % (interp.name, why))
+    except BaseException:
+        target.close()
+        raise
+    finally:
+        os.close(rfd)
+    return target
+
+
+def start_python(interp: Interpreter, code: str) -> Target:
+    """Starts `python -c CODE`; CODE must print a line once it is ready."""
+    target = Target(interp, ["-c", code], "", stdout=subprocess.PIPE)
+    try:
+        read_line(target.proc.stdout.fileno(), target, READY_TIMEOUT,
+                  "python -c under %s" % interp.name)
+    except BaseException:
+        target.close()
+        raise
+    return target
+
+
+# Idles in the main thread (blocked reading stdin) and answers "pong" to each
+# line it reads; 2.7-compatible.
+PINGPONG_CODE = (
+    "import sys\n"
+    "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+    "while True:\n"
+    "    if not sys.stdin.readline(): break\n"
+    "    sys.stdout.write('pong\\n'); sys.stdout.flush()\n"
+)
+
+
+# ----------------------------------------------------------------- profiler
+
+
+@dataclasses.dataclass
+class Result:
+    argv: List[str]
+    returncode: Optional[int]  # None: timed out
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+    @property
+    def stdout_text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def status(self) -> str:
+        if self.returncode is None:
+            return "timed out after %.1fs" % self.seconds
+        if self.returncode < 0:
+            return "killed by signal %s" % signal.Signals(-self.returncode).name
+        return "exit %d" % self.returncode
+
+    def describe(self) -> str:
+        return ("$ %s\n%s\n--- stdout ---\n%s\n--- stderr ---\n%s"
+                % (" ".join(self.argv), self.status(), clip(self.stdout_text),
+                   clip(self.stderr_text)))
+
+
+def clip(s: str, limit: int = 4000) -> str:
+    return s if len(s) <= limit else s[:limit] + "\n... (%d more chars)" % (len(s) - limit)
+
+
+def run(argv: Sequence[str], timeout: float = PROFILER_TIMEOUT,
+        as_user: Optional[int] = None) -> Result:
+    """Runs ARGV with a deadline; a hang is reported as returncode None."""
+    argv = list(argv)
+    if as_user is not None:
+        if shutil.which("setpriv"):
+            argv = ["setpriv", "--reuid=%d" % as_user, "--regid=%d" % as_user,
+                    "--clear-groups", "--"] + argv
+        else:
+            import pwd
+            argv = ["runuser", "-u", pwd.getpwuid(as_user).pw_name, "--"] + argv
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: Optional[int] = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        code = None
+    return Result(argv, code, out, err, time.monotonic() - start)
+
+
+def dump(profiler: str, pid: int, json_output: bool = True, blocking: bool = False,
+         timeout: float = PROFILER_TIMEOUT) -> Result:
+    argv = [profiler, "dump", "-p", str(pid)]
+    if json_output:
+        argv.append("--json")
+    if blocking:
+        argv.append("--blocking")
+    return run(argv, timeout)
+
+
+def parse_json_document(result: Result) -> dict:
+    """Stdout as exactly one JSON object, or Failure."""
+    try:
+        doc = json.loads(result.stdout.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Failure("stdout is not one JSON document (%s)\n%s" % (e, result.describe()))
+    if not isinstance(doc, dict):
+        raise Failure("JSON document is not an object\n%s" % result.describe())
+    return doc
+
+
+# ------------------------------------------------------------------- /proc
+
+
+def task_states(pid: int) -> Dict[int, str]:
+    """{tid: state letter} from /proc/PID/task/*/stat ({} if PID is gone)."""
+    states = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        # Field 3, after the parenthesised comm (which may hold ") ").
+        states[int(tid)] = stat[stat.rindex(")") + 2]
+    return states
+
+
+# System call numbers for /proc/PID/task/TID/syscall, per machine.
+SYSCALL_NUMBERS = {
+    "x86_64": {"read": 0},
+    "aarch64": {"read": 63},
+}
+
+
+def wait_for_syscall(pid: int, tid: int, name: str, first_arg: int, timeout: float) -> str:
+    """Polls until task TID of PID is blocked in system call NAME with first
+    argument FIRST_ARG; returns "" or why not."""
+    number = SYSCALL_NUMBERS.get(os.uname().machine, {}).get(name)
+    path = "/proc/%d/task/%d/syscall" % (pid, tid)
+    if number is None or not os.path.exists(path):
+        return ""  # cannot tell here: the /proc state checks remain
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                fields = f.read().split()
+        except OSError as e:
+            return "cannot read %s: %s" % (path, e)
+        if len(fields) > 1 and fields[0] == str(number) and int(fields[1], 16) == first_arg:
+            return ""
+        if time.monotonic() > deadline:
+            return "%s says %r" % (path, " ".join(fields[:3]))
+        time.sleep(0.005)
+
+
+def task_comm(pid: int, tid: int) -> Optional[str]:
+    try:
+        with open("/proc/%d/task/%d/comm" % (pid, tid), "rb") as f:
+            return f.read().decode("utf-8", "replace").rstrip("\n")
+    except OSError:
+        return None
+
+
+def wait_for_idle_states(pid: int, idle: Dict[int, bool], max_running: Optional[int] = None,
+                         timeout: float = STATE_TIMEOUT) -> str:
+    """Polls until each TID in IDLE is in the expected state (and at most
+    MAX_RUNNING tasks are running); returns "" or why not.
+
+    A thread that announced itself may not have reached its blocking call yet;
+    the spinning thread is runnable ('R') whether or not it is on a CPU.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        states = task_states(pid)
+        wrong = ["%d is %r, expected %s" % (tid, states.get(tid), "idle" if want else "running")
+                 for tid, want in sorted(idle.items())
+                 if tid not in states or (states[tid] != "R") != want]
+        running = sorted(tid for tid, state in states.items() if state == "R")
+        if max_running is not None and len(running) > max_running:
+            wrong.append("tasks %s are running, expected at most %d" % (running, max_running))
+        if not wrong or time.monotonic() > deadline:
+            return "; ".join(wrong)
+        time.sleep(0.02)
+
+
+def stopped_tasks(pid: int) -> List[str]:
+    return ["%d:%s" % (tid, state) for tid, state in sorted(task_states(pid).items())
+            if state in "Tt"]
