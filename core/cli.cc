@@ -69,9 +69,16 @@ void add_native_details(const Process& process, const std::vector<TaskInfo>& tas
 
 int dump(const PythonModule& module, const DumpOptions& options) {
   Process process(options.pid);
-  PythonBinary binary = PythonBinary::find(process);
-  check_version(module.build_info(), binary, options.pid);
-  std::unique_ptr<Interpreter> interpreter = module.locate(process, binary);
+  std::unique_ptr<Interpreter> interpreter;
+  try {
+    PythonBinary binary = PythonBinary::find(process);
+    check_version(module.build_info(), binary, options.pid);
+    interpreter = module.locate(process, binary);
+  } catch (const Error&) {
+    // Whatever looked wrong, a target that vanished meanwhile explains it.
+    if (!process.alive()) throw_target_exited(options.pid);
+    throw;
+  }
 
   Snapshot snapshot;
   snapshot.pid = options.pid;
@@ -133,9 +140,12 @@ int run(const PythonModule& module, int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+    std::fprintf(stderr, "%s: %s\nRun `%s --help` for usage.\n", binary_name(info).c_str(),
+                 e.what(), binary_name(info).c_str());
+    return static_cast<int>(ExitCode::kUsage);
   }
   if (show_version) {
     std::fputs(version_text(info).c_str(), stdout);
