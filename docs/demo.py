@@ -4,7 +4,6 @@ Run by scripts/demo.sh, which passes a FIFO path to signal readiness.
 """
 import sys
 import threading
-import time
 
 
 def fibonacci(n):
@@ -27,7 +26,6 @@ def main():
     if len(sys.argv) > 1:
         with open(sys.argv[1], "w") as ready:
             ready.write("ready\n")
-    time.sleep(0.2)
     wait_for_work(event)
 
 

@@ -9,7 +9,7 @@ packages=(
   libfmt-dev libspdlog-dev   # formatting and logging
   libcli11-dev               # command line
   catch2                     # unit tests
-  python3                    # test harness
+  python3 python3-dev        # test harness; headers for the demo's pyflame3.11
   util-linux                 # setpriv, for the unprivileged-user test
 )
 
