@@ -7,17 +7,29 @@
 namespace pyflame::core {
 namespace {
 
+// JSON values: strings escaped, std::nullopt as null.
+void append_value(std::string& out, const std::string& value) { append_json_string(out, value); }
+void append_value(std::string& out, bool value) { out += value ? "true" : "false"; }
+template <typename Number>
+void append_value(std::string& out, Number value) {
+  out += fmt::format("{}", value);
+}
 template <typename T>
-void append_optional(std::string& out, const std::optional<T>& value) {
-  if (!value) {
-    out += "null";
-  } else if constexpr (std::is_same_v<T, bool>) {
-    out += *value ? "true" : "false";
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    append_json_string(out, *value);
+void append_value(std::string& out, const std::optional<T>& value) {
+  if (value) {
+    append_value(out, *value);
   } else {
-    out += fmt::format("{}", *value);
+    out += "null";
   }
+}
+
+// Appends `"key": value`, preceded by a comma unless it opens an object.
+template <typename T>
+void append_field(std::string& out, std::string_view key, const T& value) {
+  if (out.back() != '{') out += ", ";
+  append_json_string(out, key);
+  out += ": ";
+  append_value(out, value);
 }
 
 }  // namespace
@@ -46,32 +58,24 @@ std::string snapshot_to_text(const Snapshot& snapshot) {
 }
 
 std::string snapshot_to_json(const Snapshot& snapshot) {
-  std::string out = fmt::format("{{\"pid\": {}, \"python_version\": ", snapshot.pid);
-  append_json_string(out, snapshot.python_version);
+  std::string out = "{";
+  append_field(out, "pid", snapshot.pid);
+  append_field(out, "python_version", snapshot.python_version);
   out += ", \"threads\": [";
-  for (size_t i = 0; i < snapshot.threads.size(); ++i) {
-    const ThreadSample& t = snapshot.threads[i];
-    out += i ? ", " : "";
-    out += fmt::format("{{\"thread_id\": {}, \"native_id\": ", t.thread_id);
-    append_optional(out, t.native_id);
-    out += ", \"name\": ";
-    append_optional(out, t.name);
-    out += ", \"holds_gil\": ";
-    append_optional(out, t.holds_gil);
-    out += ", \"idle\": ";
-    append_optional(out, t.idle);
+  for (const ThreadSample& t : snapshot.threads) {
+    out += out.back() == '[' ? "{" : ", {";
+    append_field(out, "thread_id", t.thread_id);
+    append_field(out, "native_id", t.native_id);
+    append_field(out, "name", t.name);
+    append_field(out, "holds_gil", t.holds_gil);
+    append_field(out, "idle", t.idle);
     out += ", \"frames\": [";
-    for (size_t j = 0; j < t.frames.size(); ++j) {
-      const Frame& f = t.frames[j];
-      out += j ? ", " : "";
-      out += "{\"function\": ";
-      append_json_string(out, f.function);
-      out += ", \"qualname\": ";
-      append_optional(out, f.qualname);
-      out += ", \"filename\": ";
-      append_json_string(out, f.filename);
-      out += ", \"line\": ";
-      append_optional(out, f.line);
+    for (const Frame& f : t.frames) {
+      out += out.back() == '[' ? "{" : ", {";
+      append_field(out, "function", f.function);
+      append_field(out, "qualname", f.qualname);
+      append_field(out, "filename", f.filename);
+      append_field(out, "line", f.line);
       out += "}";
     }
     out += "]}";
