@@ -106,6 +106,8 @@ std::optional<int64_t> entry_line_delta(int code, std::span<const std::byte> bod
   if (code == kNone) {
     return body.empty() ? std::optional<int64_t>(0) : std::nullopt;
   }
+  // What is left is kNoColumns and kLong: both start with the line delta.
+  static_assert(kOneLine2 + 1 == kNoColumns && kNoColumns + 1 == kLong && kLong + 1 == kNone);
   size_t pos = 0;
   const std::optional<int64_t> delta = read_signed_varint(body, &pos);
   if (!delta) {
