@@ -48,6 +48,7 @@ struct CodeInfo {
   std::optional<std::string> qualname;
   std::string filename;
   int first_line = 0;
+  std::optional<int64_t> first_traceable;  // in code units (3.11+)
   std::string line_table;
   // The pointers these were read from: a code object freed and another
   // allocated at the same address is caught by comparing them.
@@ -67,7 +68,7 @@ class LayoutInterpreter : public core::Interpreter {
 
  private:
   void locate(const core::PythonBinary& binary);
-  void check_debug_offsets(const core::PythonBinary& binary);
+  void check_debug_offsets(RemoteAddr runtime);
   std::optional<RemoteAddr> scan_for_interp_head(const core::PythonBinary& binary) const;
   bool looks_like_interpreter(RemoteAddr interp) const;
 
@@ -75,7 +76,7 @@ class LayoutInterpreter : public core::Interpreter {
   void walk_frame_objects(RemoteAddr frame, core::ThreadSample& thread);
   void walk_interpreter_frames(RemoteAddr frame, core::ThreadSample& thread);
   // The frame for `code` at instruction byte offset `offset` (nullopt: no line).
-  core::Frame make_frame(RemoteAddr code, std::optional<int64_t> offset);
+  core::Frame make_frame(const CodeInfo* info, std::optional<int64_t> offset);
   const CodeInfo* code_info(RemoteAddr code);
 
   const pyflame_layout& l_;
@@ -87,10 +88,6 @@ class LayoutInterpreter : public core::Interpreter {
   std::unordered_map<RemoteAddr, CodeInfo> code_cache_;
 };
 
-std::optional<RemoteAddr> require(const core::PythonBinary& binary, const char* name) {
-  return binary.symbol(name);
-}
-
 void LayoutInterpreter::locate(const core::PythonBinary& binary) {
   const int pid = process_.pid();
   auto missing = [&](const char* what) {
@@ -100,18 +97,18 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
                              pid, binary.target_path(), what, l_.major, l_.minor));
   };
   TypeAddrs types;
-  auto code_type = require(binary, "PyCode_Type");
+  auto code_type = binary.symbol("PyCode_Type");
   if (!code_type) throw missing("PyCode_Type");
   types.code = *code_type;
   if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-    auto t = require(binary, "PyFrame_Type");
+    auto t = binary.symbol("PyFrame_Type");
     if (!t) throw missing("PyFrame_Type");
     types.frame = *t;
   }
   const char* text_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyUnicode_Type";
   const char* bytes_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyBytes_Type";
-  auto text = require(binary, text_type);
-  auto bytes = require(binary, bytes_type);
+  auto text = binary.symbol(text_type);
+  auto bytes = binary.symbol(bytes_type);
   if (!text) throw missing(text_type);
   if (!bytes) throw missing(bytes_type);
   types.text = *text;
@@ -120,16 +117,16 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
 
   version_ = binary.version().full;
   if (l_.runtime_interpreters_head != PYFLAME_ABSENT) {
-    auto runtime = require(binary, "_PyRuntime");
+    auto runtime = binary.symbol("_PyRuntime");
     if (!runtime) throw missing("_PyRuntime");
     interp_head_slot_ = *runtime + l_.runtime_interpreters_head;
     if (l_.runtime_tstate_current != PYFLAME_ABSENT)
       tstate_current_slot_ = *runtime + l_.runtime_tstate_current;
-    if (l_.debug_checks != nullptr) check_debug_offsets(binary);
+    if (l_.debug_checks != nullptr) check_debug_offsets(*runtime);
   } else {
     // 2.7 and 3.6 keep the list head in a static variable (pystate.c's
     // interp_head): use the symbol where .symtab survives, else look.
-    if (auto head = require(binary, "interp_head")) {
+    if (auto head = binary.symbol("interp_head")) {
       interp_head_slot_ = *head;
     } else if (auto found = scan_for_interp_head(binary)) {
       PYFLAME_DEBUG_LOG("no interp_head symbol; found the list head at {:#x} by scanning",
@@ -142,7 +139,7 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
                               "its data); has the interpreter started?",
                               pid, binary.target_path()));
     }
-    if (auto current = require(binary, "_PyThreadState_Current")) tstate_current_slot_ = *current;
+    if (auto current = binary.symbol("_PyThreadState_Current")) tstate_current_slot_ = *current;
   }
   auto head = objects_.read_pointer(interp_head_slot_);
   if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid, "reading the interpreter list");
@@ -153,10 +150,9 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
                             pid, l_.major, l_.minor));
 }
 
-void LayoutInterpreter::check_debug_offsets(const core::PythonBinary& binary) {
+void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
   // 3.13+ publish their own offsets at the start of _PyRuntime; refuse to
   // read a target whose table disagrees with the one our headers produce.
-  auto runtime = *binary.symbol("_PyRuntime");
   std::vector<std::byte> table(static_cast<size_t>(l_.sizeof_debug_offsets));
   if (!process_.read(runtime, table))
     core::throw_for_errno(errno ? errno : ESRCH, process_.pid(), "reading _Py_DebugOffsets");
@@ -306,7 +302,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame, core::ThreadSample&
     // f_lasti is -1 before the first instruction runs.
     std::optional<int64_t> offset;
     if (lasti >= 0) offset = lasti * l_.lasti_unit_bytes;
-    thread.frames.push_back(make_frame(RemoteAddr(load<uint64_t>(buf, l_.frame_code)), offset));
+    thread.frames.push_back(make_frame(code_info(RemoteAddr(load<uint64_t>(buf, l_.frame_code))), offset));
     frame = RemoteAddr(load<uint64_t>(buf, l_.frame_back));
   }
 }
@@ -333,20 +329,18 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, core::ThreadSa
     int64_t offset = instr - (code + l_.code_adaptive);
     // A frame whose first instruction has not run yet is incomplete
     // (CPython's _PyFrame_IsIncomplete): it is not shown by CPython either.
-    if (owner != l_.owner_generator && code_info(code) != nullptr) {
-      auto first = objects_.read_int(code + l_.code_firsttraceable, l_.sizeof_firsttraceable);
-      if (first && offset < *first * l_.lasti_unit_bytes) {
-        frame = previous;
-        continue;
-      }
+    const CodeInfo* info = code_info(code);
+    if (owner != l_.owner_generator && info != nullptr && info->first_traceable &&
+        offset < *info->first_traceable * l_.lasti_unit_bytes) {
+      frame = previous;
+      continue;
     }
-    thread.frames.push_back(make_frame(code, offset));
+    thread.frames.push_back(make_frame(info, offset));
     frame = previous;
   }
 }
 
-core::Frame LayoutInterpreter::make_frame(RemoteAddr code, std::optional<int64_t> offset) {
-  const CodeInfo* info = code_info(code);
+core::Frame LayoutInterpreter::make_frame(const CodeInfo* info, std::optional<int64_t> offset) {
   if (info == nullptr) return unknown_frame();
   core::Frame f;
   f.function = info->name;
@@ -363,7 +357,8 @@ core::Frame LayoutInterpreter::make_frame(RemoteAddr code, std::optional<int64_t
 const CodeInfo* LayoutInterpreter::code_info(RemoteAddr code) {
   if (!code) return nullptr;
   const int64_t header = std::max({l_.code_name, l_.code_filename, l_.code_qualname,
-                                   l_.code_line_table, l_.code_firstlineno}) + 8;
+                                   l_.code_line_table, l_.code_firstlineno,
+                                   l_.code_firsttraceable}) + 8;
   std::vector<std::byte> buf(static_cast<size_t>(header));
   if (!process_.read(code, buf) || RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().code)
     return nullptr;
@@ -384,6 +379,11 @@ const CodeInfo* LayoutInterpreter::code_info(RemoteAddr code) {
   info.line_table = std::move(*table);
   if (identity[2] != 0) info.qualname = objects_.read_text(RemoteAddr(identity[2]));
   info.first_line = load<int32_t>(buf, l_.code_firstlineno);
+  if (l_.code_firsttraceable != PYFLAME_ABSENT) {
+    info.first_traceable = l_.sizeof_firsttraceable == 4
+                               ? load<int32_t>(buf, l_.code_firsttraceable)
+                               : load<int64_t>(buf, l_.code_firsttraceable);
+  }
   if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
   return &(code_cache_[code] = std::move(info));
 }
