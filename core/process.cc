@@ -63,31 +63,6 @@ bool Process::read(RemoteAddr addr, std::span<std::byte> into) const {
   return read_proc_mem(addr, into);
 }
 
-bool Process::read_all(std::span<const ReadRequest> requests) const {
-  // process_vm_readv takes many ranges per call; a short count means some
-  // range failed, and then we cannot tell which: report failure.
-  constexpr size_t kBatch = 1024;
-  iovec local[kBatch];
-  iovec remote[kBatch];
-  for (size_t i = 0; i < requests.size(); i += kBatch) {
-    std::span<const ReadRequest> batch = requests.subspan(i, std::min(kBatch, requests.size() - i));
-    size_t total = 0;
-    for (size_t j = 0; j < batch.size(); ++j) {
-      local[j] = {batch[j].into.data(), batch[j].into.size()};
-      remote[j] = {reinterpret_cast<void*>(batch[j].addr.value()), batch[j].into.size()};
-      total += batch[j].into.size();
-    }
-    ssize_t got = -1;
-    errno = ENOSYS;
-    if (vm_readv_works_) got = ::process_vm_readv(pid_, local, batch.size(), remote, batch.size(), 0);
-    if (got == static_cast<ssize_t>(total)) continue;
-    if (got >= 0 || errno != ENOSYS) return false;
-    for (const ReadRequest& r : batch)  // read() falls back to /proc/PID/mem
-      if (!read(r.addr, r.into)) return false;
-  }
-  return true;
-}
-
 bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
   if (mem_fd_ < 0) {
     mem_fd_ = ::open((proc_ + "/mem").c_str(), O_RDONLY | O_CLOEXEC);

@@ -20,12 +20,6 @@ struct TaskInfo {
   std::string name;  // /proc/PID/task/TID/comm
 };
 
-// One remote range to read, for batched reads.
-struct ReadRequest {
-  RemoteAddr addr;
-  std::span<std::byte> into;
-};
-
 class Process {
  public:
   // Checks that `pid` names a live process we may read; throws Error.
@@ -46,11 +40,7 @@ class Process {
     if (!read(addr, std::as_writable_bytes(std::span(&value, 1)))) return std::nullopt;
     return value;
   }
-  // Reads several ranges with as few system calls as possible; true only if
-  // every range was read whole.
-  bool read_all(std::span<const ReadRequest> requests) const;
-
-  // Reads the error of the last failed read, to tell "gone" from "unmapped".
+  // Whether the target still runs, to tell "gone" from "unmapped" after a failed read.
   bool alive() const;
 
   std::vector<Mapping> maps() const;
