@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 test/interpreters/provision.sh
+for tool in test/tools/*.sh; do "$tool"; done  # browsers, go: tests skip visibly without them
 cmake --preset default
 cmake --build --preset default
 ctest --preset default "$@"

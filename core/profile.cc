@@ -1,0 +1,78 @@
+#include "core/profile.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+
+namespace pyflame::core {
+
+uint64_t Profile::total_samples() const {
+  uint64_t total = 0;
+  for (const ProfileStack& s : stacks) total += s.count;
+  return total;
+}
+
+std::string thread_label(const ProfileThread& thread) {
+  std::string label = thread.name.empty() ? std::string("thread")
+                                          : fmt::format("thread '{}'", thread.name);
+  if (thread.native_id) return fmt::format("{} (tid {})", label, *thread.native_id);
+  return fmt::format("{} (ident {:#x})", label, thread.thread_id);
+}
+
+std::string frame_label(const ProfileFrame& frame) {
+  if (frame.line > 0) return fmt::format("{} ({}:{})", frame.function, frame.filename, frame.line);
+  return fmt::format("{} ({})", frame.function, frame.filename);
+}
+
+size_t ProfileBuilder::KeyHash::operator()(const std::vector<uint32_t>& key) const noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint32_t v : key) {
+    h ^= v;
+    h *= 0x100000001b3ull;
+  }
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+size_t ProfileBuilder::FrameHash::operator()(const ProfileFrame& f) const noexcept {
+  // Every field that equality compares takes part.
+  size_t h = std::hash<std::string>()(f.function);
+  h = h * 31 + std::hash<std::string>()(f.filename);
+  return h * 31 + std::hash<int>()(f.line);
+}
+
+uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
+  ProfileFrame key{frame.qualname ? *frame.qualname : frame.function, frame.filename,
+                   frame.line.value_or(0)};
+  auto [it, added] = frame_ids_.try_emplace(key, static_cast<uint32_t>(profile_.frames.size()));
+  if (added) profile_.frames.push_back(std::move(key));
+  return it->second;
+}
+
+uint32_t ProfileBuilder::intern_thread(const ThreadSample& thread) {
+  auto [it, added] = thread_ids_.try_emplace({thread.thread_id, thread.native_id.value_or(-1)},
+                                             static_cast<uint32_t>(profile_.threads.size()));
+  if (added)
+    profile_.threads.push_back({thread.thread_id, thread.native_id, thread.name.value_or("")});
+  else if (thread.name && profile_.threads[it->second].name.empty())
+    profile_.threads[it->second].name = *thread.name;
+  return it->second;
+}
+
+uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count) {
+  key_.clear();
+  key_.push_back(intern_thread(thread));
+  for (auto f = thread.frames.rbegin(); f != thread.frames.rend(); ++f)
+    key_.push_back(intern_frame(*f));
+  auto it = stack_ids_.find(key_);
+  if (it == stack_ids_.end()) {
+    ProfileStack stack;
+    stack.thread = key_[0];
+    stack.frames.assign(key_.begin() + 1, key_.end());
+    it = stack_ids_.emplace(key_, static_cast<uint32_t>(profile_.stacks.size())).first;
+    profile_.stacks.push_back(std::move(stack));
+  }
+  profile_.stacks[it->second].count += count;
+  return it->second;
+}
+
+}  // namespace pyflame::core

@@ -1,0 +1,48 @@
+#include <catch2/catch.hpp>
+
+#include "core/writers.h"
+#include "golden.h"
+#include "profile_fixture.h"
+
+using namespace pyflame;
+
+TEST_CASE("collapsed writer matches its golden file") {
+  test::check_golden("collapsed.txt", core::write_collapsed(test::fixture_profile()));
+  test::check_golden("collapsed_threads.txt", core::write_collapsed(test::fixture_profile(true)));
+}
+
+TEST_CASE("flamechart writer lists every sample in time order") {
+  test::check_golden("flamechart.txt", core::write_flamechart(test::fixture_profile()));
+}
+
+TEST_CASE("collapsed lines keep one space before the count and no ';' inside a frame") {
+  std::string text = core::write_collapsed(test::fixture_profile());
+  uint64_t total = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    auto space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    total += std::stoull(line.substr(space + 1));
+    CHECK(line.find("fn;with") == std::string::npos);
+  }
+  CHECK(total == test::fixture_profile().total_samples());
+}
+
+TEST_CASE("profile builder interns frames, threads and stacks") {
+  core::Profile p = test::fixture_profile();
+  CHECK(p.threads.size() == 2);
+  CHECK(p.stacks.size() == 6);
+  CHECK(p.frames.size() == 7);
+  CHECK(p.total_samples() == 100);
+  CHECK(p.timeline.size() == 100);
+}
+
+TEST_CASE("output format from name and file extension") {
+  CHECK(core::format_for_path("out.svg") == core::OutputFormat::kFlamegraph);
+  CHECK(core::format_for_path("p.json") == core::OutputFormat::kSpeedscope);
+  CHECK(core::format_for_path("p.pb.gz") == core::OutputFormat::kPprof);
+  CHECK(core::format_for_path("out.txt") == core::OutputFormat::kCollapsed);
+  CHECK_FALSE(core::format_for_path("profile"));
+  CHECK(core::parse_format("svg") == core::OutputFormat::kFlamegraph);
+  CHECK_FALSE(core::parse_format("html"));
+}
