@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 #include <optional>
 
+#include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
 #include "core/native_threads.h"
 #include "core/python_module.h"
+#include "core/record.h"
 #include "core/thread_stopper.h"
 
 #ifndef PYFLAME_VERSION
@@ -25,21 +27,6 @@ struct DumpOptions {
   bool json = false;
   bool blocking = false;
 };
-
-std::string binary_name(const BuildInfo& info) {
-  return fmt::format("pyflame{}.{}", info.major, info.minor);
-}
-
-void check_version(const BuildInfo& info, const PythonBinary& binary, int pid) {
-  const PythonVersionId& found = binary.version();
-  if (found.major == info.major && found.minor == info.minor) return;
-  throw Error(ExitCode::kWrongVersion,
-              fmt::format("{}: process {} runs Python {} (found from {} in {}), but this binary "
-                          "reads Python {}.{}; use pyflame{}.{} (or the `pyflame` wrapper, which "
-                          "picks it)",
-                          binary_name(info), pid, found.full, found.how, binary.target_path(),
-                          info.major, info.minor, found.major, found.minor));
-}
 
 // Names, idle state and TIDs come from /proc, not from the interpreter.
 // `tasks` is read before any thread is stopped: a stopped thread is not idle.
@@ -69,16 +56,7 @@ void add_native_details(const Process& process, const std::vector<TaskInfo>& tas
 
 int dump(const PythonModule& module, const DumpOptions& options) {
   Process process(options.pid);
-  std::unique_ptr<Interpreter> interpreter;
-  try {
-    PythonBinary binary = PythonBinary::find(process);
-    check_version(module.build_info(), binary, options.pid);
-    interpreter = module.locate(process, binary);
-  } catch (const Error&) {
-    // Whatever looked wrong, a target that vanished meanwhile explains it.
-    if (!process.alive()) throw_target_exited(options.pid);
-    throw;
-  }
+  std::unique_ptr<Interpreter> interpreter = attach(module, process);
 
   Snapshot snapshot;
   snapshot.pid = options.pid;
@@ -119,6 +97,101 @@ std::string version_text(const BuildInfo& info) {
       info.headers_path, info.layout_fingerprint);
 }
 
+// What the record options parse into, before they are checked.
+struct RecordArgs {
+  std::optional<int> pid;
+  std::optional<double> duration;
+  std::optional<double> rate;
+  std::optional<double> interval;
+  std::optional<std::string> output;
+  std::optional<std::string> format;
+  std::optional<std::string> stats_json;
+  bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
+  bool flamechart = false, no_status = false;
+};
+
+// The same options serve `record` and Pyflame's classic top-level form.
+void add_record_options(CLI::App* cmd, RecordArgs& a) {
+  cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)");
+  cmd->add_option("-d,--duration,-s,--seconds", a.duration,
+                  "seconds to record (default: until Ctrl-C or the target exits)");
+  cmd->add_option("--rate", a.rate, "samples per second (default 100)");
+  cmd->add_option("-r,--interval", a.interval, "seconds between samples (Pyflame's form of --rate)");
+  cmd->add_option("-o,--output", a.output, "output file (default: standard output)");
+  cmd->add_option("-f,--format", a.format,
+                  "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
+                  "(default: from the output's extension, else collapsed)");
+  cmd->add_flag("--threads", a.threads, "start each stack with its thread");
+  cmd->add_flag("--idle", a.idle, "include samples of idle (not running) threads");
+  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "exclude idle samples (the default; Pyflame's -x)");
+  cmd->add_flag("--gil", a.gil, "only samples of the thread holding the GIL");
+  cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
+  cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
+  cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
+  cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
+}
+
+Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
+
+RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,
+                                std::optional<double> default_duration) {
+  RecordOptions o;
+  if (a.pid.has_value() == !command.empty())
+    throw usage(a.pid ? "give either -p PID or a command to launch, not both"
+                      : "nothing to profile: give -p PID, or a command after -- (or -t)");
+  if (a.pid && *a.pid <= 0) throw usage(fmt::format("invalid PID {}", *a.pid));
+  o.pid = a.pid;
+  o.command = std::move(command);
+  if (a.rate && a.interval) throw usage("give --rate or -r/--interval, not both");
+  constexpr double kMaxRate = 1e6;
+  if (a.rate) {
+    if (!(*a.rate > 0) || *a.rate > kMaxRate)
+      throw usage(fmt::format("--rate must be between 0 and {:.0f} samples per second, not {}", kMaxRate, *a.rate));
+    o.interval_seconds = 1.0 / *a.rate;
+  }
+  if (a.interval) {
+    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > 3600)
+      throw usage(fmt::format("-r/--interval must be between 0.000001 and 3600 seconds, not {}", *a.interval));
+    o.interval_seconds = *a.interval;
+  }
+  o.duration_seconds = a.duration ? a.duration : (o.pid ? default_duration : std::nullopt);
+  if (o.duration_seconds && !(*o.duration_seconds > 0))
+    throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.duration_seconds));
+  if (a.idle && a.exclude_idle) throw usage("--idle and -x/--exclude-idle contradict each other");
+  if (a.format && a.flamechart) throw usage("--flamechart is a format; give it or --format, not both");
+  if (a.format) {
+    o.format = parse_format(*a.format);
+    if (!o.format)
+      throw usage(fmt::format("unknown format '{}': use collapsed, flamegraph, speedscope, pprof or flamechart",
+                              *a.format));
+  }
+  if (a.flamechart) o.format = OutputFormat::kFlamechart;
+  if (a.output && a.output->empty()) throw usage("the output path is empty");
+  o.output = a.output;
+  o.thread_roots = a.threads;
+  o.include_idle = a.idle;
+  o.gil_only = a.gil;
+  o.blocking = a.blocking;
+  o.status = !a.no_status;
+  o.stats_json = a.stats_json;
+  return o;
+}
+
+// Splits off the command to launch: everything after the first `--`, or
+// after Pyflame's `-t`/`--trace`. It is passed on untouched.
+std::vector<std::string> split_command(int& argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg(argv[i]);
+    if (arg == "--" || arg == "-t" || arg == "--trace") {
+      std::vector<std::string> command(argv + i + 1, argv + argc);
+      argc = i;
+      if (command.empty()) command.push_back("");  // noticed as an error below
+      return command;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 int run(const PythonModule& module, int argc, char** argv) {
@@ -138,6 +211,19 @@ int run(const PythonModule& module, int argc, char** argv) {
   dump_cmd->add_flag("--blocking", dump_options.blocking,
                      "stop the target's threads while reading, for a consistent snapshot");
 
+  RecordArgs record_args;
+  CLI::App* record_cmd = app.add_subcommand(
+      "record", "sample a process (-p PID) or a command (after --) and write a profile");
+  add_record_options(record_cmd, record_args);
+  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`, `pyflameX.Y -t CMD ...`.
+  RecordArgs classic_args;
+  add_record_options(&app, classic_args);
+
+  std::vector<std::string> command = split_command(argc, argv);
+  if (command.size() == 1 && command[0].empty()) {
+    std::fprintf(stderr, "%s: no command after -- or -t\n", binary_name(info).c_str());
+    return static_cast<int>(ExitCode::kUsage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help
@@ -152,7 +238,14 @@ int run(const PythonModule& module, int argc, char** argv) {
     return 0;
   }
   try {
-    if (dump_cmd->parsed()) return dump(module, dump_options);
+    if (dump_cmd->parsed()) {
+      if (!command.empty()) throw usage("dump takes no command");
+      return dump(module, dump_options);
+    }
+    if (record_cmd->parsed())
+      return record(module, check_record_args(record_args, std::move(command), std::nullopt));
+    if (classic_args.pid || !command.empty())  // Pyflame records one second by default
+      return record(module, check_record_args(classic_args, std::move(command), 1.0));
     std::fputs(app.help().c_str(), stderr);
     return static_cast<int>(ExitCode::kUsage);
   } catch (const Error& e) {

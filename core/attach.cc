@@ -1,0 +1,38 @@
+#include "core/attach.h"
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace pyflame::core {
+namespace {
+
+void check_version(const BuildInfo& info, const PythonBinary& binary, int pid) {
+  const PythonVersionId& found = binary.version();
+  if (found.major == info.major && found.minor == info.minor) return;
+  throw Error(ExitCode::kWrongVersion,
+              fmt::format("{}: process {} runs Python {} (found from {} in {}), but this binary "
+                          "reads Python {}.{}; use pyflame{}.{} (or the `pyflame` wrapper, which "
+                          "picks it)",
+                          binary_name(info), pid, found.full, found.how, binary.target_path(),
+                          info.major, info.minor, found.major, found.minor));
+}
+
+}  // namespace
+
+std::string binary_name(const BuildInfo& info) {
+  return fmt::format("pyflame{}.{}", info.major, info.minor);
+}
+
+std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& process) {
+  try {
+    PythonBinary binary = PythonBinary::find(process);
+    check_version(module.build_info(), binary, process.pid());
+    return module.locate(process, binary);
+  } catch (const Error&) {
+    if (!process.alive()) throw_target_exited(process.pid());
+    throw;
+  }
+}
+
+}  // namespace pyflame::core

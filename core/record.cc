@@ -1,0 +1,433 @@
+#include "core/record.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/attach.h"
+#include "core/errors.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/output_file.h"
+#include "core/thread_states.h"
+#include "core/thread_stopper.h"
+
+namespace pyflame::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// The signal that asked us to stop (SIGINT, SIGTERM), 0 while none has.
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// Installs the stop handlers for the lifetime of a recording. No SA_RESTART:
+// a signal must cut the sleep between samples short.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+// Sample costs in log-spaced buckets (2% wide): median and p99 without
+// keeping one number per sample, so memory stays flat however long we run.
+class CostHistogram {
+ public:
+  void add(double micros) {
+    double x = std::max(micros, kMinMicros);
+    auto i = static_cast<size_t>(std::log(x / kMinMicros) / std::log(kGrowth));
+    ++buckets_[std::min(i, buckets_.size() - 1)];
+    ++count_;
+  }
+  double percentile(double p) const {
+    if (count_ == 0) return 0;
+    auto rank = static_cast<uint64_t>(std::ceil(p * static_cast<double>(count_)));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < buckets_.size(); ++i) {
+      seen += buckets_[i];
+      if (seen >= std::max<uint64_t>(rank, 1)) return kMinMicros * std::pow(kGrowth, i + 0.5);
+    }
+    return kMinMicros * std::pow(kGrowth, buckets_.size());
+  }
+
+ private:
+  static constexpr double kMinMicros = 0.01;
+  static constexpr double kGrowth = 1.02;
+  std::array<uint64_t, 1100> buckets_{};  // up to about 30 s
+  uint64_t count_ = 0;
+};
+
+// A command started by `record -- CMD`: it shares our terminal and streams.
+class LaunchedCommand {
+ public:
+  explicit LaunchedCommand(const std::vector<std::string>& argv) {
+    // exec's failure reaches us through a close-on-exec pipe.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      throw Error(ExitCode::kFailure, fmt::format("pyflame: pipe: {}", std::strerror(errno)));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0)
+      throw Error(ExitCode::kFailure, fmt::format("pyflame: fork: {}", std::strerror(errno)));
+    if (pid_ == 0) {
+      ::close(fds[0]);
+      ::execvp(args[0], args.data());
+      int err = errno;
+      ssize_t ignored = ::write(fds[1], &err, sizeof err);
+      (void)ignored;
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    int err = 0;
+    ssize_t n;
+    do n = ::read(fds[0], &err, sizeof err);
+    while (n < 0 && errno == EINTR);
+    ::close(fds[0]);
+    if (n == sizeof err) {
+      wait();
+      throw Error(ExitCode::kUsage, fmt::format("pyflame: cannot run {}: {}", argv[0], std::strerror(err)));
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+  bool exited() const { return status_.has_value(); }
+  // Reaps the command if it has ended; true if it has.
+  bool poll() {
+    if (status_) return true;
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
+    return status_.has_value();
+  }
+  // Waits until it ends; false if it did not within `seconds` (< 0: forever).
+  bool wait(double seconds = -1) {
+    auto deadline = Clock::now() + std::chrono::duration<double>(std::max(seconds, 0.0));
+    while (!poll()) {
+      if (seconds < 0) {
+        int status;
+        pid_t r = ::waitpid(pid_, &status, 0);
+        if (r == pid_) status_ = status;
+        if (r < 0 && errno != EINTR) return false;
+        continue;
+      }
+      if (Clock::now() >= deadline) return false;
+      ::usleep(10000);
+    }
+    return true;
+  }
+  // The shell's convention: the exit status, or 128 + the signal that killed it.
+  int exit_code() const {
+    if (!status_) return 0;
+    if (WIFEXITED(*status_)) return WEXITSTATUS(*status_);
+    if (WIFSIGNALED(*status_)) return 128 + WTERMSIG(*status_);
+    return 1;
+  }
+  std::string describe() const {
+    if (!status_) return "is still running";
+    if (WIFSIGNALED(*status_)) return fmt::format("was killed by signal {}", WTERMSIG(*status_));
+    return fmt::format("exited with status {}", exit_code());
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+std::string join_command(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const std::string& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?[]{}()<>|&;#~") == std::string::npos;
+    if (plain) {
+      out += a;
+    } else {
+      out += '\'';
+      for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      out += '\'';
+    }
+  }
+  return out;
+}
+
+// A launched interpreter needs a moment before it can be read: retry until
+// it has an interpreter, it exits, or we are told to stop.
+std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const Process& process,
+                                               LaunchedCommand& command) {
+  constexpr double kPatienceSeconds = 10;
+  auto start = Clock::now();
+  for (int delay_us = 1000;; delay_us = std::min(delay_us * 2, 20000)) {
+    try {
+      return attach(module, process);
+    } catch (const Error& e) {
+      // Not yet Python (still our fork, or before Py_Initialize): keep looking.
+      bool may_become_ready = e.code() == ExitCode::kNotPython || e.code() == ExitCode::kFailure;
+      if (command.poll() || g_stop_signal != 0) return nullptr;
+      if (!may_become_ready || seconds_between(start, Clock::now()) > kPatienceSeconds) throw;
+    }
+    ::usleep(static_cast<useconds_t>(delay_us));
+  }
+}
+
+struct Counters {
+  uint64_t ticks = 0;    // samples taken (one per interval, all threads)
+  uint64_t errors = 0;   // ticks that produced no usable sample
+  uint64_t late = 0;     // ticks that started after their time
+  uint64_t thread_samples = 0;
+};
+
+class StatusLine {
+ public:
+  explicit StatusLine(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
+  void update(const Counters& c, double elapsed) {
+    if (!enabled_ || elapsed - last_ < 0.25) return;
+    last_ = elapsed;
+    std::string line = fmt::format("\r\033[Kpyflame: {} samples, {:.0f}/s, {} errors, {:.1f} s — Ctrl-C to stop",
+                                   c.ticks, elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0,
+                                   c.errors, elapsed);
+    ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+    (void)ignored;
+    shown_ = true;
+  }
+  void clear() {
+    if (!shown_) return;
+    ssize_t ignored = ::write(STDERR_FILENO, "\r\033[K", 4);
+    (void)ignored;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  double last_ = -1;
+};
+
+void sleep_until(Clock::time_point when) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  // steady_clock is CLOCK_MONOTONIC on Linux; EINTR (a stop signal) returns early.
+  ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+}
+
+std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram& cost,
+                          const Profile& profile) {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  std::string out = "{";
+  out += fmt::format("\"samples\": {}, \"errors\": {}, \"late\": {}, \"thread_samples\": {}, ",
+                     c.ticks, c.errors, c.late, c.thread_samples);
+  out += fmt::format("\"elapsed_seconds\": {:.6f}, \"achieved_rate\": {:.3f}, ", elapsed,
+                     elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0);
+  out += fmt::format("\"requested_rate\": {:.3f}, ", 1.0 / profile.interval_seconds);
+  out += fmt::format("\"sample_us_median\": {:.3f}, \"sample_us_p99\": {:.3f}, ",
+                     cost.percentile(0.5), cost.percentile(0.99));
+  out += fmt::format("\"cpu_user_seconds\": {:.6f}, \"cpu_system_seconds\": {:.6f}, ",
+                     secs(usage.ru_utime), secs(usage.ru_stime));
+  out += fmt::format("\"max_rss_kb\": {}, \"threads\": {}, \"distinct_stacks\": {}, \"distinct_frames\": {}",
+                     usage.ru_maxrss, profile.threads.size(), profile.stacks.size(), profile.frames.size());
+  out += "}\n";
+  return out;
+}
+
+}  // namespace
+
+int record(const PythonModule& module, const RecordOptions& options) {
+  const OutputFormat format = options.format ? *options.format
+                              : options.output ? format_for_path(*options.output).value_or(OutputFormat::kCollapsed)
+                                               : OutputFormat::kCollapsed;
+  // Fail on an unwritable output before anything is started or sampled.
+  std::unique_ptr<OutputFile> output;
+  if (options.output) output = std::make_unique<OutputFile>(*options.output);
+  std::unique_ptr<OutputFile> stats_file;
+  if (options.stats_json) stats_file = std::make_unique<OutputFile>(*options.stats_json);
+
+  StopSignals stop_signals;
+  std::unique_ptr<LaunchedCommand> command;
+  if (!options.command.empty()) command = std::make_unique<LaunchedCommand>(options.command);
+  const int pid = command ? command->pid() : *options.pid;
+
+  Profile profile;
+  profile.pid = pid;
+  profile.target = command ? join_command(options.command) : fmt::format("process {}", pid);
+  profile.interval_seconds = options.interval_seconds;
+  profile.thread_roots = options.thread_roots;
+  ProfileBuilder builder(profile);
+  const bool keep_timeline = format == OutputFormat::kFlamechart;
+
+  Counters counters;
+  CostHistogram cost;
+  StatusLine status(options.status);
+  bool target_exited = false;
+  auto start = Clock::now();
+  double elapsed = 0;
+  {
+    std::unique_ptr<Process> process;
+    std::unique_ptr<Interpreter> interpreter;
+    try {
+      process = std::make_unique<Process>(pid);
+      interpreter = command ? attach_when_ready(module, *process, *command) : attach(module, *process);
+    } catch (const Error& e) {
+      if (!command) throw;
+      // The command could not be profiled: say why, but let it finish.
+      if (e.code() == ExitCode::kTargetExited || command->poll()) {
+        interpreter.reset();
+      } else {
+        std::fprintf(stderr, "%s\n", e.what());
+        std::fprintf(stderr, "pyflame: not profiling; waiting for the command (pid %d) to finish\n", pid);
+        command->wait();
+        return static_cast<int>(e.code());
+      }
+    }
+    if (interpreter) profile.python_version = interpreter->python_version();
+
+    ThreadStates states(*process);
+    Snapshot snapshot;
+    std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
+    // +-5% jitter: a fixed period can lock onto a periodic workload.
+    std::uniform_real_distribution<double> jitter(0.95, 1.05);
+    start = Clock::now();
+    auto next = start;
+    while (interpreter) {
+      if (g_stop_signal != 0) break;
+      if (command && command->poll()) {
+        target_exited = true;
+        break;
+      }
+      auto t0 = Clock::now();
+      elapsed = seconds_between(start, t0);
+      if (options.duration_seconds && elapsed >= *options.duration_seconds) break;
+
+      bool ok = false;
+      try {
+        states.read_states();
+        std::optional<ThreadStopper> stopper;
+        if (options.blocking) stopper.emplace(pid);
+        snapshot.threads.clear();
+        ok = interpreter->sample(snapshot);
+        stopper.reset();
+        if (ok) states.fill(snapshot);
+      } catch (const Error& e) {
+        PYFLAME_DEBUG_LOG("sample failed: {}", e.what());
+        ok = false;
+      }
+      ++counters.ticks;
+      if (!ok) {
+        ++counters.errors;
+        if (!process->alive() || (command && command->poll())) {
+          target_exited = true;
+          break;
+        }
+      } else {
+        for (const ThreadSample& thread : snapshot.threads) {
+          bool idle = thread.idle.value_or(false) || thread.frames.empty();
+          if (idle && !options.include_idle) continue;
+          if (options.gil_only && !thread.holds_gil.value_or(false)) continue;
+          uint32_t stack = builder.add(thread);
+          ++counters.thread_samples;
+          if (keep_timeline) profile.timeline.push_back({elapsed, stack});
+        }
+      }
+      auto t1 = Clock::now();
+      cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      status.update(counters, seconds_between(start, t1));
+
+      next += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(options.interval_seconds * jitter(rng)));
+      if (next <= t1) {
+        ++counters.late;
+        next = t1;
+      } else {
+        sleep_until(next);
+      }
+    }
+    elapsed = seconds_between(start, Clock::now());
+  }
+  status.clear();
+  profile.duration_seconds = elapsed;
+
+  std::string text = write_profile(format, profile);
+  std::string where;
+  if (output) {
+    output->commit(text);
+    where = fmt::format("{} profile written to {}", format_name(format), output->path());
+  } else {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    if (std::fflush(stdout) != 0)
+      throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot write the profile to standard output: {}",
+                                                  std::strerror(errno)));
+    where = fmt::format("{} profile written to standard output", format_name(format));
+  }
+  if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile));
+
+  const int stop_signal = g_stop_signal;
+  std::fprintf(stderr,
+               "pyflame: %llu samples of %zu threads in %.1f s (%.1f samples/s, asked %.0f/s); "
+               "%llu errors (dropped samples), %llu late; %s\n",
+               static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
+               elapsed > 0 ? static_cast<double>(counters.ticks) / elapsed : 0.0,
+               1.0 / options.interval_seconds, static_cast<unsigned long long>(counters.errors),
+               static_cast<unsigned long long>(counters.late), where.c_str());
+  if (counters.ticks > 0 && counters.thread_samples == 0)
+    std::fprintf(stderr, "pyflame: every sampled thread was idle%s; try --idle\n",
+                 options.gil_only ? " or without the GIL" : "");
+
+  if (command) {
+    if (stop_signal != 0 && !command->exited()) {
+      // A Ctrl-C on the terminal reached the command too; give it a moment
+      // before passing the signal on, so that it does not get it twice.
+      if (!command->wait(1.0)) {
+        ::kill(command->pid(), stop_signal);
+        command->wait(5.0);
+      }
+    } else if (!command->exited()) {
+      std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n", pid);
+      command->wait();
+    }
+    std::fprintf(stderr, "pyflame: the command %s\n", command->describe().c_str());
+    if (stop_signal == SIGINT) return kExitInterrupted;
+    if (stop_signal == SIGTERM) return kExitTerminated;
+    return command->exit_code();
+  }
+  if (stop_signal == SIGINT) return kExitInterrupted;
+  if (stop_signal == SIGTERM) return kExitTerminated;
+  if (target_exited) {
+    std::fprintf(stderr, "pyflame: process %d exited; the profile holds what was sampled before\n", pid);
+    return static_cast<int>(ExitCode::kTargetExited);
+  }
+  return 0;
+}
+
+}  // namespace pyflame::core
