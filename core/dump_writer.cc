@@ -8,6 +8,7 @@ namespace pyflame::core {
 namespace {
 
 // JSON values: strings escaped, std::nullopt as null.
+void append_value(std::string& out, std::string_view value) { append_json_string(out, value); }
 void append_value(std::string& out, const std::string& value) { append_json_string(out, value); }
 void append_value(std::string& out, bool value) { out += value ? "true" : "false"; }
 template <typename Number>

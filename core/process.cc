@@ -63,6 +63,60 @@ bool Process::read(RemoteAddr addr, std::span<std::byte> into) const {
   return read_proc_mem(addr, into);
 }
 
+void Process::read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const {
+  ok.assign(requests.size(), false);
+  constexpr size_t kMaxRanges = 1024;  // IOV_MAX
+  iovec local[kMaxRanges];
+  iovec remote[kMaxRanges];
+  size_t next = 0;
+  while (next < requests.size()) {
+    if (!vm_readv_works_) {
+      ok[next] = read(requests[next].addr, requests[next].into);
+      ++next;
+      continue;
+    }
+    size_t count = std::min(kMaxRanges, requests.size() - next);
+    for (size_t i = 0; i < count; ++i) {
+      const ReadRequest& r = requests[next + i];
+      local[i] = {r.into.data(), r.into.size()};
+      remote[i] = {reinterpret_cast<void*>(r.addr.value()), r.into.size()};
+    }
+    ssize_t n = ::process_vm_readv(pid_, local, count, remote, count, 0);
+    if (n < 0 && errno == ENOSYS) {
+      vm_readv_works_ = false;
+      continue;
+    }
+    // The kernel stops at the first range it cannot read: the ranges before
+    // it are whole; that one failed (or is partial); go on after it.
+    size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+    size_t i = 0;
+    for (; i < count && done >= requests[next + i].into.size(); ++i) {
+      done -= requests[next + i].into.size();
+      ok[next + i] = true;
+    }
+    next += std::min(i + 1, count);
+  }
+}
+
+size_t Process::read_prefix(RemoteAddr addr, std::span<std::byte> into) const {
+  if (into.empty()) return 0;
+  if (vm_readv_works_) {
+    iovec local{into.data(), into.size()};
+    iovec remote{reinterpret_cast<void*>(addr.value()), into.size()};
+    ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+    if (n >= 0 || errno != ENOSYS) return n > 0 ? static_cast<size_t>(n) : 0;
+    vm_readv_works_ = false;
+  }
+  // /proc/PID/mem: page by page until one fails.
+  size_t done = 0;
+  while (done < into.size()) {
+    size_t chunk = std::min<size_t>(4096 - ((addr.value() + done) & 4095), into.size() - done);
+    if (!read_proc_mem(addr + static_cast<int64_t>(done), into.subspan(done, chunk))) break;
+    done += chunk;
+  }
+  return done;
+}
+
 bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
   if (mem_fd_ < 0) {
     mem_fd_ = ::open((proc_ + "/mem").c_str(), O_RDONLY | O_CLOEXEC);

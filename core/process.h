@@ -40,6 +40,16 @@ class Process {
     if (!read(addr, std::as_writable_bytes(std::span(&value, 1)))) return std::nullopt;
     return value;
   }
+  // Several reads in as few system calls as possible (one process_vm_readv
+  // per 1024 ranges). Returns, per request, whether it was read whole.
+  struct ReadRequest {
+    RemoteAddr addr;
+    std::span<std::byte> into;
+  };
+  void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const;
+  // Reads as much of [addr, addr + into.size()) as is mapped from addr on;
+  // returns how many bytes (0 if addr itself is unreadable).
+  size_t read_prefix(RemoteAddr addr, std::span<std::byte> into) const;
   // Whether the target still runs, to tell "gone" from "unmapped" after a failed read.
   bool alive() const;
 

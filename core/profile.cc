@@ -41,10 +41,16 @@ size_t ProfileBuilder::FrameHash::operator()(const ProfileFrame& f) const noexce
 }
 
 uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
-  ProfileFrame key{frame.qualname ? *frame.qualname : frame.function, frame.filename,
-                   frame.line.value_or(0)};
+  const int line = frame.line.value_or(0);
+  if (frame.code_key != 0) {
+    if (auto it = code_line_ids_.find({frame.code_key, line}); it != code_line_ids_.end())
+      return it->second;
+  }
+  ProfileFrame key{std::string(frame.qualname ? *frame.qualname : frame.function),
+                   std::string(frame.filename), line};
   auto [it, added] = frame_ids_.try_emplace(key, static_cast<uint32_t>(profile_.frames.size()));
   if (added) profile_.frames.push_back(std::move(key));
+  if (frame.code_key != 0) code_line_ids_.emplace(std::pair{frame.code_key, line}, it->second);
   return it->second;
 }
 

@@ -84,6 +84,13 @@ class ProfileBuilder {
   };
   Profile& profile_;
   std::unordered_map<ProfileFrame, uint32_t, FrameHash> frame_ids_;
+  struct CodeLineHash {
+    size_t operator()(const std::pair<uint64_t, int>& k) const noexcept {
+      return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(k.second));
+    }
+  };
+  // The fast path: (code_key, line) -> frame index, no strings touched.
+  std::unordered_map<std::pair<uint64_t, int>, uint32_t, CodeLineHash> code_line_ids_;
   // Keyed by Python ident and TID: a new thread may reuse an old one's ident.
   std::map<std::pair<uint64_t, int64_t>, uint32_t> thread_ids_;
   // Key: thread index followed by frame indices, root first.

@@ -5,15 +5,24 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pyflame::core {
 
+// The strings are views into the interpreter's cache of code objects (or
+// string literals): valid until the next Interpreter::sample() call or the
+// interpreter's destruction. Copy them to keep them longer. They are views so
+// that a sample of a deep stack copies no strings.
 struct Frame {
-  std::string function;                // co_name, or "<unknown>" if unverifiable
-  std::optional<std::string> qualname; // co_qualname where the version has it
-  std::string filename;
+  std::string_view function;                // co_name, or "<unknown>" if unverifiable
+  std::optional<std::string_view> qualname; // co_qualname where the version has it
+  std::string_view filename;
   std::optional<int> line;
+  // Nonzero: frames with the same key and line have the same strings, for
+  // the life of the interpreter (a key is never reused). Lets the profile
+  // intern a frame without looking at its strings.
+  uint64_t code_key = 0;
 
   bool operator==(const Frame&) const = default;
 };

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -53,6 +55,88 @@ struct CodeInfo {
   // The pointers these were read from: a code object freed and another
   // allocated at the same address is caught by comparing them.
   std::array<uint64_t, 4> identity{};
+  uint64_t key = 0;  // core::Frame::code_key: unique for the interpreter's life
+  // Decoded lines by instruction offset: a hot frame sits on few offsets.
+  std::unordered_map<int64_t, std::optional<int>> lines;
+};
+
+// A frame as read from the stack, before its code object is resolved.
+struct RawFrame {
+  RemoteAddr code;
+  std::optional<int64_t> offset;  // instruction byte offset, if any
+  bool generator = false;         // owned by a generator (never incomplete)
+  bool bad = false;               // unreadable or failed a check: <unknown>
+};
+
+// Brent's cycle detection over a frame chain: constant memory, no
+// allocation, finds any cycle within twice its length.
+class CycleCheck {
+ public:
+  bool seen(RemoteAddr frame) {
+    if (frame == saved_) return true;
+    if (++steps_ == power_) {
+      saved_ = frame;
+      power_ *= 2;
+      steps_ = 0;
+    }
+    return false;
+  }
+
+ private:
+  RemoteAddr saved_;
+  uint64_t power_ = 1;
+  uint64_t steps_ = 0;
+};
+
+// Page-aligned windows of target memory read once per sample: frames that
+// sit together (3.11+ data-stack chunks, neighbouring heap frames) cost one
+// system call for many.
+class WindowCache {
+ public:
+  static constexpr size_t kPage = 4096;
+  static constexpr size_t kWindow = 16 * kPage;
+  static constexpr size_t kWindows = 4;
+
+  void clear() { used_ = 0; }
+  bool read(const core::Process& process, RemoteAddr addr, std::span<std::byte> into) {
+    const uint64_t a = addr.value();
+    for (size_t i = 0; i < used_; ++i) {
+      Window& w = windows_[i];
+      if (a >= w.base && a + into.size() <= w.base + w.length && a + into.size() >= a) {
+        std::memcpy(into.data(), w.data.data() + (a - w.base), into.size());
+        return true;
+      }
+    }
+    if (into.size() > kWindow / 2) return process.read(addr, into);
+    Window& w = windows_[used_ < kWindows ? used_++ : (next_victim_++ % kWindows)];
+    w.data.resize(kWindow);
+    // Stacks grow upwards, so the frames still to come sit below this one:
+    // first try the window that ends just after it. Its lowest page may be
+    // unmapped (the kernel then reads nothing); then read upwards from it.
+    const uint64_t end = (a + into.size() + kPage - 1) & ~(kPage - 1);
+    w.base = end > kWindow ? end - kWindow : 0;
+    w.length = w.base ? process.read_prefix(RemoteAddr(w.base), w.data) : 0;
+    if (w.base + w.length < a + into.size()) {
+      w.base = a & ~(kPage - 1);
+      w.length = process.read_prefix(RemoteAddr(w.base), w.data);
+    }
+    if (a < w.base || a + into.size() > w.base + w.length) {
+      w.length = 0;
+      return false;
+    }
+    std::memcpy(into.data(), w.data.data() + (a - w.base), into.size());
+    return true;
+  }
+
+ private:
+  struct Window {
+    uint64_t base = 0;
+    size_t length = 0;
+    std::vector<std::byte> data;
+  };
+  std::array<Window, kWindows> windows_;
+  size_t used_ = 0;
+  size_t next_victim_ = 0;
 };
 
 class LayoutInterpreter : public core::Interpreter {
@@ -73,11 +157,15 @@ class LayoutInterpreter : public core::Interpreter {
   bool looks_like_interpreter(RemoteAddr interp) const;
 
   std::optional<RemoteAddr> gil_holder(RemoteAddr interp) const;
-  void walk_frame_objects(RemoteAddr frame, core::ThreadSample& thread);
-  void walk_interpreter_frames(RemoteAddr frame, core::ThreadSample& thread);
-  // The frame for `code` at instruction byte offset `offset` (nullopt: no line).
-  core::Frame make_frame(const CodeInfo* info, std::optional<int64_t> offset);
-  const CodeInfo* code_info(RemoteAddr code);
+  void walk_frame_objects(RemoteAddr frame);
+  void walk_interpreter_frames(RemoteAddr frame);
+  // Resolves raw_'s code objects (one batched read) and appends the frames.
+  void finish_thread(core::ThreadSample& thread);
+  // The frame for `info` at instruction byte offset `offset` (nullopt: no line).
+  core::Frame make_frame(CodeInfo* info, std::optional<int64_t> offset);
+  // Reads the strings of a code object whose header is `header`.
+  CodeInfo* load_code(RemoteAddr code, std::span<const std::byte> header);
+  int64_t code_header_size() const;
 
   const pyflame_layout& l_;
   RemoteObjects objects_;
@@ -85,7 +173,21 @@ class LayoutInterpreter : public core::Interpreter {
   std::string version_;
   RemoteAddr interp_head_slot_;     // address of the pointer to the first interpreter
   RemoteAddr tstate_current_slot_;  // address of the GIL holder's thread state (<= 3.11)
-  std::unordered_map<RemoteAddr, CodeInfo> code_cache_;
+  // By address; entries are boxed so that views into them stay put.
+  std::unordered_map<RemoteAddr, std::unique_ptr<CodeInfo>> code_cache_;
+  // Entries replaced during this sample: earlier frames may still view them.
+  std::vector<std::unique_ptr<CodeInfo>> retired_;
+  uint64_t next_code_key_ = 1;
+  // Reused from sample to sample: no allocation once warm.
+  WindowCache windows_;
+  std::vector<std::byte> tstate_buf_;
+  std::vector<std::byte> frame_buf_;
+  std::vector<RawFrame> raw_;
+  std::vector<RemoteAddr> codes_;
+  std::vector<std::byte> code_headers_;
+  std::vector<core::Process::ReadRequest> requests_;
+  std::vector<bool> ok_;
+  std::vector<CodeInfo*> resolved_;  // parallel to codes_
 };
 
 void LayoutInterpreter::locate(const core::PythonBinary& binary) {
@@ -238,31 +340,37 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr interp) const
 }
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
+  // Views handed out by the previous sample may be dropped only now.
+  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
+  retired_.clear();
+  windows_.clear();
   auto interp = objects_.read_pointer(interp_head_slot_);
   if (!interp || interp->is_null()) {
     PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
     return false;
   }
+  tstate_buf_.resize(static_cast<size_t>(l_.sizeof_tstate));
   std::unordered_set<RemoteAddr> seen_interps;
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
     if (!seen_interps.insert(*interp).second) return false;  // a cycle: torn or hostile
     std::optional<RemoteAddr> holder = gil_holder(*interp);
     auto tstate = objects_.read_pointer(*interp + l_.interp_tstate_head);
     if (!tstate) return false;
-    std::unordered_set<RemoteAddr> seen_threads;
-    std::vector<std::byte> ts(static_cast<size_t>(l_.sizeof_tstate));
+    CycleCheck thread_cycle;
     for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
-      if (!seen_threads.insert(*tstate).second || !process_.read(*tstate, ts)) {
+      if (thread_cycle.seen(*tstate) || !process_.read(*tstate, tstate_buf_)) {
         PYFLAME_DEBUG_LOG("cannot read thread state {:#x}", tstate->value());
         return false;
       }
-      core::ThreadSample thread;
+      const std::span<const std::byte> ts(tstate_buf_);
+      core::ThreadSample& thread = out.threads.emplace_back();
       thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
       if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
         thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
       if (holder) thread.holds_gil = *holder == *tstate;
+      raw_.clear();
       if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-        walk_frame_objects(RemoteAddr(load<uint64_t>(ts, l_.tstate_frame)), thread);
+        walk_frame_objects(RemoteAddr(load<uint64_t>(ts, l_.tstate_frame)));
       } else {
         RemoteAddr frame;
         if (l_.tstate_current_frame != PYFLAME_ABSENT) {
@@ -271,13 +379,13 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
           auto cframe = RemoteAddr(load<uint64_t>(ts, l_.tstate_cframe));
           if (cframe) {
             auto f = objects_.read_pointer(cframe + l_.cframe_current_frame);
-            if (!f) thread.truncated = true;
+            if (!f) raw_.push_back({RemoteAddr(), std::nullopt, false, true});
             frame = f.value_or(RemoteAddr());
           }
         }
-        walk_interpreter_frames(frame, thread);
+        walk_interpreter_frames(frame);
       }
-      out.threads.push_back(std::move(thread));
+      finish_thread(thread);
       tstate = RemoteAddr(load<uint64_t>(ts, l_.tstate_next));
     }
     interp = objects_.read_pointer(*interp + l_.interp_next);
@@ -286,88 +394,122 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
   return true;
 }
 
-void LayoutInterpreter::walk_frame_objects(RemoteAddr frame, core::ThreadSample& thread) {
-  std::unordered_set<RemoteAddr> seen;
+void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
+  CycleCheck cycle;
   const int64_t header = std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8;
-  std::vector<std::byte> buf(static_cast<size_t>(header));
+  frame_buf_.resize(static_cast<size_t>(header));
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || !seen.insert(frame).second || !process_.read(frame, buf) ||
-        RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().frame) {
-      thread.frames.push_back(unknown_frame());
-      thread.truncated = true;
+    if (depth >= kMaxFrames || cycle.seen(frame) || !windows_.read(process_, frame, frame_buf_) ||
+        RemoteAddr(load<uint64_t>(frame_buf_, l_.ob_type)) != objects_.types().frame) {
+      raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
     }
-    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(buf, l_.frame_lasti)
-                                               : load<int64_t>(buf, l_.frame_lasti);
+    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf_, l_.frame_lasti)
+                                               : load<int64_t>(frame_buf_, l_.frame_lasti);
     // f_lasti is -1 before the first instruction runs.
     std::optional<int64_t> offset;
     if (lasti >= 0) offset = lasti * l_.lasti_unit_bytes;
-    thread.frames.push_back(make_frame(code_info(RemoteAddr(load<uint64_t>(buf, l_.frame_code))), offset));
-    frame = RemoteAddr(load<uint64_t>(buf, l_.frame_back));
+    raw_.push_back({RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_code)), offset, true, false});
+    frame = RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_back));
   }
 }
 
-void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, core::ThreadSample& thread) {
-  std::unordered_set<RemoteAddr> seen;
-  std::vector<std::byte> buf(static_cast<size_t>(l_.sizeof_iframe));
+void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame) {
+  CycleCheck cycle;
+  frame_buf_.resize(static_cast<size_t>(l_.sizeof_iframe));
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || !seen.insert(frame).second || !process_.read(frame, buf)) {
-      thread.frames.push_back(unknown_frame());
-      thread.truncated = true;
+    if (depth >= kMaxFrames || cycle.seen(frame) || !windows_.read(process_, frame, frame_buf_)) {
+      raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
     }
-    RemoteAddr previous(load<uint64_t>(buf, l_.iframe_previous));
-    int64_t owner = static_cast<int64_t>(load<int8_t>(buf, l_.iframe_owner));
+    RemoteAddr previous(load<uint64_t>(frame_buf_, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(load<int8_t>(frame_buf_, l_.iframe_owner));
     // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
     // bookkeeping, not Python code.
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
       frame = previous;
       continue;
     }
-    RemoteAddr code(load<uint64_t>(buf, l_.iframe_code) & ~l_.stackref_tag_mask);
-    RemoteAddr instr(load<uint64_t>(buf, l_.iframe_instr));
-    int64_t offset = instr - (code + l_.code_adaptive);
-    // A frame whose first instruction has not run yet is incomplete
-    // (CPython's _PyFrame_IsIncomplete): it is not shown by CPython either.
-    const CodeInfo* info = code_info(code);
-    if (owner != l_.owner_generator && info != nullptr && info->first_traceable &&
-        offset < *info->first_traceable * l_.lasti_unit_bytes) {
-      frame = previous;
-      continue;
-    }
-    thread.frames.push_back(make_frame(info, offset));
+    RemoteAddr code(load<uint64_t>(frame_buf_, l_.iframe_code) & ~l_.stackref_tag_mask);
+    RemoteAddr instr(load<uint64_t>(frame_buf_, l_.iframe_instr));
+    raw_.push_back({code, instr - (code + l_.code_adaptive), owner == l_.owner_generator, false});
     frame = previous;
   }
 }
 
-core::Frame LayoutInterpreter::make_frame(const CodeInfo* info, std::optional<int64_t> offset) {
+int64_t LayoutInterpreter::code_header_size() const {
+  return std::max({l_.code_name, l_.code_filename, l_.code_qualname, l_.code_line_table,
+                   l_.code_firstlineno, l_.code_firsttraceable}) + 8;
+}
+
+void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
+  // Every distinct code object of the stack is checked in one system call:
+  // its type and the pointers its cached strings were read from.
+  codes_.clear();
+  for (const RawFrame& f : raw_)
+    if (!f.bad && f.code) codes_.push_back(f.code);
+  std::sort(codes_.begin(), codes_.end());
+  codes_.erase(std::unique(codes_.begin(), codes_.end()), codes_.end());
+  const auto header = static_cast<size_t>(code_header_size());
+  code_headers_.resize(codes_.size() * header);
+  requests_.clear();
+  for (size_t i = 0; i < codes_.size(); ++i)
+    requests_.push_back({codes_[i], std::span(code_headers_).subspan(i * header, header)});
+  process_.read_many(requests_, ok_);
+  resolved_.assign(codes_.size(), nullptr);
+  for (size_t i = 0; i < codes_.size(); ++i)
+    if (ok_[i]) resolved_[i] = load_code(codes_[i], requests_[i].into);
+
+  thread.frames.reserve(raw_.size());
+  for (const RawFrame& f : raw_) {
+    if (f.bad) {
+      thread.frames.push_back(unknown_frame());
+      thread.truncated = true;
+      continue;
+    }
+    auto it = std::lower_bound(codes_.begin(), codes_.end(), f.code);
+    CodeInfo* info = it != codes_.end() && *it == f.code ? resolved_[it - codes_.begin()] : nullptr;
+    // A frame whose first instruction has not run yet is incomplete
+    // (CPython's _PyFrame_IsIncomplete): CPython does not show it either.
+    if (l_.frame_model != PYFLAME_FRAME_OBJECTS && !f.generator && info != nullptr &&
+        info->first_traceable && f.offset &&
+        *f.offset < *info->first_traceable * l_.lasti_unit_bytes)
+      continue;
+    thread.frames.push_back(make_frame(info, f.offset));
+  }
+}
+
+core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t> offset) {
   if (info == nullptr) return unknown_frame();
   core::Frame f;
   f.function = info->name;
-  f.qualname = info->qualname;
+  if (info->qualname) f.qualname = *info->qualname;
   f.filename = info->filename;
+  f.code_key = info->key;
   if (offset && *offset >= 0 && *offset <= INT32_MAX) {
-    auto table = std::as_bytes(std::span(info->line_table.data(), info->line_table.size()));
-    f.line = line_table::line_for_offset(line_format(l_.line_table_model), table,
-                                         info->first_line, static_cast<int>(*offset));
+    auto [it, added] = info->lines.try_emplace(*offset);
+    if (added) {
+      if (info->lines.size() > 4096) {  // a bound, should a table be huge
+        info->lines.clear();
+        it = info->lines.try_emplace(*offset).first;
+      }
+      auto table = std::as_bytes(std::span(info->line_table.data(), info->line_table.size()));
+      it->second = line_table::line_for_offset(line_format(l_.line_table_model), table,
+                                               info->first_line, static_cast<int>(*offset));
+    }
+    f.line = it->second;
   }
   return f;
 }
 
-const CodeInfo* LayoutInterpreter::code_info(RemoteAddr code) {
-  if (!code) return nullptr;
-  const int64_t header = std::max({l_.code_name, l_.code_filename, l_.code_qualname,
-                                   l_.code_line_table, l_.code_firstlineno,
-                                   l_.code_firsttraceable}) + 8;
-  std::vector<std::byte> buf(static_cast<size_t>(header));
-  if (!process_.read(code, buf) || RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().code)
-    return nullptr;
+CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byte> buf) {
+  if (RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().code) return nullptr;
   std::array<uint64_t, 4> identity{
       load<uint64_t>(buf, l_.code_name), load<uint64_t>(buf, l_.code_filename),
       l_.code_qualname != PYFLAME_ABSENT ? load<uint64_t>(buf, l_.code_qualname) : 0,
       load<uint64_t>(buf, l_.code_line_table)};
-  if (auto it = code_cache_.find(code); it != code_cache_.end() && it->second.identity == identity)
-    return &it->second;
+  auto cached = code_cache_.find(code);
+  if (cached != code_cache_.end() && cached->second->identity == identity) return cached->second.get();
   CodeInfo info;
   info.identity = identity;
   auto name = objects_.read_text(RemoteAddr(identity[0]));
@@ -384,8 +526,11 @@ const CodeInfo* LayoutInterpreter::code_info(RemoteAddr code) {
                                ? load<int32_t>(buf, l_.code_firsttraceable)
                                : load<int64_t>(buf, l_.code_firsttraceable);
   }
-  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
-  return &(code_cache_[code] = std::move(info));
+  info.key = next_code_key_++;
+  if (cached != code_cache_.end()) retired_.push_back(std::move(cached->second));
+  auto& slot = code_cache_[code];
+  slot = std::make_unique<CodeInfo>(std::move(info));
+  return slot.get();
 }
 
 }  // namespace
