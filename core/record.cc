@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -235,6 +236,15 @@ class StatusLine {
 };
 
 void sleep_until(Clock::time_point when) {
+  // A sleep overshoots by the timer slack (50 us by default, see
+  // prctl(PR_SET_TIMERSLACK)); the last few microseconds are waited out.
+  constexpr auto kSpin = std::chrono::microseconds(20);
+  if (when - Clock::now() <= kSpin) {
+    while (Clock::now() < when && g_stop_signal == 0) {
+    }
+    return;
+  }
+  when -= kSpin / 2;
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
   // steady_clock is CLOCK_MONOTONIC on Linux; EINTR (a stop signal) returns early.
@@ -275,6 +285,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
   if (options.stats_json) stats_file = std::make_unique<OutputFile>(*options.stats_json);
 
   StopSignals stop_signals;
+  // Wake-ups on time at high rates (the default slack is 50 us).
+  ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   std::unique_ptr<LaunchedCommand> command;
   if (!options.command.empty()) command = std::make_unique<LaunchedCommand>(options.command);
   const int pid = command ? command->pid() : *options.pid;
@@ -332,7 +344,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
       bool ok = false;
       try {
-        states.read_states();
+        if (!options.include_idle) states.read_states();  // with --idle only names are needed
         std::optional<ThreadStopper> stopper;
         if (options.blocking) stopper.emplace(pid);
         snapshot.threads.clear();

@@ -88,62 +88,167 @@ class CycleCheck {
   uint64_t steps_ = 0;
 };
 
-// Page-aligned windows of target memory read once per sample: frames that
-// sit together (3.11+ data-stack chunks, neighbouring heap frames) cost one
-// system call for many.
-class WindowCache {
+// The walker's view of target memory during one sample. Everything the
+// previous sample read (pointers, thread states, frame windows, code object
+// headers) is read again at the start of this one, in a single system call:
+// the addresses are a guess, the bytes are fresh, and what the guess missed
+// is read on demand and joins the set for the next sample. A steady stack
+// costs one process_vm_readv per sample.
+class SampleMemory {
  public:
   static constexpr size_t kPage = 4096;
-  static constexpr size_t kWindow = 16 * kPage;
-  static constexpr size_t kWindows = 4;
+  static constexpr size_t kWindow = 8 * kPage;  // frames read together
+  static constexpr size_t kMaxRanges = 1024;      // one process_vm_readv (IOV_MAX)
+  static constexpr size_t kMaxBytes = 4 << 20;
 
-  void clear() { used_ = 0; }
-  bool read(const core::Process& process, RemoteAddr addr, std::span<std::byte> into) {
-    const uint64_t a = addr.value();
-    for (size_t i = 0; i < used_; ++i) {
-      Window& w = windows_[i];
-      if (a >= w.base && a + into.size() <= w.base + w.length && a + into.size() >= a) {
-        std::memcpy(into.data(), w.data.data() + (a - w.base), into.size());
-        return true;
+  explicit SampleMemory(const core::Process& process) : process_(process) {}
+
+  void begin() {
+    plan_.clear();
+    // Only the pages of a window that were used are read again.
+    for (const Range& r : ranges_) {
+      if (!r.used) continue;
+      uint64_t lo = r.base + r.used_lo, hi = r.base + r.used_hi;
+      if (r.length > kPage) {
+        lo = std::max(r.base, lo & ~(kPage - 1));
+        hi = std::min(r.base + r.length, (hi + kPage - 1) & ~(kPage - 1));
+      } else {
+        lo = r.base;
+        hi = r.base + r.length;
       }
+      plan_.push_back({lo, static_cast<size_t>(hi - lo), 0, false});
     }
-    if (into.size() > kWindow / 2) return process.read(addr, into);
-    Window& w = windows_[used_ < kWindows ? used_++ : (next_victim_++ % kWindows)];
-    w.data.resize(kWindow);
-    // Stacks grow upwards, so the frames still to come sit below this one:
-    // first try the window that ends just after it. Its lowest page may be
-    // unmapped (the kernel then reads nothing); then read upwards from it.
-    const uint64_t end = (a + into.size() + kPage - 1) & ~(kPage - 1);
-    w.base = end > kWindow ? end - kWindow : 0;
-    w.length = w.base ? process.read_prefix(RemoteAddr(w.base), w.data) : 0;
-    if (w.base + w.length < a + into.size()) {
-      w.base = a & ~(kPage - 1);
-      w.length = process.read_prefix(RemoteAddr(w.base), w.data);
+    ranges_.clear();
+    buffer_.clear();
+    size_t bytes = 0, count = 0;
+    for (const Range& r : plan_) {
+      if (count == kMaxRanges || bytes + r.length > kMaxBytes) break;
+      bytes += r.length;
+      ++count;
     }
-    if (a < w.base || a + into.size() > w.base + w.length) {
-      w.length = 0;
-      return false;
+    plan_.resize(count);
+    buffer_.resize(bytes);
+    requests_.clear();
+    size_t at = 0;
+    for (Range& r : plan_) {
+      r.at = at;
+      requests_.push_back({core::RemoteAddr(r.base), std::span(buffer_).subspan(at, r.length)});
+      at += r.length;
     }
-    std::memcpy(into.data(), w.data.data() + (a - w.base), into.size());
+    process_.read_many(requests_, ok_);
+    for (size_t i = 0; i < plan_.size(); ++i)
+      if (ok_[i]) insert(plan_[i]);
+  }
+
+  // An exact read; `window`: the bytes sit in a stack of frames, so read the
+  // pages around them too.
+  bool read(core::RemoteAddr addr, std::span<std::byte> into, bool window = false) {
+    if (serve(addr.value(), into)) return true;
+    if (window && into.size() <= kWindow / 2 && read_window(addr.value(), into.size()))
+      return serve(addr.value(), into);
+    if (!process_.read(addr, into)) return false;
+    keep(addr.value(), into);  // wholly used
     return true;
   }
 
+  void read_many(std::span<const core::Process::ReadRequest> requests, std::vector<bool>& ok) {
+    ok.assign(requests.size(), false);
+    misses_.clear();
+    miss_index_.clear();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (serve(requests[i].addr.value(), requests[i].into)) {
+        ok[i] = true;
+      } else {
+        misses_.push_back(requests[i]);
+        miss_index_.push_back(i);
+      }
+    }
+    if (misses_.empty()) return;
+    process_.read_many(misses_, miss_ok_);
+    for (size_t k = 0; k < misses_.size(); ++k) {
+      if (!miss_ok_[k]) continue;
+      ok[miss_index_[k]] = true;
+      keep(misses_[k].addr.value(), misses_[k].into);
+    }
+  }
+
  private:
-  struct Window {
-    uint64_t base = 0;
-    size_t length = 0;
-    std::vector<std::byte> data;
+  struct Range {
+    uint64_t base;
+    size_t length;
+    size_t at;  // offset in buffer_
+    bool used;
+    size_t used_lo = SIZE_MAX, used_hi = 0;  // the part that served reads
   };
-  std::array<Window, kWindows> windows_;
-  size_t used_ = 0;
-  size_t next_victim_ = 0;
+
+  bool serve(uint64_t a, std::span<std::byte> into) {
+    const uint64_t end = a + into.size();
+    if (end < a) return false;
+    // ranges_ is sorted by base; the one that holds [a, end) starts at or
+    // before a (overlaps are rare: look back a little).
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), a,
+                               [](uint64_t x, const Range& r) { return x < r.base; });
+    for (int back = 0; back < 4 && it != ranges_.begin(); ++back) {
+      --it;
+      if (end <= it->base + it->length) {
+        std::memcpy(into.data(), buffer_.data() + it->at + (a - it->base), into.size());
+        it->used = true;
+        it->used_lo = std::min<size_t>(it->used_lo, a - it->base);
+        it->used_hi = std::max<size_t>(it->used_hi, end - it->base);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void keep(uint64_t base, std::span<const std::byte> data) {
+    Range r{base, data.size(), buffer_.size(), true, 0, data.size()};
+    buffer_.insert(buffer_.end(), data.begin(), data.end());
+    insert(r);
+  }
+
+  void insert(const Range& r) {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), r.base,
+                               [](uint64_t x, const Range& e) { return x < e.base; });
+    ranges_.insert(it, r);
+  }
+
+  bool read_window(uint64_t a, size_t size) {
+    window_.resize(kWindow);
+    // Stacks grow upwards, so the frames still to come sit below this one:
+    // first try the window that ends just after it. Its lowest page may be
+    // unmapped (the kernel then reads nothing); then read upwards from it.
+    const uint64_t end = (a + size + kPage - 1) & ~(kPage - 1);
+    uint64_t base = end > kWindow ? end - kWindow : 0;
+    size_t length = base ? process_.read_prefix(core::RemoteAddr(base), window_) : 0;
+    if (base + length < a + size) {
+      base = a & ~(kPage - 1);
+      length = process_.read_prefix(core::RemoteAddr(base), window_);
+    }
+    if (a < base || a + size > base + length) return false;
+    keep(base, std::span(window_).first(length));
+    Range& kept = *std::find_if(ranges_.begin(), ranges_.end(),
+                                [&](const Range& r) { return r.base == base && r.length == length; });
+    kept.used_lo = SIZE_MAX;  // serve() marks what is used
+    kept.used_hi = 0;
+    return true;
+  }
+
+  const core::Process& process_;
+  std::vector<Range> ranges_;  // sorted by base
+  std::vector<Range> plan_;
+  std::vector<std::byte> buffer_;
+  std::vector<std::byte> window_;
+  std::vector<core::Process::ReadRequest> requests_, misses_;
+  std::vector<size_t> miss_index_;
+  std::vector<bool> ok_, miss_ok_;
 };
 
 class LayoutInterpreter : public core::Interpreter {
  public:
   LayoutInterpreter(const pyflame_layout& l, const core::Process& process,
                     const core::PythonBinary& binary)
-      : l_(l), objects_(l, process), process_(process) {
+      : l_(l), objects_(l, process), process_(process), memory_(process) {
     locate(binary);
   }
 
@@ -156,7 +261,8 @@ class LayoutInterpreter : public core::Interpreter {
   std::optional<RemoteAddr> scan_for_interp_head(const core::PythonBinary& binary) const;
   bool looks_like_interpreter(RemoteAddr interp) const;
 
-  std::optional<RemoteAddr> gil_holder(RemoteAddr interp) const;
+  // The thread state holding the GIL whose struct is at `gil` (3.12+).
+  std::optional<RemoteAddr> gil_holder(RemoteAddr gil);
   void walk_frame_objects(RemoteAddr frame);
   void walk_interpreter_frames(RemoteAddr frame);
   // Resolves raw_'s code objects (one batched read) and appends the frames.
@@ -179,7 +285,7 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<std::unique_ptr<CodeInfo>> retired_;
   uint64_t next_code_key_ = 1;
   // Reused from sample to sample: no allocation once warm.
-  WindowCache windows_;
+  SampleMemory memory_;
   std::vector<std::byte> tstate_buf_;
   std::vector<std::byte> frame_buf_;
   std::vector<RawFrame> raw_;
@@ -328,37 +434,55 @@ std::optional<RemoteAddr> LayoutInterpreter::scan_for_interp_head(
   return std::nullopt;
 }
 
-std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr interp) const {
-  if (tstate_current_slot_) return objects_.read_pointer(tstate_current_slot_);
-  if (l_.interp_gil == PYFLAME_ABSENT) return std::nullopt;
-  auto gil = objects_.read_pointer(interp + l_.interp_gil);
-  if (!gil || gil->is_null()) return std::nullopt;
-  auto locked = objects_.read_int(*gil + l_.gil_locked, l_.sizeof_gil_field);
-  if (!locked) return std::nullopt;
-  if (*locked == 0) return RemoteAddr();  // nobody holds it
-  return objects_.read_pointer(*gil + l_.gil_last_holder);
+std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
+  if (gil.is_null()) return std::nullopt;
+  uint64_t locked = 0, holder = 0;
+  auto size = static_cast<size_t>(std::clamp<int64_t>(l_.sizeof_gil_field, 1, 8));
+  const core::Process::ReadRequest reads[] = {
+      {gil + l_.gil_locked, std::as_writable_bytes(std::span(&locked, 1)).first(size)},
+      {gil + l_.gil_last_holder, std::as_writable_bytes(std::span(&holder, 1))}};
+  memory_.read_many(reads, ok_);
+  if (!ok_[0] || !ok_[1]) return std::nullopt;
+  if (locked == 0) return RemoteAddr();  // nobody holds it
+  return RemoteAddr(holder);
 }
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
   // Views handed out by the previous sample may be dropped only now.
   if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
   retired_.clear();
-  windows_.clear();
-  auto interp = objects_.read_pointer(interp_head_slot_);
-  if (!interp || interp->is_null()) {
+  memory_.begin();
+  // Few system calls per sample: what can be read together is.
+  uint64_t head = 0, current = 0;
+  const core::Process::ReadRequest globals[] = {
+      {interp_head_slot_, std::as_writable_bytes(std::span(&head, 1))},
+      {tstate_current_slot_, std::as_writable_bytes(std::span(&current, 1))}};
+  memory_.read_many(std::span(globals).first(tstate_current_slot_ ? 2 : 1), ok_);
+  if (!ok_[0] || head == 0) {
     PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
     return false;
   }
+  std::optional<RemoteAddr> current_holder;
+  if (tstate_current_slot_ && ok_[1]) current_holder = RemoteAddr(current);
+  std::optional<RemoteAddr> interp = RemoteAddr(head);
   tstate_buf_.resize(static_cast<size_t>(l_.sizeof_tstate));
   std::unordered_set<RemoteAddr> seen_interps;
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
     if (!seen_interps.insert(*interp).second) return false;  // a cycle: torn or hostile
-    std::optional<RemoteAddr> holder = gil_holder(*interp);
-    auto tstate = objects_.read_pointer(*interp + l_.interp_tstate_head);
-    if (!tstate) return false;
+    uint64_t first_tstate = 0, next_interp = 0, gil = 0;
+    const core::Process::ReadRequest fields[] = {
+        {*interp + l_.interp_tstate_head, std::as_writable_bytes(std::span(&first_tstate, 1))},
+        {*interp + l_.interp_next, std::as_writable_bytes(std::span(&next_interp, 1))},
+        {*interp + l_.interp_gil, std::as_writable_bytes(std::span(&gil, 1))}};
+    const bool per_interp_gil = !tstate_current_slot_ && l_.interp_gil != PYFLAME_ABSENT;
+    memory_.read_many(std::span(fields).first(per_interp_gil ? 3 : 2), ok_);
+    if (!ok_[0] || !ok_[1]) return false;
+    std::optional<RemoteAddr> holder = current_holder;
+    if (per_interp_gil && ok_[2]) holder = gil_holder(RemoteAddr(gil));
+    std::optional<RemoteAddr> tstate = RemoteAddr(first_tstate);
     CycleCheck thread_cycle;
     for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
-      if (thread_cycle.seen(*tstate) || !process_.read(*tstate, tstate_buf_)) {
+      if (thread_cycle.seen(*tstate) || !memory_.read(*tstate, tstate_buf_)) {
         PYFLAME_DEBUG_LOG("cannot read thread state {:#x}", tstate->value());
         return false;
       }
@@ -378,9 +502,10 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
         } else {
           auto cframe = RemoteAddr(load<uint64_t>(ts, l_.tstate_cframe));
           if (cframe) {
-            auto f = objects_.read_pointer(cframe + l_.cframe_current_frame);
-            if (!f) raw_.push_back({RemoteAddr(), std::nullopt, false, true});
-            frame = f.value_or(RemoteAddr());
+            uint64_t f = 0;
+            if (!memory_.read(cframe + l_.cframe_current_frame, std::as_writable_bytes(std::span(&f, 1))))
+              raw_.push_back({RemoteAddr(), std::nullopt, false, true});
+            frame = RemoteAddr(f);
           }
         }
         walk_interpreter_frames(frame);
@@ -388,8 +513,7 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
       finish_thread(thread);
       tstate = RemoteAddr(load<uint64_t>(ts, l_.tstate_next));
     }
-    interp = objects_.read_pointer(*interp + l_.interp_next);
-    if (!interp) return false;
+    interp = RemoteAddr(next_interp);
   }
   return true;
 }
@@ -399,7 +523,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
   const int64_t header = std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8;
   frame_buf_.resize(static_cast<size_t>(header));
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || cycle.seen(frame) || !windows_.read(process_, frame, frame_buf_) ||
+    if (depth >= kMaxFrames || cycle.seen(frame) || !memory_.read(frame, frame_buf_, true) ||
         RemoteAddr(load<uint64_t>(frame_buf_, l_.ob_type)) != objects_.types().frame) {
       raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
@@ -418,7 +542,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame) {
   CycleCheck cycle;
   frame_buf_.resize(static_cast<size_t>(l_.sizeof_iframe));
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || cycle.seen(frame) || !windows_.read(process_, frame, frame_buf_)) {
+    if (depth >= kMaxFrames || cycle.seen(frame) || !memory_.read(frame, frame_buf_, true)) {
       raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
     }
@@ -455,7 +579,7 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
   requests_.clear();
   for (size_t i = 0; i < codes_.size(); ++i)
     requests_.push_back({codes_[i], std::span(code_headers_).subspan(i * header, header)});
-  process_.read_many(requests_, ok_);
+  memory_.read_many(requests_, ok_);
   resolved_.assign(codes_.size(), nullptr);
   for (size_t i = 0; i < codes_.size(); ++i)
     if (ok_[i]) resolved_[i] = load_code(codes_[i], requests_[i].into);
