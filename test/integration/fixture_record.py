@@ -3,8 +3,9 @@ functions, measured by the workload itself.  Runs on 2.7 and 3.6+.
 
     fixture_record.py [--seconds S] [--exit-code N]
 
-Rounds of spin_a (50%), spin_b (30%) and spin_c (20%) of the round's time,
-each spinning on one line (the HOT line named in the comment, which the test
+Rounds of spin_a, spin_b and spin_c doing 5, 3 and 2 units of the same
+work (so about 50/30/20 of the time; the test compares with what is measured,
+not with these figures), each spinning on one line (the HOT line named in the comment, which the test
 finds by that comment).  Prints one JSON line "ready" when it starts; reads
 commands on stdin from a helper thread (idle, so not in the profile):
 "report" answers with the seconds spent in each function so far, "exit" ends
@@ -18,25 +19,23 @@ import threading
 import time
 
 now = getattr(time, "perf_counter", time.time)
+counter = getattr(__builtins__, "xrange", range)
 spent = {"spin_a": 0.0, "spin_b": 0.0, "spin_c": 0.0}
 lock = threading.Lock()
 exit_code = [0]
 stop = [False]
 
 
-def spin_a(seconds):
-    end = now() + seconds
-    while now() < end: pass  # HOT spin_a
+def spin_a(n):
+    for _ in counter(n): pass  # HOT spin_a
 
 
-def spin_b(seconds):
-    end = now() + seconds
-    while now() < end: pass  # HOT spin_b
+def spin_b(n):
+    for _ in counter(n): pass  # HOT spin_b
 
 
-def spin_c(seconds):
-    end = now() + seconds
-    while now() < end: pass  # HOT spin_c
+def spin_c(n):
+    for _ in counter(n): pass  # HOT spin_c
 
 
 def report():
@@ -57,13 +56,15 @@ def commands():
 
 
 def run_rounds(deadline):
-    # A round of 2.3 ms: not a multiple of any sampling interval the test uses.
-    shares = (("spin_a", spin_a, 0.5), ("spin_b", spin_b, 0.3), ("spin_c", spin_c, 0.2))
-    round_seconds = 0.0023
+    # Work, not deadlines: a function stalled by the scheduler must not end
+    # early and shift the phase of the round (wall-clock spins lock onto the
+    # sampling period that way).
+    shares = (("spin_a", spin_a, 5), ("spin_b", spin_b, 3), ("spin_c", spin_c, 2))
+    unit = 1000
     while not stop[0] and (deadline is None or now() < deadline):
         for name, function, share in shares:
             start = now()
-            function(round_seconds * share)
+            function(unit * share)
             took = now() - start
             with lock:
                 spent[name] += took

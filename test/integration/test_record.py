@@ -173,8 +173,8 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         expect(abs(sampled - measured) <= TOLERANCE,
                "attach: %s sampled %.1f%% but the workload measured %.1f%% (over 5 points)\n%s"
                % (name, 100 * sampled, 100 * measured, "\n".join(report)))
-        # The spin loop is one line; `end = now() + seconds` above it runs
-        # once a call and may be caught now and then.
+        # The spin loop is one line; the `def` line (the call's start) may be
+        # caught now and then.
         on_hot = lines[name].get(hot[name], 0)
         expect(on_hot >= 0.9 * counts[name],
                "attach: %s: only %d of %d samples on its hot line %d; lines seen %s"
