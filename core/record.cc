@@ -406,7 +406,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
   const int stop_signal = g_stop_signal;
   std::fprintf(stderr,
-               "pyflame: %llu samples of %zu threads in %.1f s (%.1f samples/s, asked %.0f/s); "
+               "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.0f/s); "
                "%llu errors (dropped samples), %llu late; %s\n",
                static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
                elapsed > 0 ? static_cast<double>(counters.ticks) / elapsed : 0.0,

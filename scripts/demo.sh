@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds pyflame, starts the bundled demo program and prints its stacks.
+# Builds pyflame, starts the bundled demo program, prints its stacks once,
+# then records it for 3 seconds into an interactive flamegraph (demo.svg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,7 @@ trap 'kill $demo 2>/dev/null; rm -f "$ready"' EXIT
 read -r _ <"$ready"
 echo "== $profiler dump -p $demo"
 "$profiler" dump -p "$demo"
+out=${OUT:-demo.svg}
+echo "== $profiler record -p $demo -d 3 -o $out"
+"$profiler" record -p "$demo" -d 3 --threads -o "$out"
+echo "open $out in a browser: click to zoom, Search to highlight"

@@ -60,6 +60,9 @@ struct CodeInfo {
   std::unordered_map<int64_t, std::optional<int>> lines;
 };
 
+// RawFrame::offset of a frame that has not run its first instruction.
+constexpr int64_t kBeforeFirst = -1;
+
 // A frame as read from the stack, before its code object is resolved.
 struct RawFrame {
   RemoteAddr code;
@@ -530,9 +533,9 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     }
     int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf_, l_.frame_lasti)
                                                : load<int64_t>(frame_buf_, l_.frame_lasti);
-    // f_lasti is -1 before the first instruction runs.
-    std::optional<int64_t> offset;
-    if (lasti >= 0) offset = lasti * l_.lasti_unit_bytes;
+    // f_lasti is -1 before the first instruction runs; CPython's
+    // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
+    std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
     raw_.push_back({RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_code)), offset, true, false});
     frame = RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_back));
   }
@@ -610,7 +613,9 @@ core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t>
   if (info->qualname) f.qualname = *info->qualname;
   f.filename = info->filename;
   f.code_key = info->key;
-  if (offset && *offset >= 0 && *offset <= INT32_MAX) {
+  if (offset && *offset == kBeforeFirst && l_.frame_model == PYFLAME_FRAME_OBJECTS) {
+    f.line = info->first_line;
+  } else if (offset && *offset >= 0 && *offset <= INT32_MAX) {
     auto [it, added] = info->lines.try_emplace(*offset);
     if (added) {
       if (info->lines.size() > 4096) {  // a bound, should a table be huge
