@@ -65,8 +65,21 @@ uint32_t ProfileBuilder::intern_thread(const ThreadSample& thread) {
 }
 
 uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count) {
+  const uint32_t thread_index = intern_thread(thread);
+  if (last_.size() <= thread_index) last_.resize(thread_index + 1);
+  LastStack& last = last_[thread_index];
+  bool same = last.valid && last.frames.size() == thread.frames.size();
+  for (size_t i = 0; same && i < thread.frames.size(); ++i) {
+    const Frame& f = thread.frames[i];
+    same = f.code_key != 0 && last.frames[i].first == f.code_key &&
+           last.frames[i].second == f.line.value_or(0);
+  }
+  if (same) {
+    profile_.stacks[last.stack].count += count;
+    return last.stack;
+  }
   key_.clear();
-  key_.push_back(intern_thread(thread));
+  key_.push_back(thread_index);
   for (auto f = thread.frames.rbegin(); f != thread.frames.rend(); ++f)
     key_.push_back(intern_frame(*f));
   auto it = stack_ids_.find(key_);
@@ -78,6 +91,13 @@ uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count) {
     profile_.stacks.push_back(std::move(stack));
   }
   profile_.stacks[it->second].count += count;
+  last.frames.clear();
+  last.valid = true;
+  for (const Frame& f : thread.frames) {
+    if (f.code_key == 0) last.valid = false;  // only frames with keys can be compared
+    last.frames.emplace_back(f.code_key, f.line.value_or(0));
+  }
+  last.stack = it->second;
   return it->second;
 }
 

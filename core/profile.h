@@ -96,6 +96,15 @@ class ProfileBuilder {
   // Key: thread index followed by frame indices, root first.
   std::unordered_map<std::vector<uint32_t>, uint32_t, KeyHash> stack_ids_;
   std::vector<uint32_t> key_;  // reused: no allocation per sample once warm
+  // Per thread index: the last stack added, as (code_key, line) innermost
+  // first, and its index. A thread that sits in the same stack sample after
+  // sample (the common case) is counted without hashing anything.
+  struct LastStack {
+    std::vector<std::pair<uint64_t, int>> frames;
+    uint32_t stack = 0;
+    bool valid = false;
+  };
+  std::vector<LastStack> last_;
 };
 
 }  // namespace pyflame::core

@@ -58,6 +58,8 @@ struct CodeInfo {
   uint64_t key = 0;  // core::Frame::code_key: unique for the interpreter's life
   // Decoded lines by instruction offset: a hot frame sits on few offsets.
   std::unordered_map<int64_t, std::optional<int>> lines;
+  int64_t last_offset = -1;
+  std::optional<int> last_line;
 };
 
 // RawFrame::offset of a frame that has not run its first instruction.
@@ -122,7 +124,6 @@ class SampleMemory {
       plan_.push_back({lo, static_cast<size_t>(hi - lo), 0, false});
     }
     ranges_.clear();
-    buffer_.clear();
     size_t bytes = 0, count = 0;
     for (const Range& r : plan_) {
       if (count == kMaxRanges || bytes + r.length > kMaxBytes) break;
@@ -130,7 +131,8 @@ class SampleMemory {
       ++count;
     }
     plan_.resize(count);
-    buffer_.resize(bytes);
+    reserve(bytes);
+    used_ = bytes;
     requests_.clear();
     size_t at = 0;
     for (Range& r : plan_) {
@@ -187,6 +189,16 @@ class SampleMemory {
   bool serve(uint64_t a, std::span<std::byte> into) {
     const uint64_t end = a + into.size();
     if (end < a) return false;
+    // Frames of one stack come from the same range, one after another.
+    if (last_ < ranges_.size()) {
+      Range& r = ranges_[last_];
+      if (a >= r.base && end <= r.base + r.length) {
+        std::memcpy(into.data(), buffer_.data() + r.at + (a - r.base), into.size());
+        r.used_lo = std::min<size_t>(r.used_lo, a - r.base);
+        r.used_hi = std::max<size_t>(r.used_hi, end - r.base);
+        return true;
+      }
+    }
     // ranges_ is sorted by base; the one that holds [a, end) starts at or
     // before a (overlaps are rare: look back a little).
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), a,
@@ -196,6 +208,7 @@ class SampleMemory {
       if (end <= it->base + it->length) {
         std::memcpy(into.data(), buffer_.data() + it->at + (a - it->base), into.size());
         it->used = true;
+        last_ = static_cast<size_t>(it - ranges_.begin());
         it->used_lo = std::min<size_t>(it->used_lo, a - it->base);
         it->used_hi = std::max<size_t>(it->used_hi, end - it->base);
         return true;
@@ -205,19 +218,27 @@ class SampleMemory {
   }
 
   void keep(uint64_t base, std::span<const std::byte> data) {
-    Range r{base, data.size(), buffer_.size(), true, 0, data.size()};
-    buffer_.insert(buffer_.end(), data.begin(), data.end());
+    Range r{base, data.size(), used_, true, 0, data.size()};
+    reserve(used_ + data.size());
+    std::memcpy(buffer_.data() + used_, data.data(), data.size());
+    used_ += data.size();
     insert(r);
   }
 
+  // Grows the buffer without clearing it: the bytes are overwritten anyway.
+  void reserve(size_t bytes) {
+    if (bytes > buffer_.size()) buffer_.resize(std::max(bytes, 2 * buffer_.size()));
+  }
+
   void insert(const Range& r) {
+    last_ = SIZE_MAX;  // indices move
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), r.base,
                                [](uint64_t x, const Range& e) { return x < e.base; });
     ranges_.insert(it, r);
   }
 
   bool read_window(uint64_t a, size_t size) {
-    window_.resize(kWindow);
+    if (window_.size() < kWindow) window_.resize(kWindow);
     // Stacks grow upwards, so the frames still to come sit below this one:
     // first try the window that ends just after it. Its lowest page may be
     // unmapped (the kernel then reads nothing); then read upwards from it.
@@ -241,6 +262,8 @@ class SampleMemory {
   std::vector<Range> ranges_;  // sorted by base
   std::vector<Range> plan_;
   std::vector<std::byte> buffer_;
+  size_t used_ = 0;  // bytes of buffer_ in use this sample
+  size_t last_ = SIZE_MAX;  // index of the range that served the last read
   std::vector<std::byte> window_;
   std::vector<core::Process::ReadRequest> requests_, misses_;
   std::vector<size_t> miss_index_;
@@ -573,8 +596,8 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
   // Every distinct code object of the stack is checked in one system call:
   // its type and the pointers its cached strings were read from.
   codes_.clear();
-  for (const RawFrame& f : raw_)
-    if (!f.bad && f.code) codes_.push_back(f.code);
+  for (const RawFrame& f : raw_)  // recursion repeats a code object: skip runs
+    if (!f.bad && f.code && (codes_.empty() || codes_.back() != f.code)) codes_.push_back(f.code);
   std::sort(codes_.begin(), codes_.end());
   codes_.erase(std::unique(codes_.begin(), codes_.end()), codes_.end());
   const auto header = static_cast<size_t>(code_header_size());
@@ -588,14 +611,20 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
     if (ok_[i]) resolved_[i] = load_code(codes_[i], requests_[i].into);
 
   thread.frames.reserve(raw_.size());
+  RemoteAddr last_code;
+  CodeInfo* last_info = nullptr;
   for (const RawFrame& f : raw_) {
     if (f.bad) {
       thread.frames.push_back(unknown_frame());
       thread.truncated = true;
       continue;
     }
-    auto it = std::lower_bound(codes_.begin(), codes_.end(), f.code);
-    CodeInfo* info = it != codes_.end() && *it == f.code ? resolved_[it - codes_.begin()] : nullptr;
+    if (f.code != last_code) {
+      auto it = std::lower_bound(codes_.begin(), codes_.end(), f.code);
+      last_code = f.code;
+      last_info = it != codes_.end() && *it == f.code ? resolved_[it - codes_.begin()] : nullptr;
+    }
+    CodeInfo* info = last_info;
     // A frame whose first instruction has not run yet is incomplete
     // (CPython's _PyFrame_IsIncomplete): CPython does not show it either.
     if (l_.frame_model != PYFLAME_FRAME_OBJECTS && !f.generator && info != nullptr &&
@@ -615,6 +644,8 @@ core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t>
   f.code_key = info->key;
   if (offset && *offset == kBeforeFirst && l_.frame_model == PYFLAME_FRAME_OBJECTS) {
     f.line = info->first_line;
+  } else if (offset && *offset == info->last_offset) {
+    f.line = info->last_line;
   } else if (offset && *offset >= 0 && *offset <= INT32_MAX) {
     auto [it, added] = info->lines.try_emplace(*offset);
     if (added) {
@@ -627,6 +658,8 @@ core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t>
                                                info->first_line, static_cast<int>(*offset));
     }
     f.line = it->second;
+    info->last_offset = *offset;
+    info->last_line = f.line;
   }
   return f;
 }
