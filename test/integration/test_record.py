@@ -14,7 +14,8 @@ records it with DIR/pyflame<minor>:
 - Ctrl-C (SIGINT) and SIGTERM to the profiler while it records without a
   duration: exit 130 / 143, a whole flamegraph / pprof file, the target
   still running and not stopped;
-- the target exiting during the recording: exit 7 and a whole profile.
+- the target exiting during the recording: exit 7 and a whole profile;
+- --idle keeps the idle thread's samples, --gil only the GIL holder's.
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -243,6 +244,28 @@ def test_stop_signal(profiler: str, interp: Interpreter, work: str, blocking: bo
     log("%s: exit %d, whole %s, target left running" % (signal.Signals(sig).name, code, out_name))
 
 
+def test_idle_and_gil(profiler: str, interp: Interpreter, work: str) -> None:
+    """--idle keeps the idle stdin-reading thread; --gil drops it again."""
+    seen = {}
+    with Fixture(interp) as target:
+        for flags in (["--idle"], ["--idle", "--gil"], []):
+            out = os.path.join(work, "idle.txt")
+            argv = [profiler, "record", "-p", str(target.pid), "-d", "1", "--rate", "200",
+                    "--threads", "-o", out] + flags
+            code, _, err = Recorder(argv).finish()
+            expect(code == 0, "%s: exit %d\n%s" % (flags, code, err))
+            with open(out, encoding="utf-8") as f:
+                stacks = parse_collapsed(f.read())
+            seen[" ".join(flags)] = (
+                sum(n for frames, n in stacks if any(fn == "commands" for fn, _, _ in frames)),
+                sum(n for frames, n in stacks if any(fn in SPINS for fn, _, _ in frames)))
+    expect(seen["--idle"][0] > 0, "--idle: no sample of the idle thread: %s" % seen)
+    expect(seen["--idle --gil"][0] == 0 and seen["--idle --gil"][1] > 0,
+           "--gil: the thread without the GIL was sampled: %s" % seen)
+    expect(seen[""][0] == 0, "default: the idle thread was sampled: %s" % seen)
+    log("idle/gil: (idle thread, spinning thread) samples %s" % seen)
+
+
 def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     out = os.path.join(work, "exit.txt")
     with Fixture(interp) as target:
@@ -286,6 +309,7 @@ def main() -> int:
             test_stop_signal(profiler, interp, work, args.blocking, signal.SIGTERM,
                              EXIT_TERMINATED, "sigterm.pb.gz")
             test_target_exit(profiler, interp, work, args.blocking)
+            test_idle_and_gil(profiler, interp, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
