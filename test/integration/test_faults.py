@@ -1,0 +1,750 @@
+#!/usr/bin/env python3
+"""Fault-injection tests of `pyflameX.Y record` (issue 6) against one interpreter.
+
+    test_faults.py --bin-dir DIR --interp NAME --case CASE [--manifest PATH] [--repeat N]
+
+Each case is repeated (the count is printed) to catch races:
+
+  target_dies      the target exits or is SIGKILLed while recorded,
+                   nonblocking and --blocking: exit 7 within 5 s, a whole
+                   profile holding the samples taken before
+  target_execs     the same when the target execs another program (`sleep`)
+  thread_churn     threads created and destroyed at hundreds per second while
+                   recorded at 1000/s with -d: exit 0, on time, whole profile
+  finalization     daemon threads (spinning, and blocked in I/O that wakes
+                   after the interpreter began to finalize) while the main
+                   thread exits, recorded at 2000/s through the shutdown: no
+                   crash, exit 7, and no frame that is not the fixture's, the
+                   standard library's or <unknown>
+  sigkill          the profiler SIGKILLed at random moments while --blocking:
+                   the target is never left stopped and keeps running
+  two_profilers    two recordings of one target at once, nonblocking (both
+                   work) and --blocking (the second works or fails clearly)
+  traced           the target already traced by strace, then by gdb: a clear
+                   error or a working nonblocking sample, never a hang
+  stopped          a SIGSTOPped target: -d 1 ends on time in both modes and
+                   the target is left stopped, as it was
+  namespace        a target in another PID and mount namespace (unshare)
+  deleted_exe      a static interpreter whose executable was deleted, or
+                   replaced by another program, after it started
+  same_output      two recordings writing the same output path at the same
+                   moment: the file is always one whole profile
+
+Exit 0 pass, 1 fail, 77 skip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_TARGET_EXITED, PROFILER_TIMEOUT,
+                          READY_TIMEOUT, Failure, Interpreter, Skip, Target, find_interpreter, log,
+                          main_wrapper, profiler_path, read_line, stopped_tasks, task_states)
+
+# The stack of a thread with no Python frame (under --idle).
+NO_FRAMES = "<no Python frames>"
+FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
+
+# A target for most cases, 2.7-compatible. Prints "ready" once its threads
+# run, then obeys stdin: "exit" (the main thread calls sys.exit), "exec"
+# (becomes `sleep 60`), "count" (how far the main thread's loop got); EOF
+# ends it at once. The main thread and WORKERS threads spin in known
+# functions, so that every sample has a known frame.
+SPIN_CODE = r'''
+import os, sys, threading
+WORKERS = %(workers)d
+progress = [0]
+stop = []
+def fault_spin():
+    while not stop:
+        progress[0] += 1
+    sys.exit(0)
+def fault_worker():
+    x = 0
+    while True:
+        x += 1
+def fault_commands():
+    while True:
+        line = sys.stdin.readline().strip()
+        if not line:
+            os._exit(0)
+        if line == "exit":
+            stop.append(1)
+        if line == "exec":
+            os.execv("/bin/sleep", ["sleep", "60"])
+        if line == "count":
+            sys.stdout.write("%%d\n" %% progress[0]); sys.stdout.flush()
+for _ in range(WORKERS):
+    t = threading.Thread(target=fault_worker); t.daemon = True; t.start()
+def fault_main():
+    t = threading.Thread(target=fault_commands); t.daemon = True; t.start()
+    sys.stdout.write("ready\n"); sys.stdout.flush()
+    fault_spin()
+fault_main()
+'''
+
+# Creates and joins short-lived threads as fast as it can (hundreds to
+# thousands per second), from two creator threads.
+CHURN_CODE = r'''
+import sys, threading
+def fault_short():
+    sum(range(50))
+def fault_creator():
+    while True:
+        batch = [threading.Thread(target=fault_short) for _ in range(8)]
+        for t in batch: t.start()
+        for t in batch: t.join()
+        counter[0] += len(batch)
+counter = [0]
+for _ in range(2):
+    t = threading.Thread(target=fault_creator); t.daemon = True; t.start()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+sys.stdout.write("%d\n" % counter[0]); sys.stdout.flush()
+'''
+
+# bpo-33608's shape: daemon threads spinning and daemon threads blocked in
+# read() on a pipe that a forked child fills only after the main thread has
+# returned, so they wake while (or after) the interpreter finalizes.
+FINALIZE_CODE = r'''
+import os, sys, threading, time
+r, w = os.pipe()
+def fault_daemon_spin():
+    d = {}
+    i = 0
+    while True:
+        i += 1
+        d[i %% 64] = str(i)
+def fault_daemon_io():
+    while True:
+        data = os.read(r, 1)
+        fault_after_wake(data)
+def fault_after_wake(data):
+    x = 0
+    for i in range(10000):
+        x += i
+for _ in range(3):
+    t = threading.Thread(target=fault_daemon_spin); t.daemon = True; t.start()
+for _ in range(4):
+    t = threading.Thread(target=fault_daemon_io); t.daemon = True; t.start()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+if os.fork() == 0:
+    time.sleep(%(wake_delay)f)
+    os.write(w, b"x" * 4096)
+    os._exit(0)
+def fault_exit():
+    sys.exit(0)
+fault_exit()
+'''
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failure(message)
+
+
+class Recorder:
+    """A running `pyflameX.Y record`; finish() waits for it with a deadline."""
+
+    def __init__(self, argv: List[str], env: Optional[Dict[str, str]] = None):
+        self.argv = argv
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+    def finish(self, timeout: float = PROFILER_TIMEOUT) -> Tuple[int, str]:
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            _, err = self.proc.communicate()
+            raise Failure("%s hung (killed after %.0fs)\n%s"
+                          % (" ".join(self.argv), timeout, err.decode("utf-8", "replace")))
+        return self.proc.returncode, err.decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.communicate()
+
+
+class Code(Target):
+    """`python -c CODE` under INTERP, talked to through stdin/stdout."""
+
+    def __init__(self, interp: Interpreter, code: str, argv_prefix: Sequence[str] = ()):
+        tmpdir = interp.temp_dir()
+        os.chmod(tmpdir, 0o755)
+        self.script = os.path.join(tmpdir, "fault_fixture.py")
+        with open(self.script, "w") as f:
+            f.write(code)
+        super().__init__(interp, [interp.inside_path(self.script)], tmpdir, stdout=subprocess.PIPE)
+        try:
+            self.read()
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def read(self) -> str:
+        return read_line(self.proc.stdout.fileno(), self, READY_TIMEOUT, "fault fixture").decode().strip()
+
+
+def parse_collapsed(text: str, what: str) -> List[Tuple[List[Tuple[str, str]], int]]:
+    stacks = []
+    for raw in text.splitlines():
+        stack, _, count = raw.rpartition(" ")
+        expect(bool(stack) and count.isdigit(), "%s: malformed collapsed line %r" % (what, raw))
+        frames = []
+        for label in stack.split(";"):
+            if label == NO_FRAMES:
+                frames.append((label, ""))
+                continue
+            m = FRAME.match(label)
+            expect(m is not None, "%s: malformed frame %r" % (what, label))
+            frames.append((m.group("function"), m.group("filename")))
+        stacks.append((frames, int(count)))
+    return stacks
+
+
+def samples_in(stacks, function: str) -> int:
+    return sum(count for frames, count in stacks if any(f == function for f, _ in frames))
+
+
+def check_running(target: Target, what: str, grace: float = 0.0) -> None:
+    """The target is alive and no thread is stopped (waiting up to GRACE s)."""
+    deadline = time.monotonic() + grace
+    while True:
+        expect(target.alive(), "%s: the target died" % what)
+        stopped = stopped_tasks(target.pid)
+        if not stopped:
+            return
+        if time.monotonic() >= deadline:
+            raise Failure("%s: the target was left stopped: %s" % (what, stopped))
+        time.sleep(0.01)
+
+
+def record_argv(profiler: str, pid: int, out: str, blocking: bool, *extra: str) -> List[str]:
+    return ([profiler, "record", "-p", str(pid), "-o", out] + list(extra)
+            + (["--blocking"] if blocking else []))
+
+
+# Nonblocking, then --blocking.
+MODES = (False, True)
+
+
+# ------------------------------------------------------------------- cases
+
+
+def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bool, how: str,
+                     what: str, delay: float) -> None:
+    out = os.path.join(work, "dies.txt")
+    with Code(interp, SPIN_CODE % {"workers": 2}) as target:
+        rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "500"))
+        time.sleep(delay)
+        if how == "exit":
+            target.send("exit")
+        elif how == "kill":
+            os.kill(target.pid, signal.SIGKILL)
+        else:
+            target.send("exec")
+        event = time.monotonic()
+        code, err = rec.finish(timeout=15)
+        late = time.monotonic() - event
+    expect(code == EXIT_TARGET_EXITED, "%s: exit %d, expected %d\n%s"
+           % (what, code, EXIT_TARGET_EXITED, err))
+    expect(late < 5, "%s: the profiler ended %.1f s after the target %s" % (what, late, how))
+    with open(out, encoding="utf-8") as f:
+        stacks = parse_collapsed(f.read(), what)
+    spins = samples_in(stacks, "fault_spin")
+    expect(spins > 20, "%s: only %d fault_spin samples kept\n%s" % (what, spins, err))
+
+
+def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
+                hows: Sequence[str]) -> None:
+    rng = random.Random(6)
+    failures = []
+    for blocking in MODES:
+        for how in hows:
+            passed = 0
+            for n in range(repeat):
+                what = "%s %s #%d" % ("--blocking" if blocking else "nonblocking", how, n + 1)
+                try:
+                    target_dies_once(profiler, interp, work, blocking, how, what,
+                                     rng.uniform(0.5, 1.0))
+                    passed += 1
+                except Failure as e:
+                    failures.append(str(e))
+                    break  # one failure per kind is enough to report
+            log("target_dies: %s, %s: %d/%d runs exit 7 soon after, with a whole profile"
+                % ("--blocking" if blocking else "nonblocking", how, passed, repeat))
+    if failures:
+        raise Failure("\n".join(failures))
+
+
+def case_target_dies(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    target_dies(profiler, interp, work, repeat, ("exit", "kill"))
+
+
+def case_target_execs(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    target_dies(profiler, interp, work, repeat, ("exec",))
+
+
+def case_thread_churn(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    for blocking in MODES:
+        for n in range(repeat):
+            what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
+            out = os.path.join(work, "churn.txt")
+            stats = os.path.join(work, "churn.json")
+            with Code(interp, CHURN_CODE) as target:
+                rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "1000",
+                                           "-d", "3", "--idle", "--stats-json", stats))
+                code, err = rec.finish()
+                elapsed = time.monotonic() - rec.started
+                check_running(target, what, grace=0.5)
+                target.send("count")  # and exit
+                created = int(target.read())
+            expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+            expect(elapsed < 10, "%s: -d 3 took %.1f s" % (what, elapsed))
+            with open(out, encoding="utf-8") as f:
+                stacks = parse_collapsed(f.read(), what)
+            with open(stats) as f:
+                figures = json.load(f)
+            seen = samples_in(stacks, "fault_creator") + samples_in(stacks, "fault_short")
+            expect(seen > 0, "%s: no churn frames sampled\n%s" % (what, err))
+            expect(created >= 300, "%s: the target made only %d threads in the recording"
+                   % (what, created))
+            log("thread_churn: %s: %d threads created in %.1f s; %d samples, %d errors counted"
+                % (what, created, elapsed, figures.get("samples", -1), figures.get("errors", -1)))
+    log("thread_churn: %d runs per mode, exit 0 on time" % repeat)
+
+
+def stdlib_roots(interp: Interpreter) -> List[str]:
+    """Directories a stdlib file name may start with, as the target sees them."""
+    prefix = os.path.dirname(os.path.dirname(interp.python))
+    roots = [os.path.join(prefix, "lib"), os.path.join(prefix, "Lib")]
+    for home in (interp.env.get("PYTHONHOME"),):
+        if home:
+            roots.append(home)
+    return roots
+
+
+def check_no_garbage(stacks, interp: Interpreter, script: str, what: str) -> int:
+    """Every frame is the fixture's, the stdlib's or <unknown>; returns samples."""
+    roots = stdlib_roots(interp)
+    known_functions = set(re.findall(r"def (fault_\w+)", FINALIZE_CODE)) | {"<module>"}
+    total = 0
+    for frames, count in stacks:
+        total += count
+        for function, filename in frames:
+            if (function, filename) in (("<unknown>", "<unknown>"), (NO_FRAMES, "")):
+                continue
+            if filename == script:
+                expect(function in known_functions,
+                       "%s: unknown function %r in the fixture" % (what, function))
+                continue
+            if filename.startswith("<frozen ") or any(filename.startswith(r + "/") for r in roots):
+                expect(re.fullmatch(r"[\w.<>]+", function) is not None,
+                       "%s: garbage function name %r in %s" % (what, function, filename))
+                continue
+            raise Failure("%s: frame %r (%r) is neither the fixture's, the standard library's "
+                          "nor <unknown>: read from freed memory?" % (what, function, filename))
+    return total
+
+
+def case_finalization(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    rng = random.Random(33608)
+    for blocking in MODES:
+        runs = repeat if not blocking else max(1, repeat // 2)
+        total = 0
+        for n in range(runs):
+            what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
+            out = os.path.join(work, "final.txt")
+            code_text = FINALIZE_CODE % {"wake_delay": rng.choice([0.0, 0.001, 0.005, 0.02])}
+            with Code(interp, code_text) as target:
+                script = interp.inside_path(target.script)
+                rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "2000",
+                                           "--idle"))
+                time.sleep(0.5)
+                target.send("go")
+                code, err = rec.finish()
+            expect(code == EXIT_TARGET_EXITED, "%s: exit %d, expected 7\n%s" % (what, code, err))
+            with open(out, encoding="utf-8") as f:
+                stacks = parse_collapsed(f.read(), what)
+            total += check_no_garbage(stacks, interp, script, what)
+            expect(samples_in(stacks, "fault_daemon_spin") > 0,
+                   "%s: no daemon thread sampled\n%s" % (what, err))
+        log("finalization: %s: %d shutdowns sampled at 2000/s, %d samples, no foreign frame"
+            % ("--blocking" if blocking else "nonblocking", runs, total))
+
+
+def case_sigkill(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    rng = random.Random(9)
+    out = os.path.join(work, "killed.txt")
+    with Code(interp, SPIN_CODE % {"workers": 3}) as target:
+        for n in range(repeat):
+            rec = Recorder(record_argv(profiler, target.pid, out, True, "--rate", "1000"))
+            time.sleep(rng.uniform(0.02, 0.4))
+            rec.kill()
+            # The kernel detaches a dead tracer's tracees as the tracer
+            # exits; once it is reaped nothing may be stopped.
+            check_running(target, "kill #%d" % (n + 1), grace=0.2)
+        target.send("count")
+        before = int(target.read())
+        time.sleep(0.2)
+        target.send("count")
+        after = int(target.read())
+        expect(after > before, "the target's main thread stopped making progress")
+    log("sigkill: %d SIGKILLs of a --blocking recording at random moments; the target was "
+        "never left stopped and kept running" % repeat)
+
+
+def case_two_profilers(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    for blocking in MODES:
+        for n in range(repeat):
+            what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
+            with Code(interp, SPIN_CODE % {"workers": 1}) as target:
+                outs = [os.path.join(work, "two-%d.txt" % i) for i in range(2)]
+                recs = [Recorder(record_argv(profiler, target.pid, o, blocking, "-d", "2",
+                                             "--rate", "200")) for o in outs]
+                results = [r.finish() for r in recs]
+                check_running(target, what, grace=0.5)
+            worked = 0
+            for (code, err), out in zip(results, outs):
+                if not blocking or code == EXIT_OK:
+                    expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+                    with open(out, encoding="utf-8") as f:
+                        spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+                    expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
+                    worked += 1
+                else:
+                    expect(code in (2, 3, 4) and err.startswith("pyflame"),
+                           "%s: the second profiler failed unclearly (exit %d)\n%s" % (what, code, err))
+            expect(worked >= 1, "%s: neither profiler worked" % what)
+            log("two_profilers: %s: %d of 2 worked, the other failed clearly" % (what, worked)
+                if worked < 2 else "two_profilers: %s: both worked" % what)
+
+
+def wait_traced(pid: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:") and int(line.split()[1]) != 0:
+                    return int(line.split()[1])
+        time.sleep(0.02)
+    raise Failure("the tracer never attached to %d" % pid)
+
+
+def check_traced_result(code: int, err: str, out: str, what: str, stopped_by_tracer: bool) -> str:
+    """A working sample (exit 0 with fault_spin samples, unless the tracer
+    holds the target stopped) or a clear error naming the tracer problem."""
+    if code == EXIT_OK:
+        with open(out, encoding="utf-8") as f:
+            spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+        if stopped_by_tracer or spins > 20:
+            return "exit 0, %d fault_spin samples" % spins
+        raise Failure("%s: exit 0 but only %d fault_spin samples: neither a working sample nor "
+                      "a clear error\n%s" % (what, spins, err))
+    expect(code > 0 and err.startswith("pyflame") and "trac" in err.lower(),
+           "%s: exit %d without a clear message about the other tracer\n%s" % (what, code, err))
+    return "exit %d: %s" % (code, err.strip().splitlines()[0])
+
+
+def case_traced(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    tools = [t for t in ("strace", "gdb") if shutil.which(t)]
+    if not tools:
+        raise Skip("neither strace nor gdb is installed (test/tools/fuzz.sh installs them)")
+    failures = []
+    for tool in tools:
+        with Code(interp, SPIN_CODE % {"workers": 1}) as target:
+            wait_spinning(target)
+            if tool == "strace":
+                argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(target.pid)]
+            else:
+                argv = ["gdb", "-q", "-nx", "-batch", "-p", str(target.pid), "-ex", "shell sleep 60"]
+            tracer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_traced(target.pid)
+                if tool == "gdb":
+                    time.sleep(0.5)  # gdb reads symbols with the target stopped
+                for blocking in MODES:
+                    for n in range(repeat):
+                        what = "%s, %s #%d" % (tool, "--blocking" if blocking else "nonblocking", n + 1)
+                        out = os.path.join(work, "traced.txt")
+                        rec = Recorder(record_argv(profiler, target.pid, out, blocking, "-d", "1",
+                                                   "--rate", "200"))
+                        try:
+                            code, err = rec.finish(timeout=15)
+                            elapsed = time.monotonic() - rec.started
+                            expect(elapsed < 8, "%s: -d 1 took %.1f s" % (what, elapsed))
+                            log("traced: %s: %s" % (what, check_traced_result(code, err, out, what,
+                                                                              tool == "gdb")))
+                        except Failure as e:
+                            failures.append(str(e))
+                            log("traced: %s: FAILED" % what)
+            finally:
+                os.killpg(tracer.pid, signal.SIGKILL)
+                tracer.wait()
+    if failures:
+        raise Failure("\n".join(failures))
+
+
+def wait_spinning(target: Code) -> None:
+    """Returns once the main thread is inside fault_spin."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        target.send("count")
+        if int(target.read()) > 0:
+            return
+        expect(time.monotonic() < deadline, "the fixture never started spinning")
+        time.sleep(0.01)
+
+
+def case_stopped(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    # Decision (docs/reliability.md): a target stopped by SIGSTOP is recorded
+    # as it is (its threads idle) and left stopped; resuming it would be the
+    # profiler changing the target's state.
+    with Code(interp, SPIN_CODE % {"workers": 1}) as target:
+        wait_spinning(target)
+        os.kill(target.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while set(task_states(target.pid).values()) != {"T"}:
+            expect(time.monotonic() < deadline, "SIGSTOP did not stop the target: %s"
+                   % task_states(target.pid))
+            time.sleep(0.01)
+        for blocking in MODES:
+            for n in range(repeat):
+                what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
+                out = os.path.join(work, "stopped.txt")
+                rec = Recorder(record_argv(profiler, target.pid, out, blocking, "-d", "1", "--idle"))
+                code, err = rec.finish(timeout=15)
+                elapsed = time.monotonic() - rec.started
+                expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+                expect(elapsed < 6, "%s: -d 1 took %.1f s" % (what, elapsed))
+                states = set(task_states(target.pid).values())
+                expect(states == {"T"}, "%s: the stopped target's threads are now %s, expected "
+                       "still stopped (T)" % (what, states))
+                with open(out, encoding="utf-8") as f:
+                    spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+                expect(spins > 0, "%s: --idle recorded no fault_spin sample\n%s" % (what, err))
+        os.kill(target.pid, signal.SIGCONT)
+        check_running(target, "after SIGCONT", grace=2)
+        target.send("count")
+        target.read()
+    log("stopped: %d recordings per mode of a SIGSTOPped target ended on time and left it stopped"
+        % repeat)
+
+
+def case_namespace(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise Skip("unshare is not installed")
+    if os.geteuid() != 0:
+        raise Skip("needs root for unshare --pid --mount-proc")
+    tmpdir = interp.temp_dir()
+    os.chmod(tmpdir, 0o755)
+    script = os.path.join(tmpdir, "fault_fixture.py")
+    with open(script, "w") as f:
+        f.write(SPIN_CODE % {"workers": 1})
+    argv = [unshare, "--pid", "--fork", "--mount-proc"] + interp.command([interp.inside_path(script)])
+    proc = subprocess.Popen(argv, env=interp.environment(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        read_line(proc.stdout.fileno(), _Shim(proc), READY_TIMEOUT, "namespaced fixture")
+        pid = _python_child(proc.pid, os.path.basename(interp.python))
+        with open("/proc/%d/status" % pid) as f:
+            nspid = [l.split()[1:] for l in f if l.startswith("NSpid:")]
+        expect(bool(nspid) and len(nspid[0]) == 2 and nspid[0][1] == "1",
+               "the target %d is not PID 1 of a new namespace: NSpid %s" % (pid, nspid))
+        for blocking in MODES:
+            for n in range(repeat):
+                what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
+                out = os.path.join(work, "ns.txt")
+                code, err = Recorder(record_argv(profiler, pid, out, blocking, "-d", "1",
+                                                 "--rate", "200")).finish()
+                expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+                with open(out, encoding="utf-8") as f:
+                    spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+                expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
+                expect(not stopped_tasks(pid), "%s: target left stopped" % what)
+        log("namespace: PID 1 of its own PID+mount namespace (host PID %d) recorded %d times per mode"
+            % (pid, repeat))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class _Shim:
+    """Enough of a Target for read_line's error messages."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def stderr_text(self) -> str:
+        return ""
+
+
+def _python_child(pid: int, name: str, timeout: float = 10) -> int:
+    """The descendant of PID whose comm starts like NAME (unshare forks, chroot execs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        todo = [pid]
+        while todo:
+            p = todo.pop()
+            try:
+                with open("/proc/%d/comm" % p) as f:
+                    comm = f.read().strip()
+                with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            if p != pid and name.startswith(comm[:15]):
+                return p
+            todo.extend(kids)
+        time.sleep(0.05)
+    raise Failure("no %s process under %d" % (name, pid))
+
+
+def case_deleted_exe(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    if interp.mode != "static" or interp.chrooted or interp.env:
+        raise Skip("needs a static, unchrooted interpreter (e.g. debian12-3.11); %s is not"
+                   % interp.name)
+    for how in ("deleted", "replaced"):
+        for n in range(repeat):
+            what = "%s #%d" % (how, n + 1)
+            bindir = tempfile.mkdtemp(prefix="pyflame-exe-")
+            os.chmod(bindir, 0o755)
+            copy = os.path.join(bindir, os.path.basename(interp.python))
+            shutil.copy(interp.python, copy)
+            os.chmod(copy, 0o755)
+            moved = Interpreter(interp.name, interp.minor, interp.version, interp.mode, interp.root,
+                                copy, interp.headers, interp.env)
+            try:
+                with Code(moved, SPIN_CODE % {"workers": 1}) as target:
+                    if how == "deleted":
+                        os.unlink(copy)
+                    else:
+                        # Another program under the same name: its symbols are wrong.
+                        other = copy + ".new"
+                        shutil.copy("/bin/sleep", other)
+                        os.rename(other, copy)
+                    with open("/proc/%d/maps" % target.pid) as f:
+                        expect("(deleted)" in f.read(), "%s: maps do not show the file deleted" % what)
+                    out = os.path.join(work, "deleted.txt")
+                    code, err = Recorder(record_argv(profiler, target.pid, out, False, "-d", "1",
+                                                     "--rate", "200")).finish()
+                    expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+                    with open(out, encoding="utf-8") as f:
+                        spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+                    expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
+            finally:
+                shutil.rmtree(bindir, ignore_errors=True)
+        log("deleted_exe: executable %s after start: recorded correctly %d times" % (how, repeat))
+
+
+def whole_profile(path: str, what: str) -> str:
+    """Which format the file at PATH is, wholly; Failure if it is torn."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            raw = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise Failure("%s: torn pprof file: %s" % (what, e))
+        expect(b"fault_spin" in raw, "%s: pprof without fault_spin" % what)
+        return "pprof"
+    if data.startswith(b"<?xml"):
+        try:
+            ElementTree.fromstring(data)
+        except ElementTree.ParseError as e:
+            raise Failure("%s: torn SVG: %s" % (what, e))
+        return "svg"
+    if data.startswith(b"{"):
+        try:
+            json.loads(data.decode("utf-8"))
+        except ValueError as e:
+            raise Failure("%s: torn speedscope JSON: %s" % (what, e))
+        return "speedscope"
+    stacks = parse_collapsed(data.decode("utf-8"), what)
+    expect(data.endswith(b"\n") and samples_in(stacks, "fault_spin") > 0,
+           "%s: torn collapsed file" % what)
+    return "collapsed"
+
+
+def case_same_output(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    formats = ["collapsed", "speedscope", "flamegraph", "pprof"]
+    seen: Dict[str, int] = {}
+    with Code(interp, SPIN_CODE % {"workers": 1}) as target:
+        for n in range(repeat):
+            out = os.path.join(work, "same-output")
+            pair = [formats[n % 4], formats[(n + 1) % 4]]
+            recs = [Recorder([profiler, "record", "-p", str(target.pid), "-d", "0.5", "--rate", "500",
+                              "-f", fmt, "-o", out]) for fmt in pair]
+            for rec in recs:
+                code, err = rec.finish()
+                expect(code == EXIT_OK, "#%d: exit %d\n%s" % (n + 1, code, err))
+            kind = whole_profile(out, "#%d (%s vs %s)" % (n + 1, pair[0], pair[1]))
+            seen[kind] = seen.get(kind, 0) + 1
+            leftovers = [f for f in os.listdir(work) if f.startswith("same-output") and f != "same-output"]
+            expect(not leftovers, "#%d: temporary files left behind: %s" % (n + 1, leftovers))
+    log("same_output: %d races of two recordings onto one path, always one whole profile (%s)"
+        % (repeat, ", ".join("%s %d" % kv for kv in sorted(seen.items()))))
+
+
+CASES = {
+    "target_dies": (case_target_dies, 3),
+    "target_execs": (case_target_execs, 2),
+    "thread_churn": (case_thread_churn, 2),
+    "finalization": (case_finalization, 6),
+    "sigkill": (case_sigkill, 50),
+    "two_profilers": (case_two_profilers, 2),
+    "traced": (case_traced, 1),
+    "stopped": (case_stopped, 2),
+    "namespace": (case_namespace, 2),
+    "deleted_exe": (case_deleted_exe, 2),
+    "same_output": (case_same_output, 12),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--interp", required=True)
+    parser.add_argument("--manifest", default=DEFAULT_MANIFEST)
+    parser.add_argument("--case", required=True, choices=sorted(CASES))
+    parser.add_argument("--repeat", type=int, help="repetitions (default: the case's own)")
+    args = parser.parse_args()
+    interp = find_interpreter(args.manifest, args.interp)
+    profiler = profiler_path(args.bin_dir, interp.minor)
+    body, default_repeat = CASES[args.case]
+    repeat = args.repeat or default_repeat
+    log("%s on %s, repeat count %d" % (args.case, interp.name, repeat))
+    work = tempfile.mkdtemp(prefix="pyflame-faults-")
+    os.chmod(work, 0o755)
+    try:
+        body(profiler, interp, work, repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    main_wrapper(main)
