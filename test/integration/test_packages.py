@@ -25,13 +25,11 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence
 
-from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, READY_TIMEOUT, Failure, Interpreter,
-                          Result, Skip, log, main_wrapper, read_manifest, run, start_python)
+from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter, Result, Skip,
+                          log, main_wrapper, read_manifest, run, start_python)
 
 # What `ldd pyflameX.Y` may show: libc, the C++ runtime, and the libraries
 # chosen on purpose (elfutils' libelf, zlib). Never a libpython, nor fmt.
@@ -52,13 +50,12 @@ SPIN_CODE = (
     "sys.stdin.readline()\n"
 )
 
-
-# Spins in a named function for half a second, then exits; 2.7-compatible.
+# Spins in a named function for a second, then exits; 2.7-compatible.
 SPIN_FOR_CODE = (
     "import time\n"
     "def pyflame_package_spin(end):\n"
     "    while time.time() < end: pass\n"
-    "pyflame_package_spin(time.time() + 0.5)\n"
+    "pyflame_package_spin(time.time() + 1)\n"
 )
 
 
@@ -382,7 +379,8 @@ def main() -> int:
 
     if os.geteuid() != 0:
         raise Skip("needs root (installs packages with dpkg)")
-    for tool in ("dpkg", "dpkg-deb", "dpkg-query", "dpkg-shlibdeps", "cpack", "lintian", "ldd"):
+    for tool in ("dpkg", "dpkg-deb", "dpkg-query", "dpkg-shlibdeps", "file", "cpack", "lintian",
+                 "ldd"):
         if shutil.which(tool) is None:
             raise Skip("%s is not installed (test/tools/packaging.sh installs the tools)" % tool)
     purge_leftovers()

@@ -1,0 +1,377 @@
+// pyflame-detect: tells the `pyflame` wrapper which Python a process runs,
+// or which Python a command would run, so that it can exec the matching
+// pyflameX.Y. Version-agnostic: it links only the core.
+//
+//   pyflame-detect --pid PID        a running process (through /proc/PID/root)
+//   pyflame-detect --exe COMMAND    a command about to be launched: looked up
+//                                   in PATH; `#!` lines, `env` and pyenv
+//                                   shims followed
+//
+// Prints "MAJOR.MINOR FULL" (e.g. "3.11 3.11.7") and exits 0, or prints one
+// line to stderr and exits with pyflameX.Y's codes (docs/usage.md): 2 usage,
+// 3 no such process, 4 permission denied, 5 not Python (or PyPy), 1 other.
+#include <gelf.h>
+#include <libelf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/elf.h"
+#include "core/errors.h"
+#include "core/process.h"
+#include "core/python_binary.h"
+
+namespace pyflame::core {
+namespace {
+
+constexpr int kMaxScriptDepth = 8;  // #! chains; Linux itself allows 4
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+
+std::string basename_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+std::vector<std::string> split(std::string_view text, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(sep, start);
+    parts.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// As execvp(3) finds a command: a name with a slash is a path, otherwise the
+// first executable file of that name in PATH (an empty entry is the
+// current directory).
+std::string resolve_command(const std::string& word) {
+  if (word.empty()) throw Error(ExitCode::kUsage, "pyflame: the command to run is empty");
+  if (word.find('/') != std::string::npos) {
+    if (!is_executable_file(word))
+      throw Error(ExitCode::kFailure,
+                  fmt::format("pyflame: cannot run {}: {}", word,
+                              ::access(word.c_str(), F_OK) == 0 ? "not an executable file"
+                                                                 : "no such file"));
+    return word;
+  }
+  const char* path = std::getenv("PATH");
+  for (const std::string& dir : split(path != nullptr ? path : kDefaultPath, ':')) {
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + word;
+    if (is_executable_file(candidate)) return candidate;
+  }
+  throw Error(ExitCode::kFailure,
+              fmt::format("pyflame: cannot run {}: command not found in PATH", word));
+}
+
+// The interpreter named by a `#!` line, or nullopt if `path` is no script.
+// Linux passes everything after the interpreter as one argument; for
+// `#!/usr/bin/env [-S] [VAR=x] python3 -u` the program env would run is the
+// first word that is neither an option nor an assignment.
+std::optional<std::string> script_interpreter(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[2] = {};
+  if (!in.read(head, 2) || head[0] != '#' || head[1] != '!') return std::nullopt;
+  std::string line;
+  std::getline(in, line);
+  if (line.size() > 4096) line.resize(4096);
+  std::vector<std::string> words;
+  for (const std::string& w : split(line, ' '))
+    for (const std::string& v : split(w, '\t'))
+      if (!v.empty() && v != "\r") words.push_back(v);
+  if (words.empty())
+    throw Error(ExitCode::kNotPython, fmt::format("pyflame: {} has an empty #! line", path));
+  if (basename_of(words[0]) != "env") return words[0];
+  for (size_t i = 1; i < words.size(); ++i) {
+    if (words[i][0] == '-' || words[i].find('=') != std::string::npos) continue;
+    return resolve_command(words[i]);
+  }
+  throw Error(ExitCode::kNotPython,
+              fmt::format("pyflame: {}: its #! line runs env without a program", path));
+}
+
+// A pyenv shim is a bash script ending in
+//   exec "/root/.pyenv/libexec/pyenv" exec "$program" "$@"
+// Its interpreter is bash; the Python it runs is what `pyenv which PROGRAM`
+// says (for the current directory, as the shim would decide). Returns the
+// pyenv executable if `path` is such a shim.
+std::optional<std::string> pyenv_of_shim(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  for (int n = 0; n < 64 && std::getline(in, line); ++n) {
+    const std::string marker = "\" exec \"$program\"";
+    size_t end = line.find(marker);
+    if (!line.starts_with("exec \"") || end == std::string::npos) continue;
+    std::string pyenv = line.substr(6, end - 6);
+    if (basename_of(pyenv) == "pyenv" && is_executable_file(pyenv)) return pyenv;
+  }
+  return std::nullopt;
+}
+
+std::string pyenv_which(const std::string& pyenv, const std::string& program) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw Error(ExitCode::kFailure, fmt::format("pyflame: pipe: {}", std::strerror(errno)));
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::execl(pyenv.c_str(), pyenv.c_str(), "which", program.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    throw Error(ExitCode::kFailure,
+                fmt::format("pyflame: {} is a pyenv shim, and `{} which {}` failed", program, pyenv,
+                            program));
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// DT_NEEDED and DT_RUNPATH/DT_RPATH of an ELF file (the core's ElfFile has
+// no use for them, so they are read here).
+struct DynamicInfo {
+  std::vector<std::string> needed;
+  std::vector<std::string> search_path;
+};
+
+DynamicInfo dynamic_info(const std::string& path) {
+  DynamicInfo info;
+  if (elf_version(EV_CURRENT) == EV_NONE) return info;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return info;
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  for (Elf_Scn* scn = nullptr; elf != nullptr && (scn = elf_nextscn(elf, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_DYNAMIC || shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr) continue;
+    std::string origin = std::filesystem::path(path).parent_path().string();
+    for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
+      GElf_Dyn dyn;
+      if (gelf_getdyn(data, static_cast<int>(i), &dyn) == nullptr) break;
+      if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
+      const char* s = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
+      if (s == nullptr) continue;
+      if (dyn.d_tag == DT_NEEDED) {
+        info.needed.emplace_back(s);
+        continue;
+      }
+      for (std::string dir : split(s, ':')) {
+        for (const char* token : {"$ORIGIN", "${ORIGIN}"})
+          if (dir.starts_with(token)) dir = origin + dir.substr(std::strlen(token));
+        info.search_path.push_back(dir);
+      }
+    }
+  }
+  if (elf != nullptr) elf_end(elf);
+  ::close(fd);
+  return info;
+}
+
+// Where the dynamic loader would find `soname` for `info`'s file: its
+// run path, LD_LIBRARY_PATH, then the usual system directories. Good enough
+// to read the patch level; the minor version comes from the name anyway.
+std::optional<std::string> find_library(const DynamicInfo& info, const std::string& soname) {
+  std::vector<std::string> dirs = info.search_path;
+  if (const char* env = std::getenv("LD_LIBRARY_PATH"))
+    for (const std::string& d : split(env, ':')) dirs.push_back(d);
+  for (const char* d : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib",
+                        "/lib64", "/usr/lib64", "/lib", "/usr/lib"})
+    dirs.emplace_back(d);
+  for (const std::string& d : dirs) {
+    if (d.empty()) continue;
+    std::string candidate = d + "/" + soname;
+    if (::access(candidate.c_str(), R_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+bool has_interpreter_symbols(const ElfFile& elf) {
+  return elf.symbol("PyCode_Type").has_value() && elf.symbol("Py_Initialize").has_value();
+}
+
+// Py_Version (3.11+) is a constant holding PY_VERSION_HEX: read it from the
+// file's bytes.
+std::optional<PythonVersionId> version_from_py_version(const ElfFile& elf) {
+  auto addr = elf.symbol("Py_Version");
+  if (!addr) return std::nullopt;
+  for (const ElfSection& s : elf.sections()) {
+    if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
+    auto bytes = elf.section_bytes(s);
+    if (!bytes || bytes->size() < *addr - s.addr + 4) return std::nullopt;
+    uint32_t hex = 0;
+    std::memcpy(&hex, bytes->data() + (*addr - s.addr), 4);  // x86-64: little-endian, as the file
+    int major = static_cast<int>((hex >> 24) & 0xff);
+    int minor = static_cast<int>((hex >> 16) & 0xff);
+    if (major != 3) return std::nullopt;
+    return PythonVersionId{major, minor,
+                           fmt::format("{}.{}.{}", major, minor, (hex >> 8) & 0xff),
+                           "its Py_Version"};
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> rodata(const ElfFile& elf) {
+  for (const ElfSection& s : elf.sections())
+    if (s.name == ".rodata") return elf.section_bytes(s);
+  return std::nullopt;
+}
+
+// The version of an interpreter file (an executable with the interpreter
+// linked in, or a libpython): Py_Version (3.11+), else the version string
+// in its read-only data, else its name. Other X.Y.Z strings hide there too
+// (3.9's "3.2.0" is its Unicode database's version), so the major version
+// comes from the API it exports (PyString_* exists only in 2.x) and the
+// highest minor of that major wins.
+std::optional<PythonVersionId> interpreter_version(const ElfFile& elf,
+                                                   const std::vector<std::string>& names) {
+  if (auto v = version_from_py_version(elf)) return v;
+  std::vector<int> majors = {3, 2};
+  if (elf.symbol("PyString_FromString"))
+    majors = {2};
+  else if (elf.symbol("PyUnicode_FromString"))
+    majors = {3};
+  if (auto bytes = rodata(elf))
+    for (int major : majors)
+      for (int minor = 29; minor >= 0; --minor)
+        if (auto full = version_from_rodata(*bytes, major, minor))
+          return PythonVersionId{major, minor, *full, "its version string"};
+  for (const std::string& name : names)
+    if (auto v = version_from_file_name(name)) return v;
+  return std::nullopt;
+}
+
+[[noreturn]] void not_python(const std::string& what, const std::string& why) {
+  throw Error(ExitCode::kNotPython,
+              fmt::format("pyflame: {} is not a Python interpreter: {}", what, why));
+}
+
+[[noreturn]] void pypy(const std::string& what) {
+  throw Error(ExitCode::kNotPython,
+              fmt::format("pyflame: {} is PyPy, which pyflame does not support "
+                          "(it reads CPython's memory layout)", what));
+}
+
+PythonVersionId detect_command(const std::string& word) {
+  std::string path = resolve_command(word);
+  std::string what = word;
+  for (int depth = 0;; ++depth) {
+    if (depth > kMaxScriptDepth) not_python(word, "too many levels of #! scripts");
+    if (auto pyenv = pyenv_of_shim(path)) {
+      path = pyenv_which(*pyenv, basename_of(path));
+      what = fmt::format("{} (which pyenv runs for {})", path, word);
+      continue;
+    }
+    auto interpreter = script_interpreter(path);
+    if (!interpreter) break;
+    what = fmt::format("{} (the #! interpreter of {})", *interpreter, word);
+    if (!is_executable_file(*interpreter))
+      throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot run {}: its #! interpreter {} "
+                                                  "is not an executable file",
+                                                  word, *interpreter));
+    path = *interpreter;
+  }
+  // Names to guess from, the file's real one first: python3 -> python3.11.
+  std::error_code ec;
+  std::vector<std::string> names = {basename_of(std::filesystem::canonical(path, ec).string()),
+                                    basename_of(path)};
+
+  std::optional<ElfFile> elf;
+  try {
+    elf.emplace(path);
+  } catch (const Error&) {
+    not_python(what, "it is neither an ELF executable nor a #! script");
+  }
+  DynamicInfo dyn = dynamic_info(path);
+  for (const std::string& lib : dyn.needed)
+    if (lib.find("libpypy") != std::string::npos) pypy(what);
+  if (elf->symbol("pypy_main_startup")) pypy(what);
+
+  if (has_interpreter_symbols(*elf)) {
+    if (auto v = interpreter_version(*elf, names)) return *v;
+    not_python(what, "it contains a Python interpreter of unknown version");
+  }
+  // --enable-shared: the interpreter is the libpython it needs.
+  for (const std::string& lib : dyn.needed) {
+    auto v = version_from_file_name(lib);
+    if (!v || !lib.starts_with("lib")) continue;
+    if (auto found = find_library(dyn, lib)) {
+      try {
+        ElfFile libelf(*found);
+        if (auto exact = interpreter_version(libelf, {lib})) return *exact;
+      } catch (const Error&) {
+      }
+    }
+    return *v;
+  }
+  not_python(what, "neither the executable nor a library it needs contains CPython");
+}
+
+PythonVersionId detect_process(const std::string& text) {
+  int pid = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (ec != std::errc() || end != text.data() + text.size() || pid <= 0)
+    throw Error(ExitCode::kUsage, fmt::format("pyflame: '{}' is not a process ID", text));
+  Process process(pid);
+  try {
+    return PythonBinary::find(process).version();
+  } catch (const Error&) {
+    if (!process.alive()) throw_target_exited(pid);
+    throw;
+  }
+}
+
+int run(int argc, char** argv) {
+  const bool verbose = std::getenv("PYFLAME_DEBUG") != nullptr;
+  if (argc != 3 || (std::strcmp(argv[1], "--pid") != 0 && std::strcmp(argv[1], "--exe") != 0)) {
+    std::fputs("usage: pyflame-detect --pid PID | --exe COMMAND\n", stderr);
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  try {
+    bool by_pid = std::strcmp(argv[1], "--pid") == 0;
+    PythonVersionId v = by_pid ? detect_process(argv[2]) : detect_command(argv[2]);
+    if (verbose)
+      std::fprintf(stderr, "pyflame-detect: %s %s runs Python %s (from %s)\n",
+                   by_pid ? "process" : "command", argv[2], v.full.c_str(), v.how.c_str());
+    std::printf("%d.%d %s\n", v.major, v.minor, v.full.c_str());
+    return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pyflame: internal error: %s\n", e.what());
+    return static_cast<int>(ExitCode::kFailure);
+  }
+}
+
+}  // namespace
+}  // namespace pyflame::core
+
+int main(int argc, char** argv) { return pyflame::core::run(argc, argv); }
