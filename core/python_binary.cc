@@ -138,8 +138,12 @@ PythonBinary PythonBinary::find(const Process& process) {
           full && b.version_.full.size() <= 4)
         b.version_.full = *full;
     } else {
-      for (int major : {3, 2}) {
-        for (int minor = 0; minor < 30 && b.version_.major == 0; ++minor) {
+      // The C API tells the major version (PyString_* is 2.x only); the
+      // highest minor whose PY_VERSION is present wins, because other
+      // version-like strings (3.9's Unicode database says "3.2.0") are older.
+      const int major = b.elf_->symbol("PyString_FromString") ? 2 : 3;
+      {
+        for (int minor = 29; minor >= 0 && b.version_.major == 0; --minor) {
           if (auto full = version_from_rodata(*bytes, major, minor)) {
             b.version_ = {major, minor, *full, "its version string"};
           }
