@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
 #include <optional>
@@ -155,7 +156,7 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
     o.interval_seconds = *a.interval;
   }
   o.duration_seconds = a.duration ? a.duration : (o.pid ? default_duration : std::nullopt);
-  if (o.duration_seconds && !(*o.duration_seconds > 0))
+  if (o.duration_seconds && !(*o.duration_seconds > 0 && std::isfinite(*o.duration_seconds)))
     throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.duration_seconds));
   if (a.idle && a.exclude_idle) throw usage("--idle and -x/--exclude-idle contradict each other");
   if (a.format && a.flamechart) throw usage("--flamechart is a format; give it or --format, not both");

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,6 +204,30 @@ std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const
   }
 }
 
+// Which file a process runs, to notice an exec: after one the PID lives on
+// but holds another program.
+struct ExeIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const ExeIdentity&) const = default;
+};
+
+std::optional<ExeIdentity> exe_identity(int pid) {
+  struct stat st;
+  if (::stat(fmt::format("/proc/{}/exe", pid).c_str(), &st) != 0) return std::nullopt;
+  return ExeIdentity{st.st_dev, st.st_ino};
+}
+
+// Whether another tracer (a debugger, strace) has the process.
+bool traced_by_other(int pid) {
+  auto status = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (!status) return false;
+  auto at = status->find("TracerPid:");
+  if (at == std::string::npos) return false;
+  long tracer = std::strtol(status->c_str() + at + 10, nullptr, 10);
+  return tracer != 0 && tracer != ::getpid();
+}
+
 struct Counters {
   uint64_t ticks = 0;    // samples taken (one per interval, all threads)
   uint64_t errors = 0;   // ticks that produced no usable sample
@@ -303,6 +328,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
   CostHistogram cost;
   StatusLine status(options.status);
   bool target_exited = false;
+  bool target_execed = false;
+  std::optional<Error> fatal;  // ends the recording; reported after the profile is written
   auto start = Clock::now();
   double elapsed = 0;
   {
@@ -324,6 +351,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
       }
     }
     if (interpreter) profile.python_version = interpreter->python_version();
+    const std::optional<ExeIdentity> exe = exe_identity(pid);
+    int permission_refusals = 0;
 
     ThreadStates states(*process);
     Snapshot snapshot;
@@ -354,12 +383,24 @@ int record(const PythonModule& module, const RecordOptions& options) {
       } catch (const Error& e) {
         PYFLAME_DEBUG_LOG("sample failed: {}", e.what());
         ok = false;
+        // Not allowed to stop it: another tracer holds it, or the refusals
+        // keep coming (a lost privilege). A single refusal is normal: a
+        // thread that is exiting cannot be seized.
+        if (e.code() == ExitCode::kPermissionDenied && process->alive() &&
+            (traced_by_other(pid) || ++permission_refusals >= 20)) {
+          fatal = e;
+          break;
+        }
       }
       ++counters.ticks;
       if (!ok) {
         ++counters.errors;
         if (!process->alive() || (command && command->poll())) {
           target_exited = true;
+          break;
+        }
+        if (exe && exe_identity(pid) != exe) {
+          target_execed = true;
           break;
         }
       } else {
@@ -412,10 +453,18 @@ int record(const PythonModule& module, const RecordOptions& options) {
                elapsed > 0 ? static_cast<double>(counters.ticks) / elapsed : 0.0,
                1.0 / options.interval_seconds, static_cast<unsigned long long>(counters.errors),
                static_cast<unsigned long long>(counters.late), where.c_str());
-  if (counters.ticks > 0 && counters.thread_samples == 0)
+  if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: every sampled thread was idle%s; try --idle\n",
                  options.gil_only ? " or without the GIL" : "");
 
+  if (fatal) {
+    std::fprintf(stderr, "%s\n", fatal->what());
+    if (command) command->wait();
+    return static_cast<int>(fatal->code());
+  }
+  if (target_execed)
+    std::fprintf(stderr, "pyflame: process %d executed another program; the profile holds what "
+                         "was sampled before\n", pid);
   if (command) {
     if (stop_signal != 0 && !command->exited()) {
       // A Ctrl-C on the terminal reached the command too; give it a moment
@@ -435,8 +484,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
   }
   if (stop_signal == SIGINT) return kExitInterrupted;
   if (stop_signal == SIGTERM) return kExitTerminated;
-  if (target_exited) {
-    std::fprintf(stderr, "pyflame: process %d exited; the profile holds what was sampled before\n", pid);
+  if (target_exited || target_execed) {
+    if (target_exited)
+      std::fprintf(stderr, "pyflame: process %d exited; the profile holds what was sampled before\n", pid);
     return static_cast<int>(ExitCode::kTargetExited);
   }
   return 0;

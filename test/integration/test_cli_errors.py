@@ -38,7 +38,8 @@ from pyflame_test import (DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EX
                           stopped_tasks)
 
 NOBODY = 65534
-# Errors of the command line must come before any sampling: well under this.
+# Errors of the command line must come before any sampling: well under this
+# (and under the -d 8 the output cases ask for).
 FAST = 5.0
 
 
@@ -166,13 +167,13 @@ def launch_must_not_start(env: Env, output: str, as_user: Optional[int] = None,
 
 def case_output_missing_directory(env: Env) -> None:
     missing = os.path.join(env.work, "no-such-dir", "out.txt")
-    expect(env.attach("-o", missing, "-d", "3"), EXIT_USAGE, missing, "no such file")
+    expect(env.attach("-o", missing, "-d", "8"), EXIT_USAGE, missing, "no such file")
     launch_must_not_start(env, missing)
     env.check_target_untouched()
 
 
 def case_output_is_directory(env: Env) -> None:
-    expect(env.attach("-o", env.work, "-d", "3"), EXIT_USAGE, env.work, "directory")
+    expect(env.attach("-o", env.work, "-d", "8"), EXIT_USAGE, env.work, "directory")
     launch_must_not_start(env, env.work)
 
 

@@ -1,0 +1,45 @@
+# Reliability (issue 6, docs/reliability.md): fault injection against a
+# representative subset of the provisioned interpreters, and command-line /
+# environment errors. Each faults/<case>/<interpreter> test prints its
+# repeat count.
+set(fault_interpreters pyenv-3.11.7 pyenv-2.7.18 sid-3.14)
+# Every case on 3.11; the cheaper subset (and fewer repeats) elsewhere, so
+# that the group stays within a few minutes.
+set(fault_cases_full target_dies target_execs thread_churn finalization sigkill two_profilers
+    traced stopped namespace same_output)
+set(fault_cases_subset target_dies thread_churn finalization sigkill)
+
+foreach(interp IN LISTS fault_interpreters)
+  if(NOT interp IN_LIST interpreters)
+    continue()
+  endif()
+  if(interp STREQUAL "pyenv-3.11.7")
+    set(cases ${fault_cases_full})
+  else()
+    set(cases ${fault_cases_subset})
+  endif()
+  foreach(case IN LISTS cases)
+    set(args "")
+    if(NOT interp STREQUAL "pyenv-3.11.7" AND case STREQUAL "sigkill")
+      set(args --repeat 20)
+    endif()
+    add_test(NAME faults/${case}/${interp}
+             COMMAND ${Python3_EXECUTABLE} ${integration}/test_faults.py
+                     --bin-dir ${bin_dir} --interp ${interp} --manifest ${manifest}
+                     --case ${case} ${args})
+    set_tests_properties(faults/${case}/${interp} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+  endforeach()
+endforeach()
+# The deleted/replaced executable needs a static interpreter it can copy.
+if("debian12-3.11" IN_LIST interpreters)
+  add_test(NAME faults/deleted_exe/debian12-3.11
+           COMMAND ${Python3_EXECUTABLE} ${integration}/test_faults.py
+                   --bin-dir ${bin_dir} --interp debian12-3.11 --manifest ${manifest}
+                   --case deleted_exe)
+  set_tests_properties(faults/deleted_exe/debian12-3.11 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+endif()
+
+add_test(NAME cli-errors
+         COMMAND ${Python3_EXECUTABLE} ${integration}/test_cli_errors.py
+                 --bin-dir ${bin_dir} --manifest ${manifest})
+set_tests_properties(cli-errors PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)

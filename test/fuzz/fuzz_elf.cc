@@ -1,0 +1,64 @@
+// Fuzz target: core::ElfFile over arbitrary file contents.
+//
+// ElfFile opens a path (the profiler reads the target's files through
+// /proc/PID/root), so each input is written to one memfd and opened as
+// /proc/self/fd/N. A file that is not a usable ELF must be refused with
+// core::Error; one that is accepted must answer every query without
+// touching memory outside the file.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/elf.h"
+#include "core/errors.h"
+#include "core/maps.h"
+#include "test/fuzz/fuzz_input.h"
+
+namespace {
+
+int input_fd() {
+  static int fd = [] {
+    int f = memfd_create("pyflame-fuzz-elf", MFD_CLOEXEC);
+    if (f < 0) pyflame::fuzz::fail("memfd_create");
+    return f;
+  }();
+  return fd;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  int fd = input_fd();
+  if (ftruncate(fd, 0) != 0) pyflame::fuzz::fail("ftruncate");
+  for (size_t done = 0; done < size;) {
+    ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
+    if (n <= 0) pyflame::fuzz::fail("pwrite");
+    done += static_cast<size_t>(n);
+  }
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  try {
+    pyflame::core::ElfFile elf(path);
+    for (const char* name : {"_PyRuntime", "Py_GetVersion", "_PyThreadState_Current", "interp_head",
+                             "PyCode_Type", "", "main"})
+      (void)elf.symbol(name);
+    size_t copied = 0;
+    for (const auto& section : elf.sections()) {
+      if (auto bytes = elf.section_bytes(section)) {
+        if (bytes->size() != section.size) pyflame::fuzz::fail("section_bytes size", section.name);
+        copied += bytes->size();
+      }
+    }
+    if (copied > size * elf.sections().size()) pyflame::fuzz::fail("copied more than the file holds");
+    std::vector<pyflame::core::Mapping> maps(2);
+    maps[0] = {0x400000, 0x401000, true, false, false, 0, 1, path};
+    maps[1] = {0x7f0000000000, 0x7f0000001000, true, false, true, 0x1000, 1, path + " (deleted)"};
+    (void)elf.load_bias(maps, path);
+  } catch (const pyflame::core::Error&) {
+    // Refusing a malformed file is the right answer.
+  }
+  return 0;
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into test/fuzz/corpus/.
+
+    make_corpus.py [--line-table-cases test/unit/line_table_cases.inc]
+
+Deterministic and standard library only; rerun after changing a target's
+input layout (see each fuzz_*.cc). The seeds are small, hand-built inputs
+that reach each decoder's main paths: libFuzzer mutates from there.
+"""
+
+import argparse
+import os
+import re
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+FORMATS = {"kLnotabUnsigned": 0, "kLnotabSigned": 1, "kLinetable310": 2, "kLocationTable": 3}
+
+
+def write(target, name, data):
+    folder = os.path.join(CORPUS, target)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data)
+
+
+# ------------------------------------------------------------------- ELF
+
+def elf(kind="exec", symtab=True, dynsym=True):
+    """A minimal x86-64 ELF: one PT_LOAD, .text/.data/.bss, symbol tables."""
+    base = 0x400000 if kind == "exec" else 0
+    names = [b"", b".text", b".data", b".bss", b".symtab", b".strtab", b".dynsym", b".dynstr",
+             b".shstrtab"]
+    shstr = b"\0".join(names) + b"\0"
+    name_off = {}
+    pos = 0
+    for n in names:
+        name_off[n] = pos
+        pos += len(n) + 1
+    symbols = [b"_PyRuntime", b"Py_GetVersion", b"PyCode_Type", b"interp_head"]
+    strtab = b"\0" + b"\0".join(symbols) + b"\0"
+
+    def syms(first_value):
+        out = b"\0" * 24
+        off = 1
+        for i, s in enumerate(symbols):
+            # st_name, st_info (GLOBAL OBJECT), st_other, st_shndx (.data), st_value, st_size
+            out += struct.pack("<IBBHQQ", off, 0x11, 0, 2, first_value + 16 * i, 16)
+            off += len(s) + 1
+        return out
+
+    text = b"\xc3" * 16
+    data = b"\x00" * 64
+    ehdr_size, phdr_size = 64, 56
+    layout = []  # (name, bytes)
+    offset = ehdr_size + phdr_size
+    contents = [(b".text", text), (b".data", data)]
+    if symtab:
+        contents += [(b".symtab", syms(base + 0x1010)), (b".strtab", strtab)]
+    if dynsym:
+        contents += [(b".dynsym", syms(base + 0x1010)), (b".dynstr", strtab)]
+    contents.append((b".shstrtab", shstr))
+    body = b""
+    placed = {}
+    for name, blob in contents:
+        placed[name] = (offset + len(body), len(blob))
+        body += blob
+        body += b"\0" * (-len(body) % 8)
+    shoff = offset + len(body)
+    index = {}
+    shdrs = [b"\0" * 64]
+    order = [b".text", b".data", b".bss"] + [n for n, _ in contents if n not in (b".text", b".data")]
+    for i, n in enumerate(order):
+        index[n] = i + 1
+    for n in order:
+        if n == b".bss":
+            shdrs.append(struct.pack("<IIQQQQIIQQ", name_off[n], 8, 3, base + 0x1100, 0x1100, 0x100,
+                                     0, 0, 8, 0))
+            continue
+        off, size = placed[n]
+        typ, flags, addr, link, info, entsize = 1, 0, 0, 0, 0, 0
+        if n == b".text":
+            flags, addr = 6, base + off
+        elif n == b".data":
+            typ, flags, addr = 1, 3, base + 0x1000 + off
+        elif n in (b".symtab", b".dynsym"):
+            typ = 2 if n == b".symtab" else 11
+            link = index[b".strtab" if n == b".symtab" else b".dynstr"]
+            info, entsize = 1, 24
+            flags = 2 if n == b".dynsym" else 0
+        elif n in (b".strtab", b".dynstr", b".shstrtab"):
+            typ = 3
+        shdrs.append(struct.pack("<IIQQQQIIQQ", name_off[n], typ, flags, addr, off, size, link, info,
+                                 8, entsize))
+    e_type = 2 if kind == "exec" else 3
+    ehdr = (b"\x7fELF\x02\x01\x01\x00" + b"\0" * 8
+            + struct.pack("<HHIQQQIHHHHHH", e_type, 62, 1, base, ehdr_size, shoff, 0, ehdr_size,
+                          phdr_size, 1, 64, len(shdrs), index[b".shstrtab"]))
+    total = shoff + 64 * len(shdrs)
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, 0, base, base, total, total + 0x200, 0x1000)
+    return ehdr + phdr + body + b"".join(shdrs)
+
+
+def elf_corpus():
+    write("elf", "exec", elf("exec"))
+    write("elf", "dyn", elf("dyn"))
+    write("elf", "stripped", elf("dyn", symtab=False))
+    write("elf", "symtab_only", elf("exec", dynsym=False))
+    write("elf", "truncated", elf("exec")[:200])
+    write("elf", "elf32", b"\x7fELF\x01\x01\x01\x00" + b"\0" * 56)
+    write("elf", "not_elf", b"#!/bin/sh\necho hi\n")
+    write("elf", "empty", b"")
+
+
+# ------------------------------------------------------------------ maps
+
+MAPS = b"""\
+00400000-00401000 r--p 00000000 08:01 1317 /usr/bin/python3.11
+00401000-006b3000 r-xp 00001000 08:01 1317 /usr/bin/python3.11
+008d1000-008d2000 r--p 004d1000 08:01 1317 /usr/bin/python3.11
+008d2000-00a00000 rw-p 004d2000 08:01 1317 /usr/bin/python3.11
+01c8e000-01d2f000 rw-p 00000000 00:00 0                                  [heap]
+7f1c2a000000-7f1c2a021000 rw-p 00000000 00:00 0
+7f1c2c5a0000-7f1c2c5c6000 r--p 00000000 08:01 2234 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1c2c80e000-7f1c2ca5f000 r-xp 0009d000 08:01 9999 /root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0 (deleted)
+7f1c2cb00000-7f1c2cb01000 r--p 00000000 08:01 4242 /tmp/dir with spaces/lib\xc3\xb1.so
+7ffd1b5e4000-7ffd1b605000 rw-p 00000000 00:00 0                          [stack]
+7ffd1b7c3000-7ffd1b7c7000 r--p 00000000 00:00 0                          [vvar]
+7ffd1b7c7000-7ffd1b7c9000 r-xp 00000000 00:00 0                          [vdso]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+"""
+
+
+def maps_corpus():
+    write("maps", "python", MAPS)
+    write("maps", "malformed", b"zzzz-1000 r--p 0 0 0 /x\n1000-0800 r--p 00000000 00:00 0 /backwards\n"
+          b"1000-2000\n1000-2000 r 0 0\n-\n\n 1000-2000 rwxp 00000000 08:01 1 /lead\n"
+          b"ffffffffffffffffff-1 r--p 0 0 0 /overflow\n1000-2000 r--p 00000000 08:01 99999999999999999999 /x")
+    write("maps", "no_newline", b"7f00-7f01 r-xp 00000000 08:01 12 /lib/a.so (deleted)")
+
+
+# ------------------------------------------------------------ line tables
+
+def line_table_corpus(cases_path):
+    with open(cases_path) as f:
+        text = f.read()
+    case = re.compile(r'\{"(?P<ver>[^"]+)", "(?P<name>[^"]+)", Format::(?P<fmt>\w+), (?P<first>-?\d+), '
+                      r'(?P<len>\d+),\s*\{(?P<bytes>[^}]*)\},\s*\{(?P<runs>.*?)\}\},', re.S)
+    seen = set()
+    count = 0
+    for m in case.finditer(text):
+        table = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", m.group("bytes")))
+        key = (m.group("fmt"), table)
+        if not table or key in seen:
+            continue
+        seen.add(key)
+        fmt = FORMATS[m.group("fmt")]
+        first = int(m.group("first"))
+        code_len = int(m.group("len"))
+        for offset in (code_len // 2, code_len - 2):
+            name = "%s_%s_%d" % (m.group("ver"), re.sub(r"\W", "_", m.group("name")), offset)
+            write("line_table", name, struct.pack("<Bii", fmt, first, offset) + table)
+            count += 1
+        if count >= 40:
+            break
+    # Hostile shapes: huge deltas, truncated entries, a negative offset.
+    write("line_table", "lnotab_odd", struct.pack("<Bii", 1, 10, 4) + b"\x02\x01\x02")
+    write("line_table", "location_truncated", struct.pack("<Bii", 3, 1, 6) + b"\xf8\x7f\xff\xff")
+    write("line_table", "negative_offset", struct.pack("<Bii", 2, 7, -2) + b"\x06\x01")
+    write("line_table", "int_max", struct.pack("<Bii", 0, 0x7ffffff0, 200) + b"\x00\x7f" * 40)
+
+
+# --------------------------------------------------------------- strings
+
+def strings_corpus():
+    write("strings", "latin1", b"\x01" + "fún_ñ".encode("latin-1"))
+    write("strings", "ucs2", b"\x02" + "関数".encode("utf-16-le") + b"\x00\xd8")  # lone surrogate
+    write("strings", "ucs4", b"\x04" + "𝔣x".encode("utf-32-le") + struct.pack("<I", 0x110000))
+    write("strings", "bad_kind", b"\x03abc")
+    write("strings", "odd_length", b"\x02abc")
+    write("strings", "empty", b"\x04")
+
+
+# ---------------------------------------------------------------- writers
+
+def s(b, limit):
+    b = b[:limit]
+    return bytes([len(b)]) + b
+
+
+def profile_input(flags, frames, threads, samples):
+    """Encodes a profile the way fuzz_writers.cc reads it."""
+    out = bytes([flags]) + struct.pack("<i", 4242) + s(b"3.11.7", 16) + s(b"python3 app.py", 64)
+    out += struct.pack("<H", 99)  # interval 1/100 s
+    out += bytes([len(frames) - 1])
+    for function, qualname, filename, line in frames:
+        out += s(function, 48)
+        if qualname is None:
+            out += b"\0"
+        else:
+            out += b"\1" + s(qualname, 48)
+        out += s(filename, 64) + struct.pack("<i", line)
+    out += bytes([len(threads) - 1])
+    for ident, tid, name in threads:
+        out += struct.pack("<Q", ident)
+        out += (b"\1" + struct.pack("<i", tid)) if tid is not None else b"\0"
+        out += (b"\1" + s(name, 32)) if name is not None else b"\0"
+    for thread, stack, count in samples:
+        out += bytes([thread, len(stack)]) + bytes(stack) + bytes([count - 1])
+    return out
+
+
+def writers_corpus():
+    frames = [(b"<module>", None, b"/srv/app.py", 40), (b"run", b"App.run", b"/srv/app.py", 12),
+              (b"hot", None, b"/srv/lib/hot.py", 7), (b"fn;with\"quotes\"&<tags>", None,
+                                                      "/srv/dir ñ/関.py".encode(), 3),
+              (b"<unknown>", None, b"<unknown>", 0), (b"\xff\xfe\x01bad", None, b"]]>\x00</svg>", -1)]
+    threads = [(0x7F0000001000, 100, b"python3"), (0x7F0000002000, None, b"worker <1>"),
+               (0x7F0000003000, 102, None)]
+    samples = [(0, [2, 1, 0], 8), (0, [3, 0], 2), (1, [2], 4), (1, [4, 1, 0], 1), (2, [5, 5, 5], 3),
+               (0, [], 1)]
+    write("writers", "basic", profile_input(0, frames, threads, samples[:4]))
+    write("writers", "threads_timeline", profile_input(3, frames, threads, samples))
+    write("writers", "hostile_names", profile_input(2, frames, threads, [(2, [5, 3, 5], 2)]))
+    write("writers", "deep", profile_input(1, frames, threads, [(0, [i % 6 for i in range(63)], 1)]))
+    write("writers", "empty", b"")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--line-table-cases",
+                        default=os.path.join(HERE, "..", "unit", "line_table_cases.inc"))
+    args = parser.parse_args()
+    elf_corpus()
+    maps_corpus()
+    line_table_corpus(args.line_table_cases)
+    strings_corpus()
+    writers_corpus()
+
+
+if __name__ == "__main__":
+    main()
