@@ -20,6 +20,11 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 
+if ! command -v npm >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm \
+    || echo "browser.sh: could not install nodejs/npm; browser tests will be skipped" >&2
+fi
+
 mkdir -p "$tools"
 if ! cmp -s "$here/package-lock.json" "$tools/package-lock.json" || [ ! -d "$tools/node_modules" ]; then
   cp "$here/package.json" "$here/package-lock.json" "$tools/"
