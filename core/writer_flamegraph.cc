@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
 #include "core/writers.h"
 
 namespace pyflame::core {
@@ -44,22 +45,11 @@ struct Node {
   std::map<std::string, uint32_t> children;
 };
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if there is none
-// (overlong forms and surrogates included: XML rejects them).
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  uint8_t b = byte(i);
-  size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  uint32_t cp = n == 1 ? b : n == 2 ? (b & 0x1f) : n == 3 ? (b & 0x0f) : (b & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3f);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  if (cp == 0xfffe || cp == 0xffff) return 0;  // not XML characters either
-  return n;
+// Valid UTF-8 that XML accepts: not U+FFFE or U+FFFF either.
+size_t xml_sequence_length(std::string_view s, size_t i) {
+  uint32_t cp = 0;
+  size_t n = utf8_sequence_length(s, i, &cp);
+  return cp == 0xfffe || cp == 0xffff ? 0 : n;
 }
 
 // Valid UTF-8 with no control characters: a file name from a 2.7 target can
@@ -70,7 +60,7 @@ std::string clean_text(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    size_t n = utf8_sequence_length(s, i);
+    size_t n = xml_sequence_length(s, i);
     uint8_t b = static_cast<uint8_t>(s[i]);
     if (n == 0 || (n == 1 && (b < 0x20 || b == 0x7f))) {
       out += "\xef\xbf\xbd";
