@@ -2,18 +2,7 @@
 # test/CMakeLists.txt: bin_dir, manifest, integration, Python3_EXECUTABLE.
 
 # Detection by PID and by command, one case per provisioned interpreter.
-set(wrapper_interpreters "")
-if(EXISTS "${manifest}")
-  file(STRINGS "${manifest}" rows)
-  foreach(row IN LISTS rows)
-    string(REPLACE "\t" ";" cols "${row}")
-    list(GET cols 0 name)
-    if(NOT name STREQUAL "name")
-      list(APPEND wrapper_interpreters "${name}")
-    endif()
-  endforeach()
-endif()
-foreach(name IN LISTS wrapper_interpreters)
+foreach(name IN LISTS interpreters)
   add_test(NAME wrapper/detect/${name}
            COMMAND ${Python3_EXECUTABLE} ${integration}/test_wrapper.py
                    --bin-dir ${bin_dir} --manifest ${manifest} --detect ${name})
