@@ -15,7 +15,8 @@ records it with DIR/pyflame<minor>:
   duration: exit 130 / 143, a whole flamegraph / pprof file, the target
   still running and not stopped;
 - the target exiting during the recording: exit 7 and a whole profile;
-- --idle keeps the idle thread's samples, --gil only the GIL holder's.
+- --idle keeps the idle thread's samples, --gil only the GIL holder's;
+- a live status line on a terminal (script(1)), none on a pipe, a summary.
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -273,6 +274,28 @@ def test_idle_and_gil(profiler: str, interp: Interpreter, work: str) -> None:
     log("idle/gil: (idle thread, spinning thread) samples %s" % seen)
 
 
+def test_status_line(profiler: str, interp: Interpreter, work: str) -> None:
+    """On a terminal a live status line appears; on a pipe it does not."""
+    script = shutil.which("script")
+    if script is None:
+        log("status line: SKIP (no `script` to give pyflame a terminal)")
+        return
+    out = os.path.join(work, "status.txt")
+    with Fixture(interp) as target:
+        argv = [profiler, "record", "-p", str(target.pid), "-d", "1.5", "-o", out]
+        # script(1) runs the command on a new pseudo-terminal and copies what
+        # it writes there to our stdout.
+        code, tty_text, err = Recorder([script, "-qec", " ".join(argv), "/dev/null"]).finish()
+        expect(code == 0, "status line: exit %d\n%s%s" % (code, tty_text, err))
+        expect("Ctrl-C to stop" in tty_text and "samples" in tty_text,
+               "status line: none on a terminal: %r" % tty_text)
+        code, _, err = Recorder(argv).finish()
+        expect(code == 0 and "Ctrl-C to stop" not in err,
+               "status line: shown when stderr is not a terminal: %r" % err)
+        expect("samples of" in err and "written to" in err, "no summary on stderr: %r" % err)
+    log("status line: shown on a terminal, not on a pipe; summary printed")
+
+
 def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     out = os.path.join(work, "exit.txt")
     with Fixture(interp) as target:
@@ -317,6 +340,7 @@ def main() -> int:
                              EXIT_TERMINATED, "sigterm.pb.gz")
             test_target_exit(profiler, interp, work, args.blocking)
             test_idle_and_gil(profiler, interp, work)
+            test_status_line(profiler, interp, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
