@@ -276,6 +276,15 @@ void sleep_until(Clock::time_point when) {
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
 }
 
+// This process's peak RSS. Not getrusage's ru_maxrss: Linux carries that
+// across fork and exec, so it can report the parent's peak.
+long peak_rss_kb() {
+  auto status = read_text_file("/proc/self/status");
+  if (!status) return -1;
+  auto at = status->find("VmHWM:");
+  return at == std::string::npos ? -1 : std::strtol(status->c_str() + at + 6, nullptr, 10);
+}
+
 std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram& cost,
                           const Profile& profile) {
   rusage usage{};
@@ -292,7 +301,7 @@ std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram
   out += fmt::format("\"cpu_user_seconds\": {:.6f}, \"cpu_system_seconds\": {:.6f}, ",
                      secs(usage.ru_utime), secs(usage.ru_stime));
   out += fmt::format("\"max_rss_kb\": {}, \"threads\": {}, \"distinct_stacks\": {}, \"distinct_frames\": {}",
-                     usage.ru_maxrss, profile.threads.size(), profile.stacks.size(), profile.frames.size());
+                     peak_rss_kb(), profile.threads.size(), profile.stacks.size(), profile.frames.size());
   out += "}\n";
   return out;
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The benchmark (docs/benchmarks.md): builds every pyflameX.Y and the floor
+# program, installs the peers, and measures pyflame against them on the
+# provisioned interpreters. Not part of the test command. As root:
+#
+#   scripts/bench.sh                  # representative set, ~10 minutes
+#   scripts/bench.sh --quick          # 3.11 and 3.15, shorter runs, ~2 minutes
+#   scripts/bench.sh --all            # every provisioned interpreter
+#   scripts/bench.sh --interp sid-3.15 --only cost --workload depth100
+#
+# Prints a markdown table; writes JSON to $BUILD_DIR/bench/results.json and
+# the table to $BUILD_DIR/bench/results.md. BUILD_DIR defaults to build/
+# (the default preset's); set it to use another build tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: run as root (the profilers read other processes)" >&2
+  exit 2
+fi
+test/interpreters/provision.sh >/dev/null
+test/tools/bench_peers.sh
+if [ "$build" = build ]; then
+  cmake --preset default >/dev/null
+else
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+targets=$(cmake --build "$build" --target help | sed -n 's/^\.\.\. \(pyflame[0-9][0-9.]*\)$/\1/p')
+# shellcheck disable=SC2086
+cmake --build "$build" -j2 --target vm_readv_floor $targets >/dev/null
+mkdir -p "$build/bench"
+exec python3 test/bench/run.py --bin-dir "$build/bin" --floor-bin "$build/test/vm_readv_floor" \
+  --json "$build/bench/results.json" --markdown "$build/bench/results.md" "$@"
