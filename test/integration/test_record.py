@@ -16,7 +16,8 @@ records it with DIR/pyflame<minor>:
   still running and not stopped;
 - the target exiting during the recording: exit 7 and a whole profile;
 - --idle keeps the idle thread's samples, --gil only the GIL holder's;
-- a live status line on a terminal (script(1)), none on a pipe, a summary.
+- a live status line on a terminal (script(1)), none on a pipe, a summary;
+- Pyflame's classic forms (-p -s -r -x --threads -o, --flamechart, -t).
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -296,6 +297,39 @@ def test_status_line(profiler: str, interp: Interpreter, work: str) -> None:
     log("status line: shown on a terminal, not on a pipe; summary printed")
 
 
+def test_classic_forms(profiler: str, interp: Interpreter, work: str) -> None:
+    """Pyflame's command lines: -p/-s/-r/-x/--threads/-o, --flamechart, -t."""
+    out = os.path.join(work, "classic.txt")
+    with Fixture(interp) as target:
+        argv = [profiler, "-p", str(target.pid), "-s", "1", "-r", "0.005", "-x", "--threads",
+                "-o", out]
+        code, _, err = Recorder(argv).finish()
+        expect(code == 0, "classic -p: exit %d\n%s" % (code, err))
+        with open(out, encoding="utf-8") as f:
+            stacks = parse_collapsed(f.read())
+        expect(all(frames[0][0].startswith("thread ") for frames, _ in stacks),
+               "classic --threads: a stack without its thread frame")
+        counts, _ = spin_samples(stacks)
+        # -s 1 at -r 0.005: about 200 samples.
+        expect(100 <= sum(counts.values()) <= 260, "classic -s 1 -r 0.005: %s samples" % counts)
+        # --flamechart to standard output: one timestamped stack per sample.
+        code, text, err = Recorder([profiler, "-p", str(target.pid), "-s", "0.5",
+                                    "--flamechart"]).finish()
+        expect(code == 0, "classic --flamechart: exit %d\n%s" % (code, err))
+        times = [float(line.split(" ", 1)[0]) for line in text.splitlines()]
+        expect(len(times) >= 20 and times == sorted(times) and times[-1] < 1.0,
+               "classic --flamechart: timestamps %s" % times[:5])
+    fixture = os.path.join(work, "fixture_record.py")
+    shutil.copyfile(FIXTURE, fixture)
+    argv = [profiler, "-t"] + interp.command([interp.inside_path(fixture), "--seconds", "0.5"])
+    code, text, err = Recorder(argv, env=interp.environment()).finish()
+    expect(code == 0, "classic -t: exit %d\n%s" % (code, err))
+    counts, _ = spin_samples(parse_collapsed("\n".join(
+        l for l in text.splitlines() if not l.startswith("{"))))
+    expect(sum(counts.values()) > 10, "classic -t: %s samples on stdout" % counts)
+    log("classic forms: -p -s -r -x --threads -o, --flamechart, -t")
+
+
 def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     out = os.path.join(work, "exit.txt")
     with Fixture(interp) as target:
@@ -341,6 +375,8 @@ def main() -> int:
             test_target_exit(profiler, interp, work, args.blocking)
             test_idle_and_gil(profiler, interp, work)
             test_status_line(profiler, interp, work)
+            if not interp.chrooted:  # -t needs the fixture where the command sees it
+                test_classic_forms(profiler, interp, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
