@@ -11,9 +11,9 @@
 #include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
-#include "core/native_threads.h"
 #include "core/python_module.h"
 #include "core/record.h"
+#include "core/thread_states.h"
 #include "core/thread_stopper.h"
 
 #ifndef PYFLAME_VERSION
@@ -29,32 +29,6 @@ struct DumpOptions {
   bool blocking = false;
 };
 
-// Names, idle state and TIDs come from /proc, not from the interpreter.
-// `tasks` is read before any thread is stopped: a stopped thread is not idle.
-void add_native_details(const Process& process, const std::vector<TaskInfo>& tasks,
-                        NativeThreadResolver& resolver, Snapshot& snap) {
-  std::vector<uint64_t> unresolved;
-  for (const ThreadSample& t : snap.threads)
-    if (!t.native_id) unresolved.push_back(t.thread_id);
-  if (!unresolved.empty()) {
-    auto tids = resolver.resolve(process, unresolved, tasks);
-    size_t k = 0;
-    for (ThreadSample& t : snap.threads)
-      if (!t.native_id) {
-        if (tids[k]) t.native_id = *tids[k];
-        ++k;
-      }
-  }
-  for (ThreadSample& t : snap.threads) {
-    if (!t.native_id) continue;
-    for (const TaskInfo& task : tasks) {
-      if (task.tid != *t.native_id) continue;
-      t.name = task.name;
-      t.idle = task.state != 'R';
-    }
-  }
-}
-
 int dump(const PythonModule& module, const DumpOptions& options) {
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
@@ -63,9 +37,9 @@ int dump(const PythonModule& module, const DumpOptions& options) {
   snapshot.pid = options.pid;
   snapshot.python_version = interpreter->python_version();
   bool ok = false;
-  NativeThreadResolver resolver;
+  ThreadStates states(process);
   {
-    std::vector<TaskInfo> tasks = process.tasks();
+    states.discover();  // before any thread is stopped: a stopped thread is not idle
     std::optional<ThreadStopper> stopper;
     if (options.blocking) stopper.emplace(options.pid);
     // A running target can change under a read; a few retries get a
@@ -75,7 +49,7 @@ int dump(const PythonModule& module, const DumpOptions& options) {
       ok = interpreter->sample(snapshot);
       if (!ok && !process.alive()) throw_target_exited(options.pid);
     }
-    if (ok) add_native_details(process, tasks, resolver, snapshot);
+    if (ok) states.fill(snapshot);
   }
   if (!ok) {
     if (!process.alive()) throw_target_exited(options.pid);

@@ -382,7 +382,13 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
       bool ok = false;
       try {
-        if (!options.include_idle) states.read_states();  // with --idle only names are needed
+        // A thread first seen after a --blocking stop would read as stopped:
+        // find new threads before stopping. With --idle only names are needed.
+        if (options.blocking) {
+          states.discover();
+        } else if (!options.include_idle) {
+          states.read_states();
+        }
         std::optional<ThreadStopper> stopper;
         if (options.blocking) stopper.emplace(pid);
         snapshot.threads.clear();

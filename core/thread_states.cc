@@ -63,6 +63,11 @@ void ThreadStates::read_states() {
   for (pid_t tid : gone) forget(tid);
 }
 
+void ThreadStates::discover() {
+  read_states();
+  for (const TaskInfo& t : process_.tasks()) task(t.tid);  // opens the new ones
+}
+
 void ThreadStates::fill(Snapshot& snapshot) {
   // Threads whose TID the interpreter does not record: look them up once.
   std::vector<uint64_t> unresolved;

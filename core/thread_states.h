@@ -27,6 +27,8 @@ class ThreadStates {
   // Reads every known thread's state now (before a --blocking stop, since a
   // stopped thread is not idle). New threads are found by fill().
   void read_states();
+  // Reads every thread's state, known or new (a directory listing more).
+  void discover();
   // Sets native_id (where the interpreter does not), name and idle of every
   // thread of `snapshot` from the states read last.
   void fill(Snapshot& snapshot);
