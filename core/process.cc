@@ -161,23 +161,28 @@ std::optional<TaskInfo> Process::task(pid_t tid) const {
   return info;
 }
 
-std::vector<TaskInfo> Process::tasks() const {
-  std::vector<TaskInfo> result;
-  DIR* dir = ::opendir((proc_ + "/task").c_str());
+std::vector<pid_t> task_ids(pid_t pid) {
+  std::vector<pid_t> result;
+  DIR* dir = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
   if (dir == nullptr) {
-    if (errno == ENOENT) throw_target_exited(pid_);
-    throw_for_errno(errno, pid_, "listing the threads");
+    if (errno == ENOENT) throw_target_exited(pid);
+    throw_for_errno(errno, pid, "listing the threads");
   }
   while (dirent* entry = ::readdir(dir)) {
     pid_t tid = 0;
     std::string_view name(entry->d_name);
     auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
-    if (ec != std::errc() || ptr != name.data() + name.size()) continue;
-    if (auto info = task(tid)) result.push_back(std::move(*info));
+    if (ec == std::errc() && ptr == name.data() + name.size()) result.push_back(tid);
   }
   ::closedir(dir);
-  std::sort(result.begin(), result.end(),
-            [](const TaskInfo& a, const TaskInfo& b) { return a.tid < b.tid; });
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+std::vector<TaskInfo> Process::tasks() const {
+  std::vector<TaskInfo> result;
+  for (pid_t tid : task_ids(pid_))
+    if (auto info = task(tid)) result.push_back(std::move(*info));
   return result;
 }
 

@@ -74,6 +74,10 @@ class Process {
   mutable bool vm_readv_works_ = true;
 };
 
+// The thread ids of process `pid` (a listing of /proc/PID/task, nothing
+// read per thread): cheap enough for every sample. Throws Error.
+std::vector<pid_t> task_ids(pid_t pid);
+
 // Reads a whole (small) file; nullopt with errno set on failure.
 std::optional<std::string> read_text_file(const std::string& path);
 

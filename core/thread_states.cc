@@ -65,7 +65,7 @@ void ThreadStates::read_states() {
 
 void ThreadStates::discover() {
   read_states();
-  for (const TaskInfo& t : process_.tasks()) task(t.tid);  // opens the new ones
+  for (pid_t tid : task_ids(process_.pid())) task(tid);  // opens the new ones
 }
 
 void ThreadStates::fill(Snapshot& snapshot) {

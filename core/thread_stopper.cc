@@ -16,12 +16,11 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
   // finds none we have not stopped (bounded, for a target spawning forever).
   for (int pass = 0; pass < 8; ++pass) {
     bool added = false;
-    Process process(pid);
-    for (const TaskInfo& task : process.tasks()) {
+    for (pid_t tid : task_ids(pid)) {
       bool known = false;
-      for (pid_t t : stopped_) known |= t == task.tid;
+      for (pid_t t : stopped_) known |= t == tid;
       if (known) continue;
-      if (::ptrace(PTRACE_SEIZE, task.tid, nullptr, nullptr) != 0) {
+      if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         if (errno == ESRCH) continue;  // the thread just exited
         int err = errno;
         resume_all();
@@ -34,11 +33,11 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
                           "run without --blocking to sample without stopping it");
         throw_for_errno(err, pid, "attaching with ptrace");
       }
-      stopped_.push_back(task.tid);
+      stopped_.push_back(tid);
       added = true;
-      if (::ptrace(PTRACE_INTERRUPT, task.tid, nullptr, nullptr) != 0) continue;
+      if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) continue;
       int status = 0;
-      while (::waitpid(task.tid, &status, __WALL) < 0 && errno == EINTR) {
+      while (::waitpid(tid, &status, __WALL) < 0 && errno == EINTR) {
       }
     }
     if (!added) break;
