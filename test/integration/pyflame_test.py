@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 # Exit codes of pyflameX.Y (the interface under test).
 EXIT_OK = 0
@@ -83,6 +83,34 @@ def main_wrapper(function) -> None:
         log("FAIL: %s" % e)
         code = TEST_FAIL
     sys.exit(code)
+
+
+class Cases:
+    """Runs named cases, prints PASS/FAIL/SKIP for each, sums them up."""
+
+    def __init__(self) -> None:
+        self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+
+    def run(self, name: str, case: Callable[[], Optional[str]]) -> None:
+        """CASE returns None (pass) or a note, raises Failure or Skip."""
+        try:
+            note = case()
+            verdict, why = "PASS", note
+        except Skip as e:
+            verdict, why = "SKIP", str(e)
+        except Failure as e:
+            verdict, why = "FAIL", str(e)
+        except Exception as e:  # a bug in a case must not hide the others
+            verdict, why = "FAIL", "%s: %s" % (type(e).__name__, e)
+        self.counts[verdict] += 1
+        log("%s %s%s" % (verdict, name, ": " + why.replace("\n", "\n    ") if why else ""))
+
+    def summary(self) -> int:
+        log("%d passed, %d failed, %d skipped"
+            % (self.counts["PASS"], self.counts["FAIL"], self.counts["SKIP"]))
+        if self.counts["FAIL"]:
+            return TEST_FAIL
+        return TEST_PASS if self.counts["PASS"] else TEST_SKIP
 
 
 # ---------------------------------------------------------------- manifest
@@ -357,7 +385,8 @@ def clip(s: str, limit: int = 4000) -> str:
 
 
 def run(argv: Sequence[str], timeout: float = PROFILER_TIMEOUT,
-        as_user: Optional[int] = None) -> Result:
+        as_user: Optional[int] = None, env: Optional[Dict[str, str]] = None,
+        cwd: Optional[str] = None) -> Result:
     """Runs ARGV with a deadline; a hang is reported as returncode None."""
     argv = list(argv)
     if as_user is not None:
@@ -369,7 +398,7 @@ def run(argv: Sequence[str], timeout: float = PROFILER_TIMEOUT,
             argv = ["runuser", "-u", pwd.getpwuid(as_user).pw_name, "--"] + argv
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
         code: Optional[int] = proc.returncode

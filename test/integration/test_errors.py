@@ -21,7 +21,7 @@ import tempfile
 import threading
 from typing import Callable, Dict, List, Optional
 
-from pyflame_test import (DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
                           PINGPONG_CODE, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
                           Failure, Interpreter, Result, Skip, dump, log, read_line,
@@ -58,32 +58,6 @@ SPINNING_PINGPONG_CODE = (
     "t.daemon = True\n"
     "t.start()\n"
 ) + PINGPONG_CODE
-
-
-class Cases:
-    def __init__(self) -> None:
-        self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-
-    def run(self, name: str, case: Callable[[], Optional[str]]) -> None:
-        """CASE returns None (pass) or a note, raises Failure or Skip."""
-        try:
-            note = case()
-            verdict, why = "PASS", note
-        except Skip as e:
-            verdict, why = "SKIP", str(e)
-        except Failure as e:
-            verdict, why = "FAIL", str(e)
-        except Exception as e:  # a bug in a case must not hide the others
-            verdict, why = "FAIL", "%s: %s" % (type(e).__name__, e)
-        self.counts[verdict] += 1
-        log("%s %s%s" % (verdict, name, ": " + why.replace("\n", "\n    ") if why else ""))
-
-    def summary(self) -> int:
-        log("%d passed, %d failed, %d skipped"
-            % (self.counts["PASS"], self.counts["FAIL"], self.counts["SKIP"]))
-        if self.counts["FAIL"]:
-            return TEST_FAIL
-        return TEST_PASS if self.counts["PASS"] else TEST_SKIP
 
 
 def expect(result: Result, code: int, *needles: str) -> None:

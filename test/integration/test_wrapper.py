@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from pyflame_test import (DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_USAGE, EXIT_WRONG_VERSION, PINGPONG_CODE, PROFILER_TIMEOUT,
                           TEST_FAIL, TEST_PASS, TEST_SKIP, Failure, Interpreter, Result, Skip,
                           find_interpreter, log, parse_json_document, read_manifest, run,
@@ -40,31 +40,6 @@ from pyflame_test import (DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EX
 
 EXIT_FAILURE = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Cases:
-    def __init__(self) -> None:
-        self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-
-    def run(self, name: str, case: Callable[[], Optional[str]]) -> None:
-        try:
-            note = case()
-            verdict, why = "PASS", note
-        except Skip as e:
-            verdict, why = "SKIP", str(e)
-        except Failure as e:
-            verdict, why = "FAIL", str(e)
-        except Exception as e:  # a bug in one case must not hide the others
-            verdict, why = "FAIL", "%s: %s" % (type(e).__name__, e)
-        self.counts[verdict] += 1
-        log("%s %s%s" % (verdict, name, ": " + why.replace("\n", "\n    ") if why else ""))
-
-    def summary(self) -> int:
-        log("%d passed, %d failed, %d skipped"
-            % (self.counts["PASS"], self.counts["FAIL"], self.counts["SKIP"]))
-        if self.counts["FAIL"]:
-            return TEST_FAIL
-        return TEST_PASS if self.counts["PASS"] else TEST_SKIP
 
 
 class Wrapper:
@@ -87,19 +62,8 @@ class Wrapper:
 
 
 def run_env(argv: Sequence[str], env: Dict[str, str], cwd: Optional[str] = None) -> Result:
-    """Runs ARGV with exactly ENV, in CWD, with a deadline (like pyflame_test.run)."""
-    argv = list(argv)
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=PROFILER_TIMEOUT)
-        code: Optional[int] = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        code = None
-    return Result(argv, code, out, err, time.monotonic() - start)
+    """Runs ARGV with exactly ENV, in CWD, with a deadline."""
+    return run(argv, env=env, cwd=cwd)
 
 
 # A PATH with only the tools the wrapper uses besides its helper (sort and
