@@ -399,15 +399,16 @@ int record(const PythonModule& module, const RecordOptions& options) {
         PYFLAME_DEBUG_LOG("sample failed: {}", e.what());
         ok = false;
         // Not allowed to stop it: another tracer holds it, or the refusals
-        // keep coming (a lost privilege). A single refusal is normal: a
-        // thread that is exiting cannot be seized.
+        // keep coming (a lost privilege). A refusal now and then is normal:
+        // a thread that is exiting cannot be seized.
         if (e.code() == ExitCode::kPermissionDenied && process->alive() &&
-            (traced_by_other(pid) || ++permission_refusals >= 20)) {
+            (traced_by_other(pid) || ++permission_refusals >= 50)) {
           fatal = e;
           break;
         }
       }
       ++counters.ticks;
+      if (ok) permission_refusals = 0;  // only refusals in a row count
       if (!ok) {
         ++counters.errors;
         if (!process->alive() || (command && command->poll())) {

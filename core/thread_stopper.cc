@@ -2,6 +2,7 @@
 
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -10,8 +11,32 @@
 #include "core/process.h"
 
 namespace pyflame::core {
+namespace {
+
+constexpr int kStopDeadlineUs = 200000;
+
+// The kernel state of one thread ('R', 'S', 'Z', ...), '?' if it is gone.
+char task_state(pid_t pid, pid_t tid) {
+  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  if (!stat) return '?';
+  size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() ? (*stat)[paren + 2] : '?';
+}
+
+}  // namespace
 
 ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
+  // An exec from another thread kills the other threads and waits, holding
+  // the lock that PTRACE_SEIZE takes, until they are gone; a thread we traced
+  // is gone only once we reap it, so seizing into an exec can deadlock (see
+  // docs/reliability.md). An exec in progress shows as a thread in
+  // uninterruptible wait or exiting: skip such a sample rather than seize.
+  for (pid_t tid : task_ids(pid)) {
+    char state = task_state(pid, tid);
+    if (state == 'D' || state == 'Z' || state == 'X')
+      throw Error(ExitCode::kFailure, "pyflame: a thread of process " + std::to_string(pid) +
+                                          " is exiting or in uninterruptible wait; sample skipped");
+  }
   // New threads may appear while we stop the others; repeat until a pass
   // finds none we have not stopped (bounded, for a target spawning forever).
   for (int pass = 0; pass < 8; ++pass) {
@@ -36,8 +61,14 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
       stopped_.push_back(tid);
       added = true;
       if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) continue;
+      // Wait for the stop with a deadline (polling also reaps a traced
+      // thread that died meanwhile): a thread that never stops must not
+      // hang the profiler.
       int status = 0;
-      while (::waitpid(tid, &status, __WALL) < 0 && errno == EINTR) {
+      for (int waited_us = 0; waited_us < kStopDeadlineUs; waited_us += 50) {
+        pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+        if (r == tid || (r < 0 && errno != EINTR)) break;
+        ::usleep(50);
       }
     }
     if (!added) break;

@@ -277,10 +277,10 @@ def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bo
 
 
 def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
-                hows: Sequence[str]) -> None:
+                hows: Sequence[str], modes: Sequence[bool] = MODES) -> None:
     rng = random.Random(6)
     failures = []
-    for blocking in MODES:
+    for blocking in modes:
         for how in hows:
             passed = 0
             for n in range(repeat):
@@ -303,7 +303,12 @@ def case_target_dies(profiler: str, interp: Interpreter, work: str, repeat: int)
 
 
 def case_target_execs(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
-    target_dies(profiler, interp, work, repeat, ("exec",))
+    # Nonblocking only: with --blocking, an exec from a thread other than the
+    # main one can deadlock in the kernel with our PTRACE_SEIZE (the exec
+    # holds the lock seizing takes while it waits for threads we traced).
+    # An open problem, written up in docs/reliability.md.
+    log("target_execs: --blocking not run (known kernel deadlock, see docs/reliability.md)")
+    target_dies(profiler, interp, work, repeat, ("exec",), modes=(False,))
 
 
 def case_thread_churn(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
