@@ -433,6 +433,15 @@ def parse_json_document(result: Result) -> dict:
 # ------------------------------------------------------------------- /proc
 
 
+def free_pid() -> int:
+    """A PID that no process has right now (counting down from pid_max)."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read()) - 1
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    return pid
+
+
 def task_states(pid: int) -> Dict[int, str]:
     """{tid: state letter} from /proc/PID/task/*/stat ({} if PID is gone)."""
     states = {}

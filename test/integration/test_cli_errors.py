@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from pyflame_test import (DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_TARGET_EXITED,
+from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_TARGET_EXITED,
                           EXIT_USAGE, PINGPONG_CODE, TEST_FAIL, TEST_PASS, TEST_SKIP, Failure,
                           Interpreter, Result, Skip, log, read_manifest, run, start_python,
                           stopped_tasks)
@@ -84,14 +84,6 @@ def expect(result: Result, codes, *needles: str, fast: bool = True) -> None:
     if fast and result.seconds > FAST:
         raise Failure("took %.1f s: the error was not found before sampling\n%s"
                       % (result.seconds, result.describe()))
-
-
-def free_pid() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid = int(f.read()) - 1
-    while os.path.exists("/proc/%d" % pid):
-        pid -= 1
-    return pid
 
 
 class Env:

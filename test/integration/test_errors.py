@@ -21,7 +21,7 @@ import tempfile
 import threading
 from typing import Callable, Dict, List, Optional
 
-from pyflame_test import (Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
                           PINGPONG_CODE, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
                           Failure, Interpreter, Result, Skip, dump, log, read_line,
@@ -70,14 +70,6 @@ def expect(result: Result, code: int, *needles: str) -> None:
     missing = [n for n in needles if n not in message]
     if missing:
         raise Failure("message lacks %s\n%s" % (missing, result.describe()))
-
-
-def free_pid() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid = int(f.read()) - 1
-    while os.path.exists("/proc/%d" % pid):
-        pid -= 1
-    return pid
 
 
 def find_binaries(bin_dir: str) -> Dict[str, str]:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from pyflame_test import (Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_USAGE, EXIT_WRONG_VERSION, PINGPONG_CODE, PROFILER_TIMEOUT,
                           TEST_FAIL, TEST_PASS, TEST_SKIP, Failure, Interpreter, Result, Skip,
                           find_interpreter, log, parse_json_document, read_manifest, run,
@@ -121,14 +121,6 @@ def make_executable(path: str, text: str) -> str:
         f.write(text)
     os.chmod(path, 0o755)
     return path
-
-
-def free_pid() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid = int(f.read()) - 1
-    while os.path.exists("/proc/%d" % pid):
-        pid -= 1
-    return pid
 
 
 def first_host_interpreter(manifest: str) -> Interpreter:
