@@ -151,14 +151,18 @@ std::optional<TaskInfo> Process::task(pid_t tid) const {
   if (!stat) return std::nullopt;
   TaskInfo info;
   info.tid = tid;
-  // The state follows the last ')' : the command name may contain anything.
-  size_t paren = stat->rfind(')');
-  if (paren != std::string::npos && paren + 2 < stat->size()) info.state = (*stat)[paren + 2];
+  info.state = state_from_stat(*stat).value_or('?');
   if (auto comm = read_text_file(dir + "/comm")) {
     while (!comm->empty() && comm->back() == '\n') comm->pop_back();
     info.name = std::move(*comm);
   }
   return info;
+}
+
+std::optional<char> state_from_stat(std::string_view stat) {
+  size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos || paren + 2 >= stat.size()) return std::nullopt;
+  return stat[paren + 2];
 }
 
 std::vector<pid_t> task_ids(pid_t pid) {

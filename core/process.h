@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/maps.h"
@@ -73,6 +74,10 @@ class Process {
   mutable int mem_fd_ = -1;
   mutable bool vm_readv_works_ = true;
 };
+
+// The state letter of a /proc/.../stat line (R running, S sleeping, Z ...):
+// it follows the last ')', since the command name may contain anything.
+std::optional<char> state_from_stat(std::string_view stat);
 
 // The thread ids of process `pid` (a listing of /proc/PID/task, nothing
 // read per thread): cheap enough for every sample. Throws Error.

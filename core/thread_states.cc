@@ -17,11 +17,7 @@ std::optional<char> ThreadStates::read_state(Task& t) {
   char buf[512];
   ssize_t n = ::pread(t.stat_fd, buf, sizeof buf, 0);
   if (n <= 0) return std::nullopt;
-  // The state follows the last ')': the command name may contain anything.
-  std::string_view stat(buf, static_cast<size_t>(n));
-  size_t paren = stat.rfind(')');
-  if (paren == std::string_view::npos || paren + 2 >= stat.size()) return std::nullopt;
-  return stat[paren + 2];
+  return state_from_stat(std::string_view(buf, static_cast<size_t>(n)));
 }
 
 ThreadStates::Task* ThreadStates::task(pid_t tid) {

@@ -18,9 +18,7 @@ constexpr int kStopDeadlineUs = 200000;
 // The kernel state of one thread ('R', 'S', 'Z', ...), '?' if it is gone.
 char task_state(pid_t pid, pid_t tid) {
   auto stat = read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  if (!stat) return '?';
-  size_t paren = stat->rfind(')');
-  return paren != std::string::npos && paren + 2 < stat->size() ? (*stat)[paren + 2] : '?';
+  return stat ? state_from_stat(*stat).value_or('?') : '?';
 }
 
 }  // namespace

@@ -57,17 +57,6 @@ std::optional<RemoteAddr> RemoteObjects::read_pointer(RemoteAddr addr) const {
   return RemoteAddr(*v);
 }
 
-std::optional<int64_t> RemoteObjects::read_int(RemoteAddr addr, int64_t size) const {
-  switch (size) {
-    case 1: if (auto v = process_.read_value<int8_t>(addr)) return *v; break;
-    case 2: if (auto v = process_.read_value<int16_t>(addr)) return *v; break;
-    case 4: if (auto v = process_.read_value<int32_t>(addr)) return *v; break;
-    case 8: if (auto v = process_.read_value<int64_t>(addr)) return *v; break;
-    default: break;
-  }
-  return std::nullopt;
-}
-
 std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object) const {
   if (!object) return std::nullopt;
   std::vector<std::byte> head(static_cast<size_t>(l_.bytes_sval));

@@ -48,7 +48,6 @@ class RemoteObjects {
   const TypeAddrs& types() const { return types_; }
 
   std::optional<core::RemoteAddr> read_pointer(core::RemoteAddr addr) const;
-  std::optional<int64_t> read_int(core::RemoteAddr addr, int64_t size) const;
   // co_name / co_filename / co_qualname: str (3.x) or PyString (2.7).
   std::optional<std::string> read_text(core::RemoteAddr object) const;
   // co_lnotab / co_linetable: bytes (3.x) or PyString (2.7).
