@@ -45,7 +45,6 @@ int dump(const PythonModule& module, const DumpOptions& options) {
     // A running target can change under a read; a few retries get a
     // consistent sample (with --blocking the first one is).
     for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
-      snapshot.threads.clear();
       ok = interpreter->sample(snapshot);
       if (!ok && !process.alive()) throw_target_exited(options.pid);
     }

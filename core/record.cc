@@ -391,7 +391,6 @@ int record(const PythonModule& module, const RecordOptions& options) {
         }
         std::optional<ThreadStopper> stopper;
         if (options.blocking) stopper.emplace(pid);
-        snapshot.threads.clear();
         ok = interpreter->sample(snapshot);
         stopper.reset();
         if (ok) states.fill(snapshot);

@@ -35,8 +35,17 @@ struct ThreadSample {
   std::optional<bool> idle;
   std::vector<Frame> frames;            // innermost first
   bool truncated = false;               // the walk hit a bound or a bad frame
+
+  // Back to a default sample, keeping the frames' storage for reuse.
+  void reset() {
+    std::vector<Frame> storage = std::move(frames);
+    storage.clear();
+    *this = ThreadSample();
+    frames = std::move(storage);
+  }
 };
 
+// Interpreter::sample() replaces `threads`, reusing its storage.
 struct Snapshot {
   int pid = 0;
   std::string python_version;

@@ -124,6 +124,7 @@ class SampleMemory {
       plan_.push_back({lo, static_cast<size_t>(hi - lo), 0, false});
     }
     ranges_.clear();
+    coalesce_plan();
     size_t bytes = 0, count = 0;
     for (const Range& r : plan_) {
       if (count == kMaxRanges || bytes + r.length > kMaxBytes) break;
@@ -148,12 +149,23 @@ class SampleMemory {
   // An exact read; `window`: the bytes sit in a stack of frames, so read the
   // pages around them too.
   bool read(core::RemoteAddr addr, std::span<std::byte> into, bool window = false) {
-    if (serve(addr.value(), into)) return true;
-    if (window && into.size() <= kWindow / 2 && read_window(addr.value(), into.size()))
-      return serve(addr.value(), into);
-    if (!process_.read(addr, into)) return false;
-    keep(addr.value(), into);  // wholly used
+    const std::byte* bytes = view(addr, into.size(), window);
+    if (bytes == nullptr) return false;
+    std::memcpy(into.data(), bytes, into.size());
     return true;
+  }
+
+  // The `size` bytes at `addr`, in place: valid until the next read. Saves
+  // the copy where a frame is looked at once.
+  const std::byte* view(core::RemoteAddr addr, size_t size, bool window = false) {
+    if (const std::byte* hit = serve(addr.value(), size)) return hit;
+    if (window && size <= kWindow / 2 && read_window(addr.value(), size))
+      return serve(addr.value(), size);
+    if (scratch_.size() < size) scratch_.resize(size);
+    const std::span<std::byte> into(scratch_.data(), size);
+    if (!process_.read(addr, into)) return nullptr;
+    keep(addr.value(), into);  // wholly used
+    return serve(addr.value(), size);
   }
 
   void read_many(std::span<const core::Process::ReadRequest> requests, std::vector<bool>& ok) {
@@ -161,7 +173,8 @@ class SampleMemory {
     misses_.clear();
     miss_index_.clear();
     for (size_t i = 0; i < requests.size(); ++i) {
-      if (serve(requests[i].addr.value(), requests[i].into)) {
+      if (const std::byte* hit = serve(requests[i].addr.value(), requests[i].into.size())) {
+        std::memcpy(requests[i].into.data(), hit, requests[i].into.size());
         ok[i] = true;
       } else {
         misses_.push_back(requests[i]);
@@ -186,17 +199,39 @@ class SampleMemory {
     size_t used_lo = SIZE_MAX, used_hi = 0;  // the part that served reads
   };
 
-  bool serve(uint64_t a, std::span<std::byte> into) {
-    const uint64_t end = a + into.size();
-    if (end < a) return false;
+  // Each remote range costs the kernel about as much as reading two more
+  // pages (docs/benchmarks.md), so ranges that share a page or sit in
+  // neighbouring pages are read as one. No page joins the read that was not
+  // read last time: the pages in between were all read then.
+  void coalesce_plan() {
+    std::sort(plan_.begin(), plan_.end(), [](const Range& x, const Range& y) { return x.base < y.base; });
+    size_t out = 0;
+    for (size_t i = 0; i < plan_.size(); ++i) {
+      const Range& r = plan_[i];
+      if (out > 0) {
+        Range& last = plan_[out - 1];
+        const uint64_t last_end = last.base + last.length;
+        if (r.base / kPage <= (last_end - 1) / kPage + 1) {
+          last.length = static_cast<size_t>(std::max(last_end, r.base + r.length) - last.base);
+          continue;
+        }
+      }
+      plan_[out++] = r;
+    }
+    plan_.resize(out);
+  }
+
+  // Where this sample's bytes for [a, a + size) are, or nullptr.
+  const std::byte* serve(uint64_t a, size_t size) {
+    const uint64_t end = a + size;
+    if (end < a) return nullptr;
     // Frames of one stack come from the same range, one after another.
     if (last_ < ranges_.size()) {
       Range& r = ranges_[last_];
       if (a >= r.base && end <= r.base + r.length) {
-        std::memcpy(into.data(), buffer_.data() + r.at + (a - r.base), into.size());
         r.used_lo = std::min<size_t>(r.used_lo, a - r.base);
         r.used_hi = std::max<size_t>(r.used_hi, end - r.base);
-        return true;
+        return buffer_.data() + r.at + (a - r.base);
       }
     }
     // ranges_ is sorted by base; the one that holds [a, end) starts at or
@@ -206,15 +241,14 @@ class SampleMemory {
     for (int back = 0; back < 4 && it != ranges_.begin(); ++back) {
       --it;
       if (end <= it->base + it->length) {
-        std::memcpy(into.data(), buffer_.data() + it->at + (a - it->base), into.size());
         it->used = true;
         last_ = static_cast<size_t>(it - ranges_.begin());
         it->used_lo = std::min<size_t>(it->used_lo, a - it->base);
         it->used_hi = std::max<size_t>(it->used_hi, end - it->base);
-        return true;
+        return buffer_.data() + it->at + (a - it->base);
       }
     }
-    return false;
+    return nullptr;
   }
 
   void keep(uint64_t base, std::span<const std::byte> data) {
@@ -264,7 +298,7 @@ class SampleMemory {
   std::vector<std::byte> buffer_;
   size_t used_ = 0;  // bytes of buffer_ in use this sample
   size_t last_ = SIZE_MAX;  // index of the range that served the last read
-  std::vector<std::byte> window_;
+  std::vector<std::byte> window_, scratch_;
   std::vector<core::Process::ReadRequest> requests_, misses_;
   std::vector<size_t> miss_index_;
   std::vector<bool> ok_, miss_ok_;
@@ -289,12 +323,15 @@ class LayoutInterpreter : public core::Interpreter {
 
   // The thread state holding the GIL whose struct is at `gil` (3.12+).
   std::optional<RemoteAddr> gil_holder(RemoteAddr gil);
+  // sample() into out.threads[0, threads).
+  bool walk_threads(core::Snapshot& out, size_t& threads);
   void walk_frame_objects(RemoteAddr frame);
   void walk_interpreter_frames(RemoteAddr frame);
   // Resolves raw_'s code objects (one batched read) and appends the frames.
   void finish_thread(core::ThreadSample& thread);
-  // The frame for `info` at instruction byte offset `offset` (nullopt: no line).
-  core::Frame make_frame(CodeInfo* info, std::optional<int64_t> offset);
+  // Sets `f`, a default Frame, to `info` at instruction byte offset `offset`
+  // (nullopt: no line).
+  void fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset);
   // Reads the strings of a code object whose header is `header`.
   CodeInfo* load_code(RemoteAddr code, std::span<const std::byte> header);
   int64_t code_header_size() const;
@@ -313,7 +350,6 @@ class LayoutInterpreter : public core::Interpreter {
   // Reused from sample to sample: no allocation once warm.
   SampleMemory memory_;
   std::vector<std::byte> tstate_buf_;
-  std::vector<std::byte> frame_buf_;
   std::vector<RawFrame> raw_;
   std::vector<RemoteAddr> codes_;
   std::vector<std::byte> code_headers_;
@@ -474,6 +510,15 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
 }
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
+  // The thread samples (and their frame vectors) are reused: a steady
+  // target costs no allocation.
+  size_t threads = 0;
+  const bool ok = walk_threads(out, threads);
+  out.threads.resize(threads);
+  return ok;
+}
+
+bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
   // Views handed out by the previous sample may be dropped only now.
   if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
   retired_.clear();
@@ -492,9 +537,9 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
   if (tstate_current_slot_ && ok_[1]) current_holder = RemoteAddr(current);
   std::optional<RemoteAddr> interp = RemoteAddr(head);
   tstate_buf_.resize(static_cast<size_t>(l_.sizeof_tstate));
-  std::unordered_set<RemoteAddr> seen_interps;
+  CycleCheck interp_cycle;
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
-    if (!seen_interps.insert(*interp).second) return false;  // a cycle: torn or hostile
+    if (interp_cycle.seen(*interp)) return false;  // a cycle: torn or hostile
     uint64_t first_tstate = 0, next_interp = 0, gil = 0;
     const core::Process::ReadRequest fields[] = {
         {*interp + l_.interp_tstate_head, std::as_writable_bytes(std::span(&first_tstate, 1))},
@@ -513,7 +558,9 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
         return false;
       }
       const std::span<const std::byte> ts(tstate_buf_);
-      core::ThreadSample& thread = out.threads.emplace_back();
+      if (threads == out.threads.size()) out.threads.emplace_back();
+      core::ThreadSample& thread = out.threads[threads++];
+      thread.reset();
       thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
       if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
         thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
@@ -546,42 +593,46 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
 
 void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
   CycleCheck cycle;
-  const int64_t header = std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8;
-  frame_buf_.resize(static_cast<size_t>(header));
+  const auto header = static_cast<size_t>(std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8);
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || cycle.seen(frame) || !memory_.read(frame, frame_buf_, true) ||
-        RemoteAddr(load<uint64_t>(frame_buf_, l_.ob_type)) != objects_.types().frame) {
+    const std::byte* bytes = nullptr;
+    if (depth >= kMaxFrames || cycle.seen(frame) ||
+        (bytes = memory_.view(frame, header, true)) == nullptr ||
+        RemoteAddr(load<uint64_t>(std::span(bytes, header), l_.ob_type)) != objects_.types().frame) {
       raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
     }
-    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf_, l_.frame_lasti)
-                                               : load<int64_t>(frame_buf_, l_.frame_lasti);
+    const std::span<const std::byte> frame_buf(bytes, header);
+    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
+                                               : load<int64_t>(frame_buf, l_.frame_lasti);
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    raw_.push_back({RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_code)), offset, true, false});
-    frame = RemoteAddr(load<uint64_t>(frame_buf_, l_.frame_back));
+    raw_.push_back({RemoteAddr(load<uint64_t>(frame_buf, l_.frame_code)), offset, true, false});
+    frame = RemoteAddr(load<uint64_t>(frame_buf, l_.frame_back));
   }
 }
 
 void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame) {
   CycleCheck cycle;
-  frame_buf_.resize(static_cast<size_t>(l_.sizeof_iframe));
+  const auto size = static_cast<size_t>(l_.sizeof_iframe);
   for (int depth = 0; frame; ++depth) {
-    if (depth >= kMaxFrames || cycle.seen(frame) || !memory_.read(frame, frame_buf_, true)) {
+    const std::byte* bytes = nullptr;
+    if (depth >= kMaxFrames || cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) {
       raw_.push_back({RemoteAddr(), std::nullopt, false, true});
       return;
     }
-    RemoteAddr previous(load<uint64_t>(frame_buf_, l_.iframe_previous));
-    int64_t owner = static_cast<int64_t>(load<int8_t>(frame_buf_, l_.iframe_owner));
+    const std::span<const std::byte> frame_buf(bytes, size);
+    RemoteAddr previous(load<uint64_t>(frame_buf, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(load<int8_t>(frame_buf, l_.iframe_owner));
     // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
     // bookkeeping, not Python code.
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
       frame = previous;
       continue;
     }
-    RemoteAddr code(load<uint64_t>(frame_buf_, l_.iframe_code) & ~l_.stackref_tag_mask);
-    RemoteAddr instr(load<uint64_t>(frame_buf_, l_.iframe_instr));
+    RemoteAddr code(load<uint64_t>(frame_buf, l_.iframe_code) & ~l_.stackref_tag_mask);
+    RemoteAddr instr(load<uint64_t>(frame_buf, l_.iframe_instr));
     raw_.push_back({code, instr - (code + l_.code_adaptive), owner == l_.owner_generator, false});
     frame = previous;
   }
@@ -631,13 +682,15 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
         info->first_traceable && f.offset &&
         *f.offset < *info->first_traceable * l_.lasti_unit_bytes)
       continue;
-    thread.frames.push_back(make_frame(info, f.offset));
+    fill_frame(thread.frames.emplace_back(), info, f.offset);
   }
 }
 
-core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t> offset) {
-  if (info == nullptr) return unknown_frame();
-  core::Frame f;
+void LayoutInterpreter::fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset) {
+  if (info == nullptr) {
+    f = unknown_frame();
+    return;
+  }
   f.function = info->name;
   if (info->qualname) f.qualname = *info->qualname;
   f.filename = info->filename;
@@ -661,7 +714,6 @@ core::Frame LayoutInterpreter::make_frame(CodeInfo* info, std::optional<int64_t>
     info->last_offset = *offset;
     info->last_line = f.line;
   }
-  return f;
 }
 
 CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byte> buf) {
