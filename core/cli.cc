@@ -50,6 +50,7 @@ int dump(const PythonModule& module, const DumpOptions& options) {
     }
     if (ok) states.fill(snapshot);
   }
+  if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   if (!ok) {
     if (!process.alive()) throw_target_exited(options.pid);
     throw Error(ExitCode::kFailure,

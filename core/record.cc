@@ -382,12 +382,15 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
       bool ok = false;
       try {
-        // A thread first seen after a --blocking stop would read as stopped:
-        // find new threads before stopping. With --idle only names are needed.
-        if (options.blocking) {
-          states.discover();
-        } else if (!options.include_idle) {
-          states.read_states();
+        // Idle states are read before any thread is stopped (a thread first
+        // seen during a --blocking stop would read as stopped). With --idle
+        // they are not needed; names are read when a thread is first seen.
+        if (!options.include_idle) {
+          if (options.blocking) {
+            states.discover();
+          } else {
+            states.read_states();
+          }
         }
         std::optional<ThreadStopper> stopper;
         if (options.blocking) stopper.emplace(pid);
@@ -443,6 +446,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
     }
     elapsed = seconds_between(start, Clock::now());
   }
+  if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   status.clear();
   profile.duration_seconds = elapsed;
 

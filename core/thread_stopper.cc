@@ -1,48 +1,151 @@
 #include "core/thread_stopper.h"
 
+#include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <string>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/process.h"
 
 namespace pyflame::core {
 namespace {
 
-constexpr int kStopDeadlineUs = 200000;
+using Clock = std::chrono::steady_clock;
+constexpr auto kStopDeadline = std::chrono::milliseconds(200);
+// How often, while threads are seized, the reaper runs.
+constexpr int kReapPeriodUs = 10000;
 
-// The kernel state of one thread ('R', 'S', 'Z', ...), '?' if it is gone.
-char task_state(pid_t pid, pid_t tid) {
-  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  return stat ? state_from_stat(*stat).value_or('?') : '?';
+// Every thread we trace, for the SIGALRM handler: a fixed array of atomics,
+// since the handler may run in the middle of an update. 0 marks a free slot.
+constexpr size_t kMaxTracees = 16384;
+std::atomic<pid_t> g_tracees[kMaxTracees];
+std::atomic<size_t> g_tracee_slots{0};  // slots in use are below this
+
+// Threads whose stop had not come by the deadline: still ours to detach
+// once they stop (a tracee can be detached only while stopped).
+std::vector<pid_t> g_stragglers;
+
+void track(pid_t tid) {
+  size_t n = g_tracee_slots.load();
+  for (size_t i = 0; i < n; ++i) {
+    if (g_tracees[i].load() == 0) {
+      g_tracees[i].store(tid);
+      return;
+    }
+  }
+  if (n == kMaxTracees) return;  // untracked: only the reaper misses it
+  g_tracees[n].store(tid);
+  g_tracee_slots.store(n + 1);
+}
+
+void untrack(pid_t tid) {
+  size_t n = g_tracee_slots.load();
+  for (size_t i = 0; i < n; ++i)
+    if (g_tracees[i].load() == tid) g_tracees[i].store(0);
+  while (n > 0 && g_tracees[n - 1].load() == 0) --n;
+  g_tracee_slots.store(n);
+}
+
+// The reaper. An exec from one thread of the target kills the others and
+// waits, holding the lock PTRACE_SEIZE needs, until every one of them is
+// gone; a traced thread is gone only once its tracer reaps it. Our seize of
+// a later thread would then wait for the exec, and the exec for us. The
+// seize waits interruptibly and is restarted after a handler: this handler
+// reaps the traced threads that have exited, the exec goes on, and the
+// restarted seize returns. Only exits are reaped (a stop is peeked at and
+// left for the stopper), with async-signal-safe calls.
+extern "C" void reap_exited_tracees(int) {
+  const int saved_errno = errno;
+  const size_t n = g_tracee_slots.load();
+  for (size_t i = 0; i < n; ++i) {
+    const pid_t tid = g_tracees[i].load();
+    if (tid == 0) continue;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(tid), &info, WEXITED | WNOHANG | WNOWAIT | __WALL) != 0)
+      continue;
+    if (info.si_pid != tid) continue;
+    if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
+      int status = 0;
+      ::waitpid(tid, &status, WNOHANG | __WALL);
+    }
+  }
+  errno = saved_errno;
+}
+
+}  // namespace
+
+// Runs the reaper every kReapPeriodUs for its lifetime. No SA_RESTART: a
+// wait for a stop is cut short, so its deadline is checked.
+class ReapTimer {
+ public:
+  ReapTimer() {
+    struct sigaction sa {};
+    sa.sa_handler = reap_exited_tracees;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGALRM, &sa, &old_action_);
+    const itimerval every{{0, kReapPeriodUs}, {0, kReapPeriodUs}};
+    ::setitimer(ITIMER_REAL, &every, &old_timer_);
+  }
+  ~ReapTimer() {
+    ::setitimer(ITIMER_REAL, &old_timer_, nullptr);
+    ::sigaction(SIGALRM, &old_action_, nullptr);
+  }
+  ReapTimer(const ReapTimer&) = delete;
+  ReapTimer& operator=(const ReapTimer&) = delete;
+
+ private:
+  struct sigaction old_action_ {};
+  itimerval old_timer_{};
+};
+
+namespace {
+
+enum class WaitResult { kStopped, kGone, kTimedOut };
+
+// Waits for a seized thread's stop (or its end) until `deadline`.
+WaitResult wait_for_stop(pid_t tid, Clock::time_point deadline) {
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(tid, &status, __WALL);
+    if (r == tid) return WIFSTOPPED(status) ? WaitResult::kStopped : WaitResult::kGone;
+    if (r < 0 && errno != EINTR) return WaitResult::kGone;  // reaped by the reaper
+    if (Clock::now() >= deadline) return WaitResult::kTimedOut;
+  }
+}
+
+// Detaches the stragglers that have stopped by now, forgets those gone.
+void settle_stragglers() {
+  std::erase_if(g_stragglers, [](pid_t tid) {
+    int status = 0;
+    pid_t r = ::waitpid(tid, &status, WNOHANG | __WALL);
+    if (r == 0) return false;  // still not stopped
+    if (r == tid && WIFSTOPPED(status)) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    untrack(tid);
+    return true;
+  });
 }
 
 }  // namespace
 
 ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
-  // An exec from another thread kills the other threads and waits, holding
-  // the lock that PTRACE_SEIZE takes, until they are gone; a thread we traced
-  // is gone only once we reap it, so seizing into an exec can deadlock (see
-  // docs/reliability.md). An exec in progress shows as a thread in
-  // uninterruptible wait or exiting: skip such a sample rather than seize.
-  for (pid_t tid : task_ids(pid)) {
-    char state = task_state(pid, tid);
-    if (state == 'D' || state == 'Z' || state == 'X')
-      throw Error(ExitCode::kFailure, "pyflame: a thread of process " + std::to_string(pid) +
-                                          " is exiting or in uninterruptible wait; sample skipped");
-  }
+  static_assert(std::atomic<pid_t>::is_always_lock_free, "the reaper reads these in a signal handler");
+  settle_stragglers();
+  reaper_ = std::make_unique<ReapTimer>();
   // New threads may appear while we stop the others; repeat until a pass
   // finds none we have not stopped (bounded, for a target spawning forever).
   for (int pass = 0; pass < 8; ++pass) {
     bool added = false;
     for (pid_t tid : task_ids(pid)) {
-      bool known = false;
-      for (pid_t t : stopped_) known |= t == tid;
-      if (known) continue;
+      if (std::find(stopped_.begin(), stopped_.end(), tid) != stopped_.end()) continue;
       if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         if (errno == ESRCH) continue;  // the thread just exited
         int err = errno;
@@ -56,18 +159,14 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
                           "run without --blocking to sample without stopping it");
         throw_for_errno(err, pid, "attaching with ptrace");
       }
+      track(tid);
       stopped_.push_back(tid);
       added = true;
       if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) continue;
-      // Wait for the stop with a deadline (polling also reaps a traced
-      // thread that died meanwhile): a thread that never stops must not
-      // hang the profiler.
-      int status = 0;
-      for (int waited_us = 0; waited_us < kStopDeadlineUs; waited_us += 50) {
-        pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
-        if (r == tid || (r < 0 && errno != EINTR)) break;
-        ::usleep(50);
-      }
+      // A thread that never stops (a long uninterruptible wait) must not
+      // hang the profiler: past the deadline it is sampled running.
+      if (wait_for_stop(tid, Clock::now() + kStopDeadline) == WaitResult::kTimedOut)
+        PYFLAME_DEBUG_LOG("thread {} did not stop within the deadline", tid);
     }
     if (!added) break;
   }
@@ -76,8 +175,33 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
 ThreadStopper::~ThreadStopper() { resume_all(); }
 
 void ThreadStopper::resume_all() {
-  for (pid_t tid : stopped_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  for (pid_t tid : stopped_) {
+    if (::ptrace(PTRACE_DETACH, tid, nullptr, nullptr) != 0) {
+      // Not in a stop: gone, dying, or not stopped yet (past the deadline).
+      // A zombie is reaped now (an exec may be waiting for that); the
+      // others stay ours until they stop or die (settle_stragglers).
+      int status = 0;
+      if (::waitpid(tid, &status, WNOHANG | __WALL) == 0) {
+        g_stragglers.push_back(tid);
+        continue;
+      }
+    }
+    untrack(tid);
+  }
   stopped_.clear();
+  reaper_.reset();
+}
+
+void ThreadStopper::release_stragglers(std::chrono::milliseconds patience) {
+  const auto deadline = Clock::now() + patience;
+  for (;;) {
+    settle_stragglers();
+    if (g_stragglers.empty() || Clock::now() >= deadline) break;
+    ::usleep(1000);
+  }
+  if (!g_stragglers.empty())
+    PYFLAME_DEBUG_LOG("{} thread(s) never stopped; they are released when pyflame exits",
+                      g_stragglers.size());
 }
 
 }  // namespace pyflame::core

@@ -3,9 +3,13 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <memory>
 #include <vector>
 
 namespace pyflame::core {
+
+class ReapTimer;
 
 // Seizes and interrupts every thread of `pid` on construction and detaches
 // (which resumes them) on destruction: RAII, so no exit path leaves the
@@ -19,11 +23,19 @@ class ThreadStopper {
 
   size_t stopped_count() const { return stopped_.size(); }
 
+  // A thread that had not stopped by the deadline stays traced until it
+  // stops; the next ThreadStopper detaches it. Call this before waiting on
+  // anything else (and before exiting): it detaches those that stop within
+  // `patience`. Whatever is left is released by the kernel when we exit.
+  static void release_stragglers(std::chrono::milliseconds patience);
+
  private:
   void resume_all();
 
   pid_t pid_;
   std::vector<pid_t> stopped_;
+  // Reaps exited tracees while threads are seized (see the .cc).
+  std::unique_ptr<ReapTimer> reaper_;
 };
 
 }  // namespace pyflame::core
