@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/maps.h"
+#include "core/memory.h"
 #include "core/remote.h"
 
 namespace pyflame::core {
@@ -21,36 +22,21 @@ struct TaskInfo {
   std::string name;  // /proc/PID/task/TID/comm
 };
 
-class Process {
+class Process : public Memory {
  public:
   // Checks that `pid` names a live process we may read; throws Error.
   explicit Process(pid_t pid);
-  ~Process();
+  ~Process() override;
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
 
-  // Reads exactly into.size() bytes; false if any byte could not be read
-  // (unmapped, freed, the target gone). Never throws: a torn read of a
-  // running process is normal.
-  bool read(RemoteAddr addr, std::span<std::byte> into) const;
-  template <typename T>
-  std::optional<T> read_value(RemoteAddr addr) const {
-    T value;
-    if (!read(addr, std::as_writable_bytes(std::span(&value, 1)))) return std::nullopt;
-    return value;
-  }
-  // Several reads in as few system calls as possible (one process_vm_readv
-  // per 1024 ranges). Returns, per request, whether it was read whole.
-  struct ReadRequest {
-    RemoteAddr addr;
-    std::span<std::byte> into;
-  };
-  void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const;
-  // Reads as much of [addr, addr + into.size()) as is mapped from addr on;
-  // returns how many bytes (0 if addr itself is unreadable).
-  size_t read_prefix(RemoteAddr addr, std::span<std::byte> into) const;
+  // Memory, through process_vm_readv (one call per 1024 ranges), or
+  // /proc/PID/mem where that is refused.
+  bool read(RemoteAddr addr, std::span<std::byte> into) const override;
+  void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const override;
+  size_t read_prefix(RemoteAddr addr, std::span<std::byte> into) const override;
   // Whether the target still runs, to tell "gone" from "unmapped" after a failed read.
   bool alive() const;
 

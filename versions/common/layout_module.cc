@@ -106,7 +106,7 @@ class SampleMemory {
   static constexpr size_t kMaxRanges = 1024;      // one process_vm_readv (IOV_MAX)
   static constexpr size_t kMaxBytes = 4 << 20;
 
-  explicit SampleMemory(const core::Process& process) : process_(process) {}
+  explicit SampleMemory(const core::Memory& target) : target_(target) {}
 
   void begin() {
     plan_.clear();
@@ -141,7 +141,7 @@ class SampleMemory {
       requests_.push_back({core::RemoteAddr(r.base), std::span(buffer_).subspan(at, r.length)});
       at += r.length;
     }
-    process_.read_many(requests_, ok_);
+    target_.read_many(requests_, ok_);
     for (size_t i = 0; i < plan_.size(); ++i)
       if (ok_[i]) insert(plan_[i]);
   }
@@ -163,12 +163,12 @@ class SampleMemory {
       return serve(addr.value(), size);
     if (scratch_.size() < size) scratch_.resize(size);
     const std::span<std::byte> into(scratch_.data(), size);
-    if (!process_.read(addr, into)) return nullptr;
+    if (!target_.read(addr, into)) return nullptr;
     keep(addr.value(), into);  // wholly used
     return serve(addr.value(), size);
   }
 
-  void read_many(std::span<const core::Process::ReadRequest> requests, std::vector<bool>& ok) {
+  void read_many(std::span<const core::Memory::ReadRequest> requests, std::vector<bool>& ok) {
     ok.assign(requests.size(), false);
     misses_.clear();
     miss_index_.clear();
@@ -182,7 +182,7 @@ class SampleMemory {
       }
     }
     if (misses_.empty()) return;
-    process_.read_many(misses_, miss_ok_);
+    target_.read_many(misses_, miss_ok_);
     for (size_t k = 0; k < misses_.size(); ++k) {
       if (!miss_ok_[k]) continue;
       ok[miss_index_[k]] = true;
@@ -278,10 +278,10 @@ class SampleMemory {
     // unmapped (the kernel then reads nothing); then read upwards from it.
     const uint64_t end = (a + size + kPage - 1) & ~(kPage - 1);
     uint64_t base = end > kWindow ? end - kWindow : 0;
-    size_t length = base ? process_.read_prefix(core::RemoteAddr(base), window_) : 0;
+    size_t length = base ? target_.read_prefix(core::RemoteAddr(base), window_) : 0;
     if (base + length < a + size) {
       base = a & ~(kPage - 1);
-      length = process_.read_prefix(core::RemoteAddr(base), window_);
+      length = target_.read_prefix(core::RemoteAddr(base), window_);
     }
     if (a < base || a + size > base + length) return false;
     keep(base, std::span(window_).first(length));
@@ -292,33 +292,33 @@ class SampleMemory {
     return true;
   }
 
-  const core::Process& process_;
+  const core::Memory& target_;
   std::vector<Range> ranges_;  // sorted by base
   std::vector<Range> plan_;
   std::vector<std::byte> buffer_;
   size_t used_ = 0;  // bytes of buffer_ in use this sample
   size_t last_ = SIZE_MAX;  // index of the range that served the last read
   std::vector<std::byte> window_, scratch_;
-  std::vector<core::Process::ReadRequest> requests_, misses_;
+  std::vector<core::Memory::ReadRequest> requests_, misses_;
   std::vector<size_t> miss_index_;
   std::vector<bool> ok_, miss_ok_;
 };
 
 class LayoutInterpreter : public core::Interpreter {
  public:
-  LayoutInterpreter(const pyflame_layout& l, const core::Process& process,
-                    const core::PythonBinary& binary)
-      : l_(l), objects_(l, process), process_(process), memory_(process) {
-    locate(binary);
+  LayoutInterpreter(const pyflame_layout& l, const core::Memory& target, int pid,
+                    const TargetSymbols& symbols)
+      : l_(l), objects_(l, target), target_(target), pid_(pid), memory_(target) {
+    locate(symbols);
   }
 
   std::string python_version() const override { return version_; }
   bool sample(core::Snapshot& out) override;
 
  private:
-  void locate(const core::PythonBinary& binary);
+  void locate(const TargetSymbols& symbols);
   void check_debug_offsets(RemoteAddr runtime);
-  std::optional<RemoteAddr> scan_for_interp_head(const core::PythonBinary& binary) const;
+  std::optional<RemoteAddr> scan_for_interp_head(const TargetSymbols& symbols) const;
   bool looks_like_interpreter(RemoteAddr interp) const;
 
   // The thread state holding the GIL whose struct is at `gil` (3.12+).
@@ -338,7 +338,8 @@ class LayoutInterpreter : public core::Interpreter {
 
   const pyflame_layout& l_;
   RemoteObjects objects_;
-  const core::Process& process_;
+  const core::Memory& target_;
+  const int pid_;  // for messages
   std::string version_;
   RemoteAddr interp_head_slot_;     // address of the pointer to the first interpreter
   RemoteAddr tstate_current_slot_;  // address of the GIL holder's thread state (<= 3.11)
@@ -353,52 +354,25 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<RawFrame> raw_;
   std::vector<RemoteAddr> codes_;
   std::vector<std::byte> code_headers_;
-  std::vector<core::Process::ReadRequest> requests_;
+  std::vector<core::Memory::ReadRequest> requests_;
   std::vector<bool> ok_;
   std::vector<CodeInfo*> resolved_;  // parallel to codes_
 };
 
-void LayoutInterpreter::locate(const core::PythonBinary& binary) {
-  const int pid = process_.pid();
-  auto missing = [&](const char* what) {
-    return Error(ExitCode::kNotPython,
-                 fmt::format("pyflame: process {}: {} has no symbol {}; it is not a CPython "
-                             "{}.{} interpreter pyflame can read",
-                             pid, binary.target_path(), what, l_.major, l_.minor));
-  };
-  TypeAddrs types;
-  auto code_type = binary.symbol("PyCode_Type");
-  if (!code_type) throw missing("PyCode_Type");
-  types.code = *code_type;
-  if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-    auto t = binary.symbol("PyFrame_Type");
-    if (!t) throw missing("PyFrame_Type");
-    types.frame = *t;
-  }
-  const char* text_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyUnicode_Type";
-  const char* bytes_type = l_.string_model == PYFLAME_STRINGS_BYTES ? "PyString_Type" : "PyBytes_Type";
-  auto text = binary.symbol(text_type);
-  auto bytes = binary.symbol(bytes_type);
-  if (!text) throw missing(text_type);
-  if (!bytes) throw missing(bytes_type);
-  types.text = *text;
-  types.bytes = *bytes;
-  objects_.set_types(types);
-
-  version_ = binary.version().full;
+void LayoutInterpreter::locate(const TargetSymbols& symbols) {
+  objects_.set_types({symbols.code_type, symbols.frame_type, symbols.text_type, symbols.bytes_type});
+  version_ = symbols.version;
   if (l_.runtime_interpreters_head != PYFLAME_ABSENT) {
-    auto runtime = binary.symbol("_PyRuntime");
-    if (!runtime) throw missing("_PyRuntime");
-    interp_head_slot_ = *runtime + l_.runtime_interpreters_head;
+    interp_head_slot_ = symbols.runtime + l_.runtime_interpreters_head;
     if (l_.runtime_tstate_current != PYFLAME_ABSENT)
-      tstate_current_slot_ = *runtime + l_.runtime_tstate_current;
-    if (l_.debug_checks != nullptr) check_debug_offsets(*runtime);
+      tstate_current_slot_ = symbols.runtime + l_.runtime_tstate_current;
+    if (l_.debug_checks != nullptr) check_debug_offsets(symbols.runtime);
   } else {
     // 2.7 and 3.6 keep the list head in a static variable (pystate.c's
     // interp_head): use the symbol where .symtab survives, else look.
-    if (auto head = binary.symbol("interp_head")) {
-      interp_head_slot_ = *head;
-    } else if (auto found = scan_for_interp_head(binary)) {
+    if (symbols.interp_head) {
+      interp_head_slot_ = symbols.interp_head;
+    } else if (auto found = scan_for_interp_head(symbols)) {
       PYFLAME_DEBUG_LOG("no interp_head symbol; found the list head at {:#x} by scanning",
                         found->value());
       interp_head_slot_ = *found;
@@ -407,10 +381,11 @@ void LayoutInterpreter::locate(const core::PythonBinary& binary) {
                   fmt::format("pyflame: process {}: cannot find the interpreter list in {} "
                               "(no interp_head symbol, and no pointer to an interpreter state in "
                               "its data); has the interpreter started?",
-                              pid, binary.target_path()));
+                              pid_, symbols.target_path));
     }
-    if (auto current = binary.symbol("_PyThreadState_Current")) tstate_current_slot_ = *current;
+    tstate_current_slot_ = symbols.tstate_current;
   }
+  const int pid = pid_;
   auto head = objects_.read_pointer(interp_head_slot_);
   if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid, "reading the interpreter list");
   if (head->is_null())
@@ -424,13 +399,13 @@ void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
   // 3.13+ publish their own offsets at the start of _PyRuntime; refuse to
   // read a target whose table disagrees with the one our headers produce.
   std::vector<std::byte> table(static_cast<size_t>(l_.sizeof_debug_offsets));
-  if (!process_.read(runtime, table))
-    core::throw_for_errno(errno ? errno : ESRCH, process_.pid(), "reading _Py_DebugOffsets");
+  if (!target_.read(runtime, table))
+    core::throw_for_errno(errno ? errno : ESRCH, pid_, "reading _Py_DebugOffsets");
   if (std::memcmp(table.data(), l_.debug_cookie, static_cast<size_t>(l_.debug_cookie_size)) != 0)
     throw Error(ExitCode::kWrongVersion,
                 fmt::format("pyflame: process {}: _PyRuntime does not start with the debug "
                             "cookie of Python {}.{}; refusing to guess its layout",
-                            process_.pid(), l_.major, l_.minor));
+                            pid_, l_.major, l_.minor));
   uint64_t hex = 0;
   std::memcpy(&hex, table.data() + l_.debug_offsets_version, sizeof hex);
   version_ = version_from_hex(hex);
@@ -448,7 +423,7 @@ void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
                             "from the headers of Python {} this binary was built from:{} "
                             "refusing to read it. Rebuild pyflame{}.{} against this interpreter's "
                             "headers (-DPYFLAME_PYTHONS)",
-                            process_.pid(), version_, l_.py_version, differences, l_.major,
+                            pid_, version_, l_.py_version, differences, l_.major,
                             l_.minor));
 }
 
@@ -482,11 +457,11 @@ bool LayoutInterpreter::looks_like_interpreter(RemoteAddr interp) const {
 }
 
 std::optional<RemoteAddr> LayoutInterpreter::scan_for_interp_head(
-    const core::PythonBinary& binary) const {
-  for (auto [start, size] : binary.writable_ranges()) {
+    const TargetSymbols& symbols) const {
+  for (auto [start, size] : symbols.scan_ranges) {
     if (size > (64u << 20)) continue;
     std::vector<uint64_t> words(size / sizeof(uint64_t));
-    if (!process_.read(start, std::as_writable_bytes(std::span(words)))) continue;
+    if (!target_.read(start, std::as_writable_bytes(std::span(words)))) continue;
     for (size_t i = 0; i < words.size(); ++i) {
       uint64_t w = words[i];
       if (w < 4096 || (w & 7) != 0) continue;
@@ -500,7 +475,7 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
   if (gil.is_null()) return std::nullopt;
   uint64_t locked = 0, holder = 0;
   auto size = static_cast<size_t>(std::clamp<int64_t>(l_.sizeof_gil_field, 1, 8));
-  const core::Process::ReadRequest reads[] = {
+  const core::Memory::ReadRequest reads[] = {
       {gil + l_.gil_locked, std::as_writable_bytes(std::span(&locked, 1)).first(size)},
       {gil + l_.gil_last_holder, std::as_writable_bytes(std::span(&holder, 1))}};
   memory_.read_many(reads, ok_);
@@ -525,7 +500,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
   memory_.begin();
   // Few system calls per sample: what can be read together is.
   uint64_t head = 0, current = 0;
-  const core::Process::ReadRequest globals[] = {
+  const core::Memory::ReadRequest globals[] = {
       {interp_head_slot_, std::as_writable_bytes(std::span(&head, 1))},
       {tstate_current_slot_, std::as_writable_bytes(std::span(&current, 1))}};
   memory_.read_many(std::span(globals).first(tstate_current_slot_ ? 2 : 1), ok_);
@@ -541,7 +516,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
     if (interp_cycle.seen(*interp)) return false;  // a cycle: torn or hostile
     uint64_t first_tstate = 0, next_interp = 0, gil = 0;
-    const core::Process::ReadRequest fields[] = {
+    const core::Memory::ReadRequest fields[] = {
         {*interp + l_.interp_tstate_head, std::as_writable_bytes(std::span(&first_tstate, 1))},
         {*interp + l_.interp_next, std::as_writable_bytes(std::span(&next_interp, 1))},
         {*interp + l_.interp_gil, std::as_writable_bytes(std::span(&gil, 1))}};
@@ -760,7 +735,40 @@ LayoutModule::LayoutModule(const pyflame_layout& layout, const char* headers_pat
 
 std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::Process& process,
                                                         const core::PythonBinary& binary) const {
-  return std::make_unique<LayoutInterpreter>(layout_, process, binary);
+  const pyflame_layout& l = layout_;
+  auto missing = [&](const char* what) {
+    return Error(ExitCode::kNotPython,
+                 fmt::format("pyflame: process {}: {} has no symbol {}; it is not a CPython "
+                             "{}.{} interpreter pyflame can read",
+                             process.pid(), binary.target_path(), what, l.major, l.minor));
+  };
+  auto required = [&](const char* name) {
+    auto addr = binary.symbol(name);
+    if (!addr) throw missing(name);
+    return *addr;
+  };
+  TargetSymbols symbols;
+  symbols.code_type = required("PyCode_Type");
+  if (l.frame_model == PYFLAME_FRAME_OBJECTS) symbols.frame_type = required("PyFrame_Type");
+  const bool py2 = l.string_model == PYFLAME_STRINGS_BYTES;
+  symbols.text_type = required(py2 ? "PyString_Type" : "PyUnicode_Type");
+  symbols.bytes_type = required(py2 ? "PyString_Type" : "PyBytes_Type");
+  symbols.version = binary.version().full;
+  symbols.target_path = binary.target_path();
+  if (l.runtime_interpreters_head != PYFLAME_ABSENT) {
+    symbols.runtime = required("_PyRuntime");
+  } else {
+    symbols.interp_head = binary.symbol("interp_head").value_or(RemoteAddr());
+    if (!symbols.interp_head) symbols.scan_ranges = binary.writable_ranges();
+    symbols.tstate_current = binary.symbol("_PyThreadState_Current").value_or(RemoteAddr());
+  }
+  return make_layout_interpreter(l, process, process.pid(), symbols);
+}
+
+std::unique_ptr<core::Interpreter> make_layout_interpreter(const pyflame_layout& layout,
+                                                           const core::Memory& target, int pid,
+                                                           const TargetSymbols& symbols) {
+  return std::make_unique<LayoutInterpreter>(layout, target, pid, symbols);
 }
 
 std::string layout_fingerprint(const pyflame_layout& l) {

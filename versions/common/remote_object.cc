@@ -52,7 +52,7 @@ std::optional<std::string> pep393_to_utf8(int kind, std::span<const std::byte> d
 }
 
 std::optional<RemoteAddr> RemoteObjects::read_pointer(RemoteAddr addr) const {
-  auto v = process_.read_value<uint64_t>(addr);
+  auto v = target_.read_value<uint64_t>(addr);
   if (!v) return std::nullopt;
   return RemoteAddr(*v);
 }
@@ -60,12 +60,12 @@ std::optional<RemoteAddr> RemoteObjects::read_pointer(RemoteAddr addr) const {
 std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object) const {
   if (!object) return std::nullopt;
   std::vector<std::byte> head(static_cast<size_t>(l_.bytes_sval));
-  if (!process_.read(object, head) || RemoteAddr(load<uint64_t>(head, l_.ob_type)) != types_.bytes)
+  if (!target_.read(object, head) || RemoteAddr(load<uint64_t>(head, l_.ob_type)) != types_.bytes)
     return std::nullopt;
   int64_t size = load<int64_t>(head, l_.ob_size);
   if (size < 0 || size > kMaxTableBytes) return std::nullopt;
   std::string data(static_cast<size_t>(size), '\0');
-  if (!process_.read(object + l_.bytes_sval, std::as_writable_bytes(std::span(data))))
+  if (!target_.read(object + l_.bytes_sval, std::as_writable_bytes(std::span(data))))
     return std::nullopt;
   return data;
 }
@@ -80,9 +80,9 @@ std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {
   // Read the header and the first characters in one go; most names fit.
   constexpr size_t kInline = 256;
   std::vector<std::byte> buf(static_cast<size_t>(l_.sizeof_compact_unicode) + kInline);
-  if (!process_.read(object, buf)) {
+  if (!target_.read(object, buf)) {
     buf.resize(static_cast<size_t>(l_.sizeof_compact_unicode));
-    if (!process_.read(object, buf)) return std::nullopt;
+    if (!target_.read(object, buf)) return std::nullopt;
   }
   if (RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != types_.text) return std::nullopt;
   int64_t length = load<int64_t>(buf, l_.unicode_length);
@@ -98,7 +98,7 @@ std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {
   std::vector<std::byte> data(bytes);
   if (static_cast<size_t>(data_offset) + bytes <= buf.size()) {
     std::memcpy(data.data(), buf.data() + data_offset, bytes);
-  } else if (!process_.read(object + data_offset, data)) {
+  } else if (!target_.read(object + data_offset, data)) {
     return std::nullopt;
   }
   return pep393_to_utf8(kind, data);

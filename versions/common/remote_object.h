@@ -7,7 +7,7 @@
 #include <span>
 #include <string>
 
-#include "core/process.h"
+#include "core/memory.h"
 #include "core/snapshot.h"
 #include "versions/common/layout.h"
 
@@ -41,8 +41,8 @@ class RemoteObjects {
   static constexpr int64_t kMaxStringChars = 4096;
   static constexpr int64_t kMaxTableBytes = 1 << 20;
 
-  RemoteObjects(const pyflame_layout& layout, const core::Process& process)
-      : l_(layout), process_(process) {}
+  RemoteObjects(const pyflame_layout& layout, const core::Memory& target)
+      : l_(layout), target_(target) {}
 
   void set_types(const TypeAddrs& types) { types_ = types; }
   const TypeAddrs& types() const { return types_; }
@@ -55,7 +55,7 @@ class RemoteObjects {
 
  private:
   const pyflame_layout& l_;
-  const core::Process& process_;
+  const core::Memory& target_;
   TypeAddrs types_;
 };
 
