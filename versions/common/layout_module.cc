@@ -229,6 +229,7 @@ class SampleMemory {
     if (last_ < ranges_.size()) {
       Range& r = ranges_[last_];
       if (a >= r.base && end <= r.base + r.length) {
+        r.used = true;
         r.used_lo = std::min<size_t>(r.used_lo, a - r.base);
         r.used_hi = std::max<size_t>(r.used_hi, end - r.base);
         return buffer_.data() + r.at + (a - r.base);
@@ -264,11 +265,14 @@ class SampleMemory {
     if (bytes > buffer_.size()) buffer_.resize(std::max(bytes, 2 * buffer_.size()));
   }
 
+  // Adds a range; the next serve() looks in it first. (The search in
+  // serve() looks back only a few ranges: a window that holds several small
+  // ranges read before it must still serve the read that fetched it.)
   void insert(const Range& r) {
-    last_ = SIZE_MAX;  // indices move
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), r.base,
                                [](uint64_t x, const Range& e) { return x < e.base; });
-    ranges_.insert(it, r);
+    const auto at = ranges_.insert(it, r);  // may move ranges_: begin() after
+    last_ = static_cast<size_t>(at - ranges_.begin());
   }
 
   bool read_window(uint64_t a, size_t size) {
@@ -285,8 +289,7 @@ class SampleMemory {
     }
     if (a < base || a + size > base + length) return false;
     keep(base, std::span(window_).first(length));
-    Range& kept = *std::find_if(ranges_.begin(), ranges_.end(),
-                                [&](const Range& r) { return r.base == base && r.length == length; });
+    Range& kept = ranges_[last_];
     kept.used_lo = SIZE_MAX;  // serve() marks what is used
     kept.used_hi = 0;
     return true;

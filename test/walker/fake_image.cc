@@ -1,0 +1,248 @@
+#include "test/walker/fake_image.h"
+
+#include <algorithm>
+#include <cstring>
+#include <initializer_list>
+
+namespace pyflame::test {
+namespace {
+
+// Where the type objects "are": the walker only compares ob_type with these
+// addresses, never reads them, so they sit outside the image.
+constexpr uint64_t kCodeType = 0x1000, kFrameType = 0x2000, kTextType = 0x3000, kBytesType = 0x4000;
+constexpr size_t kLocals = 16;  // bytes of locals after each interpreter frame
+
+int64_t end_of(std::initializer_list<int64_t> offsets) {
+  int64_t end = 0;
+  for (int64_t o : offsets)
+    if (o != PYFLAME_ABSENT) end = std::max(end, o + 8);
+  return end;
+}
+
+// A line table that puts instruction offset 0 on the first line: empty for
+// co_lnotab (no entries: every offset is on co_firstlineno), one entry for
+// 3.10's (2 bytes, line delta 0), one "no column" entry for 3.11+'s
+// location table (one code unit, line delta 0): the formats' own encodings
+// (Objects/lnotab_notes.txt, InternalDocs/code_objects.md).
+std::string line_table_for(int model) {
+  switch (model) {
+    case PYFLAME_LINETABLE_310: return std::string("\x02\x00", 2);
+    case PYFLAME_LOCATION_TABLE: return std::string("\xe8\x00", 2);
+    default: return {};
+  }
+}
+
+}  // namespace
+
+FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads)
+    : l_(layout) {
+  const pyflame_layout& l = l_;
+  symbols_.code_type = core::RemoteAddr(kCodeType);
+  symbols_.frame_type = core::RemoteAddr(kFrameType);
+  symbols_.text_type = core::RemoteAddr(kTextType);
+  symbols_.bytes_type =
+      core::RemoteAddr(l.string_model == PYFLAME_STRINGS_BYTES ? kTextType : kBytesType);
+  symbols_.version = l.py_version;
+  symbols_.target_path = "fake image";
+
+  // The interpreter list: in _PyRuntime (3.7+) or a static variable.
+  uint64_t head_slot = 0, current_slot = 0;
+  if (l.runtime_interpreters_head != PYFLAME_ABSENT) {
+    uint64_t runtime = allocate("runtime", std::max(end_of({l.runtime_interpreters_head,
+                                                           l.runtime_tstate_current}),
+                                                    l.sizeof_debug_offsets));
+    symbols_.runtime = core::RemoteAddr(runtime);
+    head_slot = runtime + static_cast<uint64_t>(l.runtime_interpreters_head);
+    if (l.runtime_tstate_current != PYFLAME_ABSENT)
+      current_slot = runtime + static_cast<uint64_t>(l.runtime_tstate_current);
+    if (l.debug_checks != nullptr) {
+      write(runtime, std::as_bytes(std::span(l.debug_cookie, static_cast<size_t>(l.debug_cookie_size))));
+      set(runtime, l.debug_offsets_version, l.py_version_hex);
+      for (int64_t i = 0; i < l.debug_check_count; ++i)
+        set(runtime, l.debug_checks[i].position, l.debug_checks[i].expected);
+    }
+  } else {
+    head_slot = allocate("interp_head", 8);
+    current_slot = allocate("tstate_current", 8);
+    symbols_.interp_head = core::RemoteAddr(head_slot);
+    symbols_.tstate_current = core::RemoteAddr(current_slot);
+  }
+
+  const uint64_t interp = allocate("interp", end_of({l.interp_next, l.interp_tstate_head, l.interp_gil}));
+  set(head_slot, 0, interp);
+
+  // A frame owned by a thread: any owner value that is none of the others.
+  int64_t thread_owner = 0;
+  while (thread_owner == l.owner_cstack || thread_owner == l.owner_interpreter ||
+         thread_owner == l.owner_generator)
+    ++thread_owner;
+
+  uint64_t previous_tstate = 0;
+  for (const FakeThread& thread : threads) {
+    const uint64_t tstate = allocate("tstate", l.sizeof_tstate);
+    if (previous_tstate == 0) {
+      set(interp, l.interp_tstate_head, tstate);
+      if (current_slot) set(current_slot, 0, tstate);
+      if (l.interp_gil != PYFLAME_ABSENT && current_slot == 0) {
+        const uint64_t gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
+        set(gil, l.gil_locked, 1, static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8)));
+        set(gil, l.gil_last_holder, tstate);
+        set(interp, l.interp_gil, gil);
+      }
+    } else {
+      set(previous_tstate, l.tstate_next, tstate);
+    }
+    previous_tstate = tstate;
+    set(tstate, l.tstate_interp, interp);
+    set(tstate, l.tstate_thread_id, thread.thread_id);
+    set(tstate, l.tstate_native_thread_id, static_cast<uint64_t>(thread.native_id));
+
+    std::vector<uint64_t> codes;
+    for (const FakeFrame& f : thread.frames) codes.push_back(make_code(f));
+
+    if (l.frame_model == PYFLAME_FRAME_OBJECTS) {
+      uint64_t outer = 0;
+      const int64_t size = end_of({l.frame_back, l.frame_code, l.frame_lasti});
+      for (size_t i = thread.frames.size(); i-- > 0;) {
+        const uint64_t frame = allocate("frame", size);
+        set(frame, l.ob_type, kFrameType);
+        set(frame, l.frame_back, outer);
+        set(frame, l.frame_code, codes[i]);
+        set(frame, l.frame_lasti, 0, static_cast<size_t>(l.sizeof_frame_lasti));
+        outer = frame;
+      }
+      set(tstate, l.tstate_frame, outer);
+      continue;
+    }
+    // 3.11+: the frames sit one after another in a data-stack chunk, the
+    // outermost lowest; below them a C-stack shim frame where the version
+    // has them (3.12+), which the walker must step over.
+    uint64_t outer = 0;
+    if (l.owner_cstack != PYFLAME_ABSENT) {
+      outer = allocate("shim frame", l.sizeof_iframe);
+      set(outer, l.iframe_owner, static_cast<uint64_t>(l.owner_cstack), 1);
+    }
+    const auto stride = static_cast<uint64_t>(l.sizeof_iframe) + kLocals;
+    const uint64_t chunk = allocate("data stack", static_cast<int64_t>(stride * thread.frames.size()));
+    for (size_t k = 0; k < thread.frames.size(); ++k) {
+      const size_t i = thread.frames.size() - 1 - k;  // outermost first
+      const uint64_t frame = chunk + k * stride;
+      objects_.push_back({"frame", frame, static_cast<size_t>(l.sizeof_iframe), {}});
+      // Tagged references (3.14+) carry tag bits: every other frame has one.
+      const uint64_t tag = (k % 2 == 1) ? (l.stackref_tag_mask & (~l.stackref_tag_mask + 1)) : 0;
+      set(frame, l.iframe_code, codes[i] | tag);
+      set(frame, l.iframe_previous, outer);
+      set(frame, l.iframe_instr, codes[i] + static_cast<uint64_t>(l.code_adaptive));
+      set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner), 1);
+      outer = frame;
+    }
+    if (l.tstate_current_frame != PYFLAME_ABSENT) {
+      set(tstate, l.tstate_current_frame, outer);
+    } else {
+      const uint64_t cframe = allocate("cframe", end_of({l.cframe_current_frame}));
+      set(cframe, l.cframe_current_frame, outer);
+      set(tstate, l.tstate_cframe, cframe);
+    }
+  }
+}
+
+uint64_t FakeImage::allocate(const char* kind, int64_t size) {
+  const size_t at = (bytes_.size() + 15) & ~size_t{15};
+  const auto n = static_cast<size_t>(std::max<int64_t>(size, 8));
+  bytes_.resize(at + n);
+  objects_.push_back({kind, kBase + at, n, {}});
+  return kBase + at;
+}
+
+void FakeImage::set(uint64_t object, int64_t offset, uint64_t value, size_t width) {
+  if (offset == PYFLAME_ABSENT) return;
+  const uint64_t addr = object + static_cast<uint64_t>(offset);
+  write(addr, std::as_bytes(std::span(&value, 1)).first(std::min<size_t>(width, 8)));
+  // The fuzz target's targets: the object this field belongs to.
+  for (auto it = objects_.rbegin(); it != objects_.rend(); ++it) {
+    if (addr >= it->addr && addr < it->addr + it->size) {
+      it->fields.push_back({addr, width});
+      break;
+    }
+  }
+}
+
+void FakeImage::set_bitfield(uint64_t object, const pyflame_bitfield& field, uint32_t value) {
+  const uint64_t addr = object + static_cast<uint64_t>(field.byte_offset);
+  uint32_t word = 0;
+  read(core::RemoteAddr(addr), std::as_writable_bytes(std::span(&word, 1)));
+  word = (word & ~field.mask) | ((value << field.shift) & field.mask);
+  write(addr, std::as_bytes(std::span(&word, 1)));
+}
+
+uint64_t FakeImage::make_bytes(const std::string& data) {
+  const uint64_t object = allocate("bytes", l_.bytes_sval + static_cast<int64_t>(data.size()) + 1);
+  set(object, l_.ob_type, l_.string_model == PYFLAME_STRINGS_BYTES ? kTextType : kBytesType);
+  set(object, l_.ob_size, data.size());
+  write(object + static_cast<uint64_t>(l_.bytes_sval), std::as_bytes(std::span(data)));
+  return object;
+}
+
+uint64_t FakeImage::make_text(const std::string& text) {
+  if (l_.string_model == PYFLAME_STRINGS_BYTES) return make_bytes(text);
+  // A compact ASCII str: the header, then the characters.
+  const uint64_t object = allocate("str", l_.sizeof_ascii_object + static_cast<int64_t>(text.size()) + 1);
+  set(object, l_.ob_type, kTextType);
+  set(object, l_.unicode_length, text.size());
+  set_bitfield(object, l_.unicode_compact, 1);
+  set_bitfield(object, l_.unicode_ascii, 1);
+  set_bitfield(object, l_.unicode_kind, 1);
+  write(object + static_cast<uint64_t>(l_.sizeof_ascii_object), std::as_bytes(std::span(text)));
+  return object;
+}
+
+uint64_t FakeImage::make_code(const FakeFrame& frame) {
+  const pyflame_layout& l = l_;
+  const uint64_t name = make_text(frame.function);
+  const uint64_t filename = make_text(frame.filename);
+  const uint64_t table = make_bytes(line_table_for(l.line_table_model));
+  const int64_t size = end_of({l.code_name, l.code_qualname, l.code_filename, l.code_firstlineno,
+                               l.code_line_table, l.code_firsttraceable, l.code_adaptive}) + 64;
+  const uint64_t code = allocate("code", size);
+  set(code, l.ob_type, kCodeType);
+  set(code, l.code_name, name);
+  set(code, l.code_qualname, name);
+  set(code, l.code_filename, filename);
+  set(code, l.code_line_table, table);
+  set(code, l.code_firstlineno, static_cast<uint64_t>(frame.first_line), 4);
+  set(code, l.code_firsttraceable, 0, static_cast<size_t>(std::max<int64_t>(l.sizeof_firsttraceable, 1)));
+  return code;
+}
+
+void FakeImage::write(uint64_t addr, std::span<const std::byte> data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    const uint64_t a = addr + i;
+    if (a >= kBase && a - kBase < bytes_.size()) bytes_[a - kBase] = data[i];
+  }
+}
+
+void FakeImage::write_u64(uint64_t addr, uint64_t value) {
+  write(addr, std::as_bytes(std::span(&value, 1)));
+}
+
+bool FakeImage::read(core::RemoteAddr addr, std::span<std::byte> into) const {
+  const uint64_t a = addr.value();
+  if (a < kBase || a - kBase > bytes_.size() || into.size() > bytes_.size() - (a - kBase)) return false;
+  std::memcpy(into.data(), bytes_.data() + (a - kBase), into.size());
+  return true;
+}
+
+void FakeImage::read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const {
+  ok.assign(requests.size(), false);
+  for (size_t i = 0; i < requests.size(); ++i) ok[i] = read(requests[i].addr, requests[i].into);
+}
+
+size_t FakeImage::read_prefix(core::RemoteAddr addr, std::span<std::byte> into) const {
+  const uint64_t a = addr.value();
+  if (a < kBase || a - kBase >= bytes_.size()) return 0;
+  const size_t n = std::min(into.size(), bytes_.size() - static_cast<size_t>(a - kBase));
+  std::memcpy(into.data(), bytes_.data() + (a - kBase), n);
+  return n;
+}
+
+}  // namespace pyflame::test

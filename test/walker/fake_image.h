@@ -1,0 +1,81 @@
+// A fake target for the walker: an interpreter's objects (runtime,
+// interpreter and thread states, frames, code objects, strings) laid out in
+// one block of memory with the offsets of a version's layout table, the
+// same table the real binary reads with. The walker's image test checks
+// what it reads back; the walker's fuzz target corrupts it first.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/memory.h"
+#include "versions/common/layout.h"
+#include "versions/common/layout_module.h"
+
+namespace pyflame::test {
+
+struct FakeFrame {
+  std::string function;
+  std::string filename;
+  int first_line = 1;
+};
+
+struct FakeThread {
+  uint64_t thread_id = 0;
+  int64_t native_id = 0;
+  std::vector<FakeFrame> frames;  // innermost first
+};
+
+class FakeImage : public core::Memory {
+ public:
+  // A word of an object that points somewhere or counts something: what the
+  // fuzz target aims its corruptions at.
+  struct Field {
+    uint64_t addr;
+    size_t size;
+  };
+  struct Object {
+    const char* kind;
+    uint64_t addr;
+    size_t size;
+    std::vector<Field> fields;
+  };
+
+  FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads);
+
+  const versions::TargetSymbols& symbols() const { return symbols_; }
+  const std::vector<Object>& objects() const { return objects_; }
+  uint64_t base() const { return kBase; }
+  size_t size() const { return bytes_.size(); }
+  // An address no read succeeds at.
+  static constexpr uint64_t kUnmapped = 0x7000'0000'0000;
+
+  // Overwrites bytes of the image; what falls outside it is dropped.
+  void write(uint64_t addr, std::span<const std::byte> data);
+  void write_u64(uint64_t addr, uint64_t value);
+
+  bool read(core::RemoteAddr addr, std::span<std::byte> into) const override;
+  void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const override;
+  size_t read_prefix(core::RemoteAddr addr, std::span<std::byte> into) const override;
+
+ private:
+  static constexpr uint64_t kBase = 0x10'0000;
+
+  // Reserves `size` zeroed bytes (16-aligned) and names the object.
+  uint64_t allocate(const char* kind, int64_t size);
+  // Sets a field of the last allocated object (`offset` PYFLAME_ABSENT: no-op).
+  void set(uint64_t object, int64_t offset, uint64_t value, size_t width = 8);
+  void set_bitfield(uint64_t object, const pyflame_bitfield& field, uint32_t value);
+  uint64_t make_text(const std::string& text);
+  uint64_t make_bytes(const std::string& data);
+  uint64_t make_code(const FakeFrame& frame);
+
+  const pyflame_layout& l_;
+  std::vector<std::byte> bytes_;
+  std::vector<Object> objects_;
+  versions::TargetSymbols symbols_;
+};
+
+}  // namespace pyflame::test

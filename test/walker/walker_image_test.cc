@@ -1,0 +1,205 @@
+// The walker of one version (linked with that version's layout table) over
+// fake images built with the same table: a well-formed interpreter reads
+// back exactly, and each kind of damage gives <unknown> frames, a truncated
+// stack or a refused sample, never a wrong frame. Exit status: failures.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/snapshot.h"
+#include "test/walker/fake_image.h"
+
+namespace {
+
+using pyflame::core::Snapshot;
+using pyflame::test::FakeFrame;
+using pyflame::test::FakeImage;
+using pyflame::test::FakeThread;
+
+const pyflame_layout& L() { return *pyflame_measured_layout(); }
+
+int failures = 0;
+
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      std::fprintf(stderr, "FAIL %s:%d: %s [%s]\n", __FILE__, __LINE__, #cond, name); \
+      ++failures;                                                                    \
+    }                                                                                \
+  } while (0)
+
+std::vector<FakeThread> two_threads() {
+  return {{0x1111, 101, {{"leaf", "app/leaf.py", 30}, {"middle", "app/mid.py", 20}, {"main", "app/main.py", 10}}},
+          {0x2222, 102, {{"worker", "app/worker.py", 5}}}};
+}
+
+std::unique_ptr<pyflame::core::Interpreter> walker(const FakeImage& image) {
+  return pyflame::versions::make_layout_interpreter(L(), image, 4242, image.symbols());
+}
+
+// The address of the n-th object of `kind`, in allocation order.
+uint64_t nth(const FakeImage& image, const char* kind, size_t n) {
+  for (const auto& o : image.objects())
+    if (std::string(o.kind) == kind && n-- == 0) return o.addr;
+  return 0;
+}
+
+// The field of `object` at `offset` (from the layout), as an address.
+uint64_t field(uint64_t object, int64_t offset) { return object + static_cast<uint64_t>(offset); }
+
+void well_formed() {
+  const char* name = "well-formed image reads back exactly, twice";
+  FakeImage image(L(), two_threads());
+  auto interp = walker(image);
+  for (int round = 0; round < 2; ++round) {
+    Snapshot s;
+    CHECK(interp->sample(s));
+    CHECK(s.threads.size() == 2);
+    if (s.threads.size() != 2) return;
+    const auto& t = s.threads[0];
+    CHECK(t.thread_id == 0x1111);
+    if (L().tstate_native_thread_id != PYFLAME_ABSENT) CHECK(t.native_id == 101);
+    CHECK(t.frames.size() == 3);
+    CHECK(!t.truncated);
+    if (t.frames.size() == 3) {
+      CHECK(t.frames[0].function == "leaf" && t.frames[0].filename == "app/leaf.py");
+      CHECK(t.frames[0].line == 30);
+      CHECK(t.frames[1].function == "middle" && t.frames[1].line == 20);
+      CHECK(t.frames[2].function == "main" && t.frames[2].filename == "app/main.py");
+    }
+    CHECK(s.threads[1].frames.size() == 1 && s.threads[1].frames[0].function == "worker");
+    CHECK(s.threads[0].holds_gil.value_or(true));  // the first thread holds the GIL
+  }
+}
+
+void deep_recursion() {
+  const char* name = "deep recursion of one code object";
+  FakeThread t{7, 8, {}};
+  for (int i = 0; i < 500; ++i) t.frames.push_back({"recurse", "deep.py", 3});
+  FakeImage image(L(), {t});
+  Snapshot s;
+  CHECK(walker(image)->sample(s));
+  CHECK(s.threads.size() == 1 && s.threads[0].frames.size() == 500);
+}
+
+// The pointer from the innermost frame to its caller, and its code pointer.
+int64_t back_offset() {
+  return L().frame_model == PYFLAME_FRAME_OBJECTS ? L().frame_back : L().iframe_previous;
+}
+int64_t code_offset() {
+  return L().frame_model == PYFLAME_FRAME_OBJECTS ? L().frame_code : L().iframe_code;
+}
+// The innermost frame of the first thread: the last "frame" object of it.
+uint64_t innermost_frame(const FakeImage& image) {
+  // Frame objects are allocated outermost first for both models.
+  return nth(image, "frame", 2);
+}
+
+void frame_cycle() {
+  const char* name = "a frame cycle ends the stack as truncated";
+  FakeImage image(L(), two_threads());
+  const uint64_t inner = innermost_frame(image);
+  image.write_u64(field(nth(image, "frame", 0), back_offset()), inner);  // outermost -> innermost
+  Snapshot s;
+  CHECK(walker(image)->sample(s));
+  CHECK(!s.threads.empty() && s.threads[0].truncated);
+  if (!s.threads.empty()) CHECK(s.threads[0].frames.size() < 100);
+}
+
+void wild_code_pointer() {
+  const char* name = "a wild code pointer is <unknown>, the rest of the stack intact";
+  FakeImage image(L(), two_threads());
+  image.write_u64(field(innermost_frame(image), code_offset()), FakeImage::kUnmapped);
+  Snapshot s;
+  CHECK(walker(image)->sample(s));
+  if (s.threads.empty() || s.threads[0].frames.size() != 3) {
+    CHECK(false);
+    return;
+  }
+  CHECK(s.threads[0].frames[0].function == "<unknown>");
+  CHECK(s.threads[0].frames[1].function == "middle");
+}
+
+void wrong_type() {
+  const char* name = "an object of the wrong type is <unknown>";
+  FakeImage image(L(), two_threads());
+  // The leaf's code object claims to be a frame.
+  image.write_u64(field(nth(image, "code", 0), L().ob_type), 0x2000);
+  Snapshot s;
+  CHECK(walker(image)->sample(s));
+  CHECK(!s.threads.empty() && !s.threads[0].frames.empty() &&
+        s.threads[0].frames[0].function == "<unknown>");
+}
+
+void huge_string() {
+  const char* name = "a huge string length is refused";
+  FakeImage image(L(), two_threads());
+  const uint64_t str = nth(image, L().string_model == PYFLAME_STRINGS_BYTES ? "bytes" : "str", 0);
+  const int64_t length = L().string_model == PYFLAME_STRINGS_BYTES ? L().ob_size : L().unicode_length;
+  image.write_u64(field(str, length), uint64_t{1} << 40);
+  Snapshot s;
+  CHECK(walker(image)->sample(s));
+  CHECK(!s.threads.empty() && !s.threads[0].frames.empty() &&
+        s.threads[0].frames[0].function == "<unknown>");
+}
+
+void reused_code_address() {
+  const char* name = "a code object replaced at the same address is read anew";
+  FakeImage image(L(), two_threads());
+  auto interp = walker(image);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  // "Free" the leaf's code object and put another one there: its name now
+  // points at the worker's name string.
+  const uint64_t leaf_code = nth(image, "code", 0), worker_code = nth(image, "code", 3);
+  uint64_t worker_name = 0;
+  image.read(pyflame::core::RemoteAddr(field(worker_code, L().code_name)),
+             std::as_writable_bytes(std::span(&worker_name, 1)));
+  image.write_u64(field(leaf_code, L().code_name), worker_name);
+  if (L().code_qualname != PYFLAME_ABSENT) image.write_u64(field(leaf_code, L().code_qualname), worker_name);
+  CHECK(interp->sample(s));
+  CHECK(!s.threads.empty() && !s.threads[0].frames.empty() && s.threads[0].frames[0].function == "worker");
+}
+
+void thread_cycle() {
+  const char* name = "a cycle in the thread list fails the sample";
+  FakeImage image(L(), two_threads());
+  const uint64_t second = nth(image, "tstate", 1);
+  image.write_u64(field(second, L().tstate_next), nth(image, "tstate", 0));
+  Snapshot s;
+  CHECK(!walker(image)->sample(s));
+}
+
+void debug_offsets_mismatch() {
+  const char* name = "3.13+: a _Py_DebugOffsets table that differs is refused";
+  if (L().debug_checks == nullptr || L().debug_check_count == 0) return;
+  FakeImage image(L(), two_threads());
+  image.write_u64(field(image.symbols().runtime.value(), L().debug_checks[0].position),
+                  L().debug_checks[0].expected + 8);
+  bool refused = false;
+  try {
+    walker(image);
+  } catch (const pyflame::core::Error& e) {
+    refused = e.code() == pyflame::core::ExitCode::kWrongVersion;
+  }
+  CHECK(refused);
+}
+
+}  // namespace
+
+int main() {
+  well_formed();
+  deep_recursion();
+  frame_cycle();
+  wild_code_pointer();
+  wrong_type();
+  huge_string();
+  reused_code_address();
+  thread_cycle();
+  debug_offsets_mismatch();
+  std::printf("walker image test, Python %s layout: %s\n", L().py_version,
+              failures ? "FAILED" : "all passed");
+  return failures ? 1 : 0;
+}
