@@ -227,6 +227,45 @@ def writers_corpus():
     write("writers", "empty", b"")
 
 
+# ----------------------------------------------------------------- walker
+# fuzz_walker.cc: shape (threads, depth, functions), then patches.
+
+def w_raw(offset, data):
+    return b"\x00" + struct.pack("<IB", offset, len(data)) + data
+
+
+def w_value(field, value):
+    return b"\x01" + struct.pack("<HQ", field, value)
+
+
+def w_pointer(field, obj, delta=0):
+    return b"\x02" + struct.pack("<HHb", field, obj, delta)
+
+
+def w_special(field, which):
+    return b"\x03" + struct.pack("<HB", field, which)
+
+
+SAMPLE = b"\x04"
+
+
+def walker_corpus():
+    write("walker", "well_formed", bytes([1, 9, 3]) + SAMPLE + SAMPLE)
+    write("walker", "three_threads", bytes([2, 23, 7]) + SAMPLE)
+    # Field and object indexes wrap, so these hit different fields per version.
+    write("walker", "self_pointers", bytes([0, 5, 2]) + b"".join(w_special(f, 4) for f in range(0, 60, 7)))
+    write("walker", "unmapped", bytes([1, 6, 2]) + b"".join(w_special(f, 3) for f in range(3, 80, 5)))
+    write("walker", "huge", bytes([0, 4, 4]) + b"".join(w_special(f, 2) for f in range(1, 90, 3)))
+    write("walker", "cross_links", bytes([1, 12, 5]) + SAMPLE
+          + b"".join(w_pointer(f, (f * 7) % 40, (f % 5) - 2) for f in range(0, 120, 4)) + SAMPLE)
+    write("walker", "torn_bytes", bytes([2, 8, 3]) + SAMPLE
+          + b"".join(w_raw(o, b"\xff" * 9) for o in range(0, 4000, 97)) + SAMPLE)
+    write("walker", "values", bytes([0, 3, 1]) + b"".join(w_value(f, 0x100000 + 8 * f) for f in range(40)))
+    write("walker", "empty", b"")
+    # regress_*: inputs libFuzzer found (an empty str's data copied through a
+    # null pointer; a 2.7 byte-string name), kept as they were found.
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--line-table-cases",
@@ -237,6 +276,7 @@ def main():
     line_table_corpus(args.line_table_cases)
     strings_corpus()
     writers_corpus()
+    walker_corpus()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(elf maps line_table strings writers)
+# The walker is fuzzed with three layouts, one per frame model: 2.7 (frame
+# objects, byte strings), 3.11 (interpreter frames) and 3.14 (tagged
+# references, shim frames, _Py_DebugOffsets), where those versions are built.
+((${#targets[@]})) || targets=(elf maps line_table strings writers walker_2_7 walker_3_11 walker_3_14)
 
 cc="$(command -v clang || true)"
 cxx="$(command -v clang++ || true)"
@@ -47,6 +50,12 @@ cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE= \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DPYFLAME_ENABLE_SANITIZERS=ON -DPYFLAME_LIBFUZZER=ON >"$build/fuzz-configure.log" 2>&1 \
   || { cat "$build/fuzz-configure.log"; exit 1; }
+defined="$(cmake --build "$build" --target help 2>/dev/null)"
+kept=()
+for t in "${targets[@]}"; do
+  if grep -q "fuzz_$t\$" <<<"$defined"; then kept+=("$t"); else echo "skip fuzz_$t: not configured here"; fi
+done
+targets=("${kept[@]}")
 cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}" >"$build/fuzz-build.log" 2>&1 \
   || { tail -50 "$build/fuzz-build.log"; exit 1; }
 echo "built ${#targets[@]} libFuzzer targets in $((SECONDS - start)) s"
@@ -60,7 +69,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$build/artifacts"
   log="$build/fuzz-work/$t.log"
   if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-       -artifact_prefix="$build/artifacts/$t-" "$work" "$src/test/fuzz/corpus/$t" >"$log" 2>&1; then
+       -artifact_prefix="$build/artifacts/$t-" "$work" "$src/test/fuzz/corpus/${t%%_[0-9]*}" >"$log" 2>&1; then
     runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')"
     echo "PASS fuzz_$t: $runs inputs in ${seconds} s, corpus $(ls "$work" | wc -l) files"
   else

@@ -228,6 +228,7 @@ void FakeImage::write_u64(uint64_t addr, uint64_t value) {
 bool FakeImage::read(core::RemoteAddr addr, std::span<std::byte> into) const {
   const uint64_t a = addr.value();
   if (a < kBase || a - kBase > bytes_.size() || into.size() > bytes_.size() - (a - kBase)) return false;
+  if (into.empty()) return true;
   std::memcpy(into.data(), bytes_.data() + (a - kBase), into.size());
   return true;
 }
@@ -241,6 +242,7 @@ size_t FakeImage::read_prefix(core::RemoteAddr addr, std::span<std::byte> into) 
   const uint64_t a = addr.value();
   if (a < kBase || a - kBase >= bytes_.size()) return 0;
   const size_t n = std::min(into.size(), bytes_.size() - static_cast<size_t>(a - kBase));
+  if (n == 0) return 0;
   std::memcpy(into.data(), bytes_.data() + (a - kBase), n);
   return n;
 }

@@ -97,7 +97,7 @@ std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {
   size_t bytes = static_cast<size_t>(length) * static_cast<size_t>(kind);
   std::vector<std::byte> data(bytes);
   if (static_cast<size_t>(data_offset) + bytes <= buf.size()) {
-    std::memcpy(data.data(), buf.data() + data_offset, bytes);
+    if (bytes > 0) std::memcpy(data.data(), buf.data() + data_offset, bytes);  // "" has no data()
   } else if (!target_.read(object + data_offset, data)) {
     return std::nullopt;
   }
