@@ -50,11 +50,22 @@ Process::~Process() {
   if (mem_fd_ >= 0) ::close(mem_fd_);
 }
 
+void Process::count_call(std::span<const iovec> remote) const {
+  ++stats_.calls;
+  stats_.ranges += remote.size();
+  stats_.last_call_sizes.clear();
+  for (const iovec& r : remote) {
+    stats_.bytes += r.iov_len;
+    stats_.last_call_sizes.push_back(r.iov_len);
+  }
+}
+
 bool Process::read(RemoteAddr addr, std::span<std::byte> into) const {
   if (into.empty()) return true;
   if (vm_readv_works_) {
     iovec local{into.data(), into.size()};
     iovec remote{reinterpret_cast<void*>(addr.value()), into.size()};
+    count_call(std::span(&remote, 1));
     ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
     if (n == static_cast<ssize_t>(into.size())) return true;
     if (n >= 0 || errno != ENOSYS) return false;
@@ -81,6 +92,7 @@ void Process::read_many(std::span<const ReadRequest> requests, std::vector<bool>
       local[i] = {r.into.data(), r.into.size()};
       remote[i] = {reinterpret_cast<void*>(r.addr.value()), r.into.size()};
     }
+    count_call(std::span(remote, count));
     ssize_t n = ::process_vm_readv(pid_, local, count, remote, count, 0);
     if (n < 0 && errno == ENOSYS) {
       vm_readv_works_ = false;
@@ -103,6 +115,7 @@ size_t Process::read_prefix(RemoteAddr addr, std::span<std::byte> into) const {
   if (vm_readv_works_) {
     iovec local{into.data(), into.size()};
     iovec remote{reinterpret_cast<void*>(addr.value()), into.size()};
+    count_call(std::span(&remote, 1));
     ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
     if (n >= 0 || errno != ENOSYS) return n > 0 ? static_cast<size_t>(n) : 0;
     vm_readv_works_ = false;

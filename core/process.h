@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <optional>
@@ -37,6 +38,16 @@ class Process : public Memory {
   bool read(RemoteAddr addr, std::span<std::byte> into) const override;
   void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const override;
   size_t read_prefix(RemoteAddr addr, std::span<std::byte> into) const override;
+  // What the reads above have cost so far: system calls, remote ranges and
+  // bytes, and the range sizes of the latest call (in steady sampling, the
+  // sample's whole read set). For the benchmark (--stats-json).
+  struct ReadStats {
+    uint64_t calls = 0;
+    uint64_t ranges = 0;
+    uint64_t bytes = 0;
+    std::vector<size_t> last_call_sizes;
+  };
+  const ReadStats& read_stats() const { return stats_; }
   // Whether the target still runs, to tell "gone" from "unmapped" after a failed read.
   bool alive() const;
 
@@ -54,11 +65,13 @@ class Process : public Memory {
 
  private:
   bool read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const;
+  void count_call(std::span<const iovec> remote) const;
 
   pid_t pid_;
   std::string proc_;  // "/proc/PID"
   mutable int mem_fd_ = -1;
   mutable bool vm_readv_works_ = true;
+  mutable ReadStats stats_;
 };
 
 // The state letter of a /proc/.../stat line (R running, S sleeping, Z ...):

@@ -19,6 +19,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/attach.h"
 #include "core/errors.h"
@@ -286,7 +287,7 @@ long peak_rss_kb() {
 }
 
 std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram& cost,
-                          const Profile& profile) {
+                          const Profile& profile, const Process::ReadStats& reads) {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
@@ -302,6 +303,13 @@ std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram
                      secs(usage.ru_utime), secs(usage.ru_stime));
   out += fmt::format("\"max_rss_kb\": {}, \"threads\": {}, \"distinct_stacks\": {}, \"distinct_frames\": {}",
                      peak_rss_kb(), profile.threads.size(), profile.stacks.size(), profile.frames.size());
+  // The memory reads behind the samples; the benchmark times the last
+  // call's ranges alone to split kernel cost from ours.
+  const double per = c.ticks ? static_cast<double>(c.ticks) : 1.0;
+  out += fmt::format(", \"read_calls_per_sample\": {:.3f}, \"read_ranges_per_sample\": {:.3f}, "
+                     "\"read_bytes_per_sample\": {:.1f}, \"last_read_sizes\": [{}]",
+                     static_cast<double>(reads.calls) / per, static_cast<double>(reads.ranges) / per,
+                     static_cast<double>(reads.bytes) / per, fmt::join(reads.last_call_sizes, ", "));
   out += "}\n";
   return out;
 }
@@ -341,6 +349,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   std::optional<Error> fatal;  // ends the recording; reported after the profile is written
   auto start = Clock::now();
   double elapsed = 0;
+  Process::ReadStats reads;
   {
     std::unique_ptr<Process> process;
     std::unique_ptr<Interpreter> interpreter;
@@ -445,6 +454,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
       }
     }
     elapsed = seconds_between(start, Clock::now());
+    if (process) reads = process->read_stats();
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   status.clear();
@@ -462,7 +472,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
                                                   std::strerror(errno)));
     where = fmt::format("{} profile written to standard output", format_name(format));
   }
-  if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile));
+  if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
 
   const int stop_signal = g_stop_signal;
   std::fprintf(stderr,

@@ -309,6 +309,10 @@ class Pyflame:
             "cpu_seconds": s.get("cpu_user_seconds", 0) + s.get("cpu_system_seconds", 0),
             "cpu_seconds_rusage": run.cpu,
             "max_rss_kb": run.max_rss_kb, "max_rss_kb_stats": s.get("max_rss_kb"),
+            "read_calls_per_sample": s.get("read_calls_per_sample"),
+            "read_ranges_per_sample": s.get("read_ranges_per_sample"),
+            "read_bytes_per_sample": s.get("read_bytes_per_sample"),
+            "read_sizes": s.get("last_read_sizes"),
             "stats": s, "t0": t0, "t1": t1, "collapsed": parse_collapsed_counts(text),
         }
 
@@ -456,7 +460,8 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                     except RuntimeError as e:
                         row["%s_%s" % (peer.name, key)] = {"error": str(e)[:2000]}
             if name == "depth100" and args.floor_bin:
-                row["floor"] = measure_floor(args.floor_bin, wl.pid)
+                shape = (row.get("pyflame_nonblocking") or {}).get("read_sizes")
+                row["floor"] = measure_floor(args.floor_bin, wl.pid, shape)
             if name == "depth100":
                 row["pyflame_reads_per_sample"] = count_reads(pyflame, wl, outdir)
         results[name] = row
@@ -499,10 +504,13 @@ def brief(r: Optional[dict]) -> str:
         r.get("achieved_rate") or 0)
 
 
-def measure_floor(floor_bin: str, pid: int) -> dict:
-    run = run_tool([floor_bin, "-p", str(pid), "--iterations", "5000", "--json",
-                    "--sizes", "64,1024,4096,16384,65536", "--pair", "1024,16384",
-                    "--gather", "101,512"], 60)
+def measure_floor(floor_bin: str, pid: int, shape: Optional[List[int]] = None) -> dict:
+    argv = [floor_bin, "-p", str(pid), "--iterations", "5000", "--json",
+            "--sizes", "64,1024,4096,16384,65536", "--pair", "1024,16384", "--gather", "101,512"]
+    if shape:
+        # pyflame's own read set (its last call): the kernel's share of a sample.
+        argv += ["--ranges", ",".join(str(n) for n in shape)]
+    run = run_tool(argv, 60)
     if run.returncode != 0:
         return {"error": run.describe()}
     doc = json.loads(run.stdout)
@@ -517,6 +525,9 @@ def measure_floor(floor_bin: str, pid: int) -> dict:
     doc["floor_pre311_us"] = one_tstate + 100 * by[("single", 1024)]["us_median"]
     # ... or all 101 ranges in one call, trusting the last sample's addresses.
     doc["floor_pre311_1call_us"] = by[("gather101", 101 * 512)]["us_median"]
+    if shape:
+        doc["read_set_us"] = by[("shape%d" % len(shape), sum(shape))]["us_median"]
+        doc["read_set_ranges"] = len(shape)
     return doc
 
 
@@ -721,8 +732,9 @@ def markdown(doc: dict) -> str:
     out.append("| interpreter | 1 read 64 B | 1 read 16 KiB | floor, 1 call (3.11+: 2 ranges; "
                "≤3.10: 101 ranges) | floor, dependent reads (3.11+: 2; ≤3.10: 101) "
                "| pyflame median | **pyflame / 1-call floor** | pyflame / dependent floor "
+               "| pyflame's read set alone, 1 call (ranges) | pyflame / its read set "
                "| pyflame syscalls/sample: process_vm_readv + pread |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for iname, res in doc["interpreters"].items():
         row = res.get("cost", {}).get("depth100", {})
         f = row.get("floor")
@@ -734,10 +746,13 @@ def markdown(doc: dict) -> str:
         dependent = f["floor_311plus_us"] if modern else f["floor_pre311_us"]
         med = (row.get("pyflame_nonblocking") or {}).get("us_median")
         reads = ((row.get("pyflame_reads_per_sample") or {}).get("per_sample") or {})
-        out.append("| %s | %s | %s | %s | %s | %s | **%s** | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s | %s |" % (
             iname, num(by.get(("single", 64)), "%.2f"), num(by.get(("single", 16384)), "%.2f"),
             num(one_call, "%.2f"), num(dependent, "%.2f"), num(med), ratio(med, one_call),
             ratio(med, dependent),
+            "%s (%s)" % (num(f.get("read_set_us"), "%.2f"), f.get("read_set_ranges"))
+            if f.get("read_set_us") else "-",
+            ratio(med, f.get("read_set_us")),
             "%s + %s" % (num(reads.get("process_vm_readv")), num(reads.get("pread64")))
             if reads else "-"))
     out.append("\n### Overhead on the target (throughput profiled / unprofiled; 1.00 = none)\n")

@@ -2,7 +2,7 @@
 // process, for the benchmark's floor (docs/benchmarks.md).
 //
 //   vm_readv_floor -p PID [--sizes 64,1024,16384] [--pair A,B] [--gather N,BYTES]
-//                  [--iterations N] [--json]
+//                  [--ranges S1,S2,...] [--iterations N] [--json]
 //
 // Reads from the target's heap (or its largest private writable mapping)
 // again and again, timing each call alone with CLOCK_MONOTONIC, and reports
@@ -10,7 +10,10 @@
 // gathers two ranges (a thread state and a data-stack chunk, as a 3.11+
 // sample can once it knows both addresses), for one call gathering N small
 // ranges (the frames of a <= 3.10 stack), and for a chain of dependent
-// calls. Nothing here knows Python: the floor is the kernel's price.
+// calls. --ranges times one call of ranges of exactly those sizes, each on
+// pages of its own: given the read set pyflame reports (--stats-json
+// last_read_sizes), what the kernel alone charges for it. Nothing here knows
+// Python: the floor is the kernel's price.
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -137,7 +140,7 @@ std::vector<size_t> parse_sizes(const char* text) {
 int usage() {
   std::fprintf(stderr,
                "usage: vm_readv_floor -p PID [--sizes 64,1024,16384] [--iterations N] "
-               "[--pair A,B] [--gather N,BYTES] [--chain N] [--json]\n");
+               "[--pair A,B] [--gather N,BYTES] [--ranges S1,S2,...] [--chain N] [--json]\n");
   return 2;
 }
 
@@ -153,6 +156,7 @@ int main(int argc, char** argv) {
   int gather_ranges = 0;          // --gather N,BYTES: one call of N ranges
   size_t gather_bytes = 0;
   const size_t gather_stride = 1024;  // ranges apart, as heap frames are
+  std::vector<size_t> shape;          // --ranges: one call of these sizes
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool has_value = i + 1 < argc;
@@ -172,6 +176,9 @@ int main(int argc, char** argv) {
         return usage();
       gather_ranges = static_cast<int>(g[0]);
       gather_bytes = g[1];
+    } else if (a == "--ranges" && has_value) {
+      shape = parse_sizes(argv[++i]);
+      if (shape.empty() || shape.size() > 1024) return usage();
     } else if (a == "--json")
       json = true;
     else
@@ -180,8 +187,15 @@ int main(int argc, char** argv) {
   if (pid <= 0 || sizes.empty() || pair.size() != 2) return usage();
 
   size_t second_at = (pair[0] + 4095) & ~size_t{4095};  // the second range on its own page
+  // --ranges: each range starts on a page of its own, a page apart.
+  std::vector<size_t> shape_at;
+  size_t shape_end = 0;
+  for (size_t size : shape) {
+    shape_at.push_back(shape_end);
+    shape_end += ((size + 4095) & ~size_t{4095}) + 4096;
+  }
   size_t need = std::max({*std::max_element(sizes.begin(), sizes.end()), second_at + pair[1],
-                          static_cast<size_t>(gather_ranges) * gather_stride});
+                          static_cast<size_t>(gather_ranges) * gather_stride, shape_end});
   Region region;
   if (!pick_region(pid, need, region)) {
     std::fprintf(stderr, "vm_readv_floor: no readable mapping of %zu bytes in process %d\n",
@@ -222,6 +236,15 @@ int main(int argc, char** argv) {
                       gather_bytes});
     rows.push_back({"gather" + std::to_string(gather_ranges), gather_bytes * many.size(), 1,
                     measure(pid, many, iterations, 1)});
+  }
+  if (!shape.empty()) {
+    std::vector<iovec> ranges;
+    size_t bytes = 0;
+    for (size_t k = 0; k < shape.size(); ++k) {
+      ranges.push_back({reinterpret_cast<void*>(region.start + shape_at[k]), shape[k]});
+      bytes += shape[k];
+    }
+    rows.push_back({"shape" + std::to_string(shape.size()), bytes, 1, measure(pid, ranges, iterations, 1)});
   }
   // Dependent calls in a row (thread state, then its chunk): one per hop.
   std::vector<iovec> small = {{reinterpret_cast<void*>(region.start), pair[0]}};
