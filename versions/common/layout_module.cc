@@ -330,6 +330,14 @@ class LayoutInterpreter : public core::Interpreter {
   bool walk_threads(core::Snapshot& out, size_t& threads);
   void walk_frame_objects(RemoteAddr frame);
   void walk_interpreter_frames(RemoteAddr frame);
+  // Appends a good frame to raw_, field by field: a RawFrame built on the
+  // stack and copied whole stalled the hot loop on store forwarding.
+  void add_raw(RemoteAddr code, std::optional<int64_t> offset, bool generator) {
+    RawFrame& f = raw_.emplace_back();
+    f.code = code;
+    f.offset = offset;
+    f.generator = generator;
+  }
   // Resolves raw_'s code objects (one batched read) and appends the frames.
   void finish_thread(core::ThreadSample& thread);
   // Sets `f`, a default Frame, to `info` at instruction byte offset `offset`
@@ -586,7 +594,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    raw_.push_back({RemoteAddr(load<uint64_t>(frame_buf, l_.frame_code)), offset, true, false});
+    add_raw(RemoteAddr(load<uint64_t>(frame_buf, l_.frame_code)), offset, true);
     frame = RemoteAddr(load<uint64_t>(frame_buf, l_.frame_back));
   }
 }
@@ -611,7 +619,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame) {
     }
     RemoteAddr code(load<uint64_t>(frame_buf, l_.iframe_code) & ~l_.stackref_tag_mask);
     RemoteAddr instr(load<uint64_t>(frame_buf, l_.iframe_instr));
-    raw_.push_back({code, instr - (code + l_.code_adaptive), owner == l_.owner_generator, false});
+    add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
     frame = previous;
   }
 }
