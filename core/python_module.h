@@ -27,7 +27,10 @@ class Interpreter {
   virtual ~Interpreter() = default;
   virtual std::string python_version() const = 0;
   // Walks every thread into `out`; false if the sample is unusable (torn or
-  // the interpreter is gone). Never throws for what it reads.
+  // the interpreter is gone). Never throws for what it reads. Passing the
+  // same Snapshot again, its frames untouched, lets the walker keep the
+  // frames a thread's stack still shares with the last sample (and reuse
+  // the storage); any other Snapshot is simply filled anew.
   virtual bool sample(Snapshot& out) = 0;
 };
 

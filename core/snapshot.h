@@ -36,12 +36,12 @@ struct ThreadSample {
   std::vector<Frame> frames;            // innermost first
   bool truncated = false;               // the walk hit a bound or a bad frame
 
-  // Back to a default sample, keeping the frames' storage for reuse.
-  void reset() {
-    std::vector<Frame> storage = std::move(frames);
-    storage.clear();
+  // Back to a default sample but for the frames, which the walker may keep
+  // in part (see Interpreter::sample).
+  void reset_except_frames() {
+    std::vector<Frame> keep = std::move(frames);
     *this = ThreadSample();
-    frames = std::move(storage);
+    frames = std::move(keep);
   }
 };
 

@@ -6,7 +6,8 @@
 // really takes. Whatever the damage, sample() must return (no crash, no
 // hang, no sanitizer report), and what it returns must be safe to write:
 // bounded stacks, names decoded from str objects valid UTF-8, and the
-// collapsed writer must take it all.
+// collapsed writer must take it all; and the frames the walker keeps from
+// its last stacks must equal a whole walk of the same bytes.
 //
 // Input: three bytes of shape (threads 1-3, stack depth 1-24, distinct
 // functions 1-8), then patches until the input ends, each a kind byte:
@@ -66,6 +67,22 @@ void check(const pyflame::core::Snapshot& snapshot) {
   }
 }
 
+// The frames a walker keeps from its last stacks must be the frames it
+// would make anew: the same walker, right after, into a fresh snapshot
+// (which it fills whole) must give the same stacks.
+void same_as_whole_walk(pyflame::core::Interpreter& walker, const pyflame::core::Snapshot& seen) {
+  pyflame::core::Snapshot fresh;
+  if (!walker.sample(fresh)) fail("the same bytes sampled again were refused");
+  if (fresh.threads.size() != seen.threads.size()) fail("thread counts differ from a whole walk");
+  for (size_t t = 0; t < seen.threads.size(); ++t) {
+    const auto& a = seen.threads[t].frames;
+    const auto& b = fresh.threads[t].frames;
+    if (a.size() != b.size()) fail("stack depths differ from a whole walk");
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!(a[i] == b[i])) fail("a kept frame differs from a whole walk", a[i].function);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -101,6 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (walker->sample(snapshot)) {
       check(snapshot);
+      same_as_whole_walk(*walker, snapshot);
       for (const auto& t : snapshot.threads) builder.add(t);
     }
     return true;

@@ -162,6 +162,55 @@ void reused_code_address() {
   CHECK(!s.threads.empty() && !s.threads[0].frames.empty() && s.threads[0].frames[0].function == "worker");
 }
 
+// Points the first thread's "current frame" at `frame`.
+void set_current_frame(FakeImage& image, uint64_t frame) {
+  const uint64_t tstate = nth(image, "tstate", 0);
+  if (L().frame_model == PYFLAME_FRAME_OBJECTS) {
+    image.write_u64(field(tstate, L().tstate_frame), frame);
+  } else if (L().tstate_current_frame != PYFLAME_ABSENT) {
+    image.write_u64(field(tstate, L().tstate_current_frame), frame);
+  } else {
+    image.write_u64(field(nth(image, "cframe", 0), L().cframe_current_frame), frame);
+  }
+}
+
+std::vector<std::string> functions(const Snapshot& s) {
+  std::vector<std::string> out;
+  if (!s.threads.empty())
+    for (const auto& f : s.threads[0].frames) out.emplace_back(f.function);
+  return out;
+}
+
+// Makes `frame` run `code` (from its first instruction, on 3.11+).
+void run_code(FakeImage& image, uint64_t frame, uint64_t code) {
+  image.write_u64(field(frame, code_offset()), code);
+  if (L().frame_model != PYFLAME_FRAME_OBJECTS)
+    image.write_u64(field(frame, L().iframe_instr), field(code, L().code_adaptive));
+}
+
+void stack_changes() {
+  const char* name = "a stack that changes between samples reads right each time";
+  FakeImage image(L(), two_threads());
+  auto interp = walker(image);
+  Snapshot s;  // the same snapshot throughout: the walker keeps what it can
+  using V = std::vector<std::string>;
+  CHECK(interp->sample(s) && functions(s) == (V{"leaf", "middle", "main"}));
+  // Returns from the leaf, then calls it again.
+  set_current_frame(image, nth(image, "frame", 1));
+  CHECK(interp->sample(s) && functions(s) == (V{"middle", "main"}));
+  set_current_frame(image, innermost_frame(image));
+  CHECK(interp->sample(s) && functions(s) == (V{"leaf", "middle", "main"}));
+  // The leaf now runs other code; then the middle frame does too.
+  run_code(image, innermost_frame(image), nth(image, "code", 3));
+  CHECK(interp->sample(s) && functions(s) == (V{"worker", "middle", "main"}));
+  run_code(image, nth(image, "frame", 1), nth(image, "code", 0));
+  CHECK(interp->sample(s) && functions(s) == (V{"worker", "leaf", "main"}));
+  // A fresh snapshot gets whole stacks too.
+  Snapshot fresh;
+  CHECK(interp->sample(fresh) && functions(fresh) == (V{"worker", "leaf", "main"}));
+  CHECK(fresh.threads.size() == 2 && fresh.threads[1].frames.size() == 1);
+}
+
 void thread_cycle() {
   const char* name = "a cycle in the thread list fails the sample";
   FakeImage image(L(), two_threads());
@@ -196,6 +245,7 @@ int main() {
   wrong_type();
   huge_string();
   reused_code_address();
+  stack_changes();
   thread_cycle();
   debug_offsets_mismatch();
   std::printf("walker image test, Python %s layout: %s\n", L().py_version,

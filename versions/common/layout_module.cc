@@ -71,6 +71,19 @@ struct RawFrame {
   std::optional<int64_t> offset;  // instruction byte offset, if any
   bool generator = false;         // owned by a generator (never incomplete)
   bool bad = false;               // unreadable or failed a check: <unknown>
+
+  bool operator==(const RawFrame&) const = default;
+};
+
+// A thread slot's previous stack, so that the frames it shares with this
+// one, counted from the outermost, are kept instead of rebuilt: a hot loop
+// changes only the innermost frames.
+struct StackMemo {
+  const core::ThreadSample* owner = nullptr;  // where those frames are
+  std::vector<RawFrame> raw;                  // innermost first
+  std::vector<uint64_t> keys;                 // CodeInfo::key per raw frame, 0: none
+  std::vector<uint8_t> emitted;               // whether raw frame i made a Frame
+  size_t frames = 0;                          // Frames made in all
 };
 
 // Brent's cycle detection over a frame chain: constant memory, no
@@ -339,7 +352,7 @@ class LayoutInterpreter : public core::Interpreter {
     f.generator = generator;
   }
   // Resolves raw_'s code objects (one batched read) and appends the frames.
-  void finish_thread(core::ThreadSample& thread);
+  void finish_thread(core::ThreadSample& thread, size_t slot);
   // Sets `f`, a default Frame, to `info` at instruction byte offset `offset`
   // (nullopt: no line).
   void fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset);
@@ -368,6 +381,11 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<core::Memory::ReadRequest> requests_;
   std::vector<bool> ok_;
   std::vector<CodeInfo*> resolved_;  // parallel to codes_
+  std::vector<CodeInfo*> infos_;     // parallel to raw_
+  std::vector<uint64_t> keys_;       // parallel to raw_
+  std::vector<StackMemo> memos_;     // by thread slot
+  std::vector<core::Frame> prefix_;
+  std::vector<uint8_t> emitted_;
 };
 
 void LayoutInterpreter::locate(const TargetSymbols& symbols) {
@@ -546,7 +564,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       const std::span<const std::byte> ts(tstate_buf_);
       if (threads == out.threads.size()) out.threads.emplace_back();
       core::ThreadSample& thread = out.threads[threads++];
-      thread.reset();
+      thread.reset_except_frames();  // finish_thread() may keep some
       thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
       if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
         thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
@@ -569,7 +587,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
         }
         walk_interpreter_frames(frame);
       }
-      finish_thread(thread);
+      finish_thread(thread, threads - 1);
       tstate = RemoteAddr(load<uint64_t>(ts, l_.tstate_next));
     }
     interp = RemoteAddr(next_interp);
@@ -629,7 +647,7 @@ int64_t LayoutInterpreter::code_header_size() const {
                    l_.code_firstlineno, l_.code_firsttraceable}) + 8;
 }
 
-void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
+void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   // Every distinct code object of the stack is checked in one system call:
   // its type and the pointers its cached strings were read from.
   codes_.clear();
@@ -647,29 +665,82 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread) {
   for (size_t i = 0; i < codes_.size(); ++i)
     if (ok_[i]) resolved_[i] = load_code(codes_[i], requests_[i].into);
 
-  thread.frames.reserve(raw_.size());
+  // The code object of each raw frame, by its unique key.
+  infos_.clear();
+  keys_.clear();
   RemoteAddr last_code;
   CodeInfo* last_info = nullptr;
+  bool truncated = false;
   for (const RawFrame& f : raw_) {
-    if (f.bad) {
-      thread.frames.push_back(unknown_frame());
-      thread.truncated = true;
-      continue;
-    }
-    if (f.code != last_code) {
+    if (!f.bad && f.code != last_code) {
       auto it = std::lower_bound(codes_.begin(), codes_.end(), f.code);
       last_code = f.code;
       last_info = it != codes_.end() && *it == f.code ? resolved_[it - codes_.begin()] : nullptr;
     }
-    CodeInfo* info = last_info;
+    CodeInfo* info = f.bad ? nullptr : last_info;
+    infos_.push_back(info);
+    keys_.push_back(info ? info->key : 0);
+    truncated |= f.bad;
+  }
+  thread.truncated = truncated;
+
+  // The outermost frames unchanged since this slot's last sample (same raw
+  // frame, same live code object: the Frames' views into it are valid) are
+  // kept; only the ones inside them are made again.
+  if (memos_.size() <= slot) memos_.resize(slot + 1);
+  StackMemo& memo = memos_[slot];
+  const size_t n = raw_.size();
+  size_t kept = 0;  // raw frames, from the outermost
+  if (memo.owner == &thread && memo.frames == thread.frames.size()) {
+    const size_t m = memo.raw.size();
+    while (kept < n && kept < m && raw_[n - 1 - kept] == memo.raw[m - 1 - kept] &&
+           keys_[n - 1 - kept] == memo.keys[m - 1 - kept])
+      ++kept;
+  }
+  size_t kept_frames = 0;
+  for (size_t j = 0; j < kept; ++j) kept_frames += memo.emitted[memo.raw.size() - 1 - j];
+
+  prefix_.clear();
+  emitted_.clear();
+  for (size_t i = 0; i + kept < n; ++i) {
+    const RawFrame& f = raw_[i];
+    CodeInfo* info = infos_[i];
     // A frame whose first instruction has not run yet is incomplete
     // (CPython's _PyFrame_IsIncomplete): CPython does not show it either.
-    if (l_.frame_model != PYFLAME_FRAME_OBJECTS && !f.generator && info != nullptr &&
-        info->first_traceable && f.offset &&
-        *f.offset < *info->first_traceable * l_.lasti_unit_bytes)
-      continue;
-    fill_frame(thread.frames.emplace_back(), info, f.offset);
+    const bool incomplete = !f.bad && l_.frame_model != PYFLAME_FRAME_OBJECTS && !f.generator &&
+                            info != nullptr && info->first_traceable && f.offset &&
+                            *f.offset < *info->first_traceable * l_.lasti_unit_bytes;
+    emitted_.push_back(!incomplete);
+    if (incomplete) continue;
+    core::Frame& frame = prefix_.emplace_back();
+    if (f.bad) {
+      frame = unknown_frame();
+    } else {
+      fill_frame(frame, info, f.offset);
+    }
   }
+  // frames = prefix_ + the last kept_frames of the old frames.
+  std::vector<core::Frame>& frames = thread.frames;
+  const size_t old_size = kept > 0 ? frames.size() : 0;
+  if (kept == 0) frames.clear();
+  const size_t old_prefix = old_size - kept_frames;
+  if (prefix_.size() > old_prefix) {
+    frames.resize(prefix_.size() + kept_frames);
+    std::move_backward(frames.begin() + static_cast<ptrdiff_t>(old_prefix),
+                       frames.begin() + static_cast<ptrdiff_t>(old_size), frames.end());
+  } else if (prefix_.size() < old_prefix) {
+    std::move(frames.begin() + static_cast<ptrdiff_t>(old_prefix), frames.end(),
+              frames.begin() + static_cast<ptrdiff_t>(prefix_.size()));
+    frames.resize(prefix_.size() + kept_frames);
+  }
+  std::copy(prefix_.begin(), prefix_.end(), frames.begin());
+
+  for (size_t j = kept; j > 0; --j) emitted_.push_back(memo.emitted[memo.raw.size() - j]);
+  memo.raw.assign(raw_.begin(), raw_.end());
+  memo.keys.assign(keys_.begin(), keys_.end());
+  memo.emitted.swap(emitted_);
+  memo.frames = frames.size();
+  memo.owner = &thread;
 }
 
 void LayoutInterpreter::fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset) {
