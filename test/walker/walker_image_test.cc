@@ -79,8 +79,9 @@ void deep_recursion() {
   FakeThread t{7, 8, {}};
   for (int i = 0; i < 500; ++i) t.frames.push_back({"recurse", "deep.py", 3});
   FakeImage image(L(), {t});
+  auto interp = walker(image);  // the frames' strings live in it
   Snapshot s;
-  CHECK(walker(image)->sample(s));
+  CHECK(interp->sample(s));
   CHECK(s.threads.size() == 1 && s.threads[0].frames.size() == 500);
 }
 
@@ -102,16 +103,18 @@ void frame_cycle() {
   FakeImage image(L(), two_threads());
   const uint64_t inner = innermost_frame(image);
   image.write_u64(field(nth(image, "frame", 0), back_offset()), inner);  // outermost -> innermost
+  auto interp = walker(image);  // the frames' strings live in it
   Snapshot s;
-  CHECK(walker(image)->sample(s));
+  CHECK(interp->sample(s));
   CHECK(!s.threads.empty() && s.threads[0].truncated);
   if (!s.threads.empty()) CHECK(s.threads[0].frames.size() < 100);
 }
 
 // The first thread's innermost frame reads as <unknown>, and only it.
 void expect_leaf_unknown(const FakeImage& image, const char* name) {
+  auto interp = walker(image);  // the frames' strings live in it
   Snapshot s;
-  CHECK(walker(image)->sample(s));
+  CHECK(interp->sample(s));
   if (s.threads.empty() || s.threads[0].frames.size() != 3) {
     CHECK(false);
     return;
@@ -216,8 +219,9 @@ void thread_cycle() {
   FakeImage image(L(), two_threads());
   const uint64_t second = nth(image, "tstate", 1);
   image.write_u64(field(second, L().tstate_next), nth(image, "tstate", 0));
+  auto interp = walker(image);
   Snapshot s;
-  CHECK(!walker(image)->sample(s));
+  CHECK(!interp->sample(s));
 }
 
 void debug_offsets_mismatch() {
