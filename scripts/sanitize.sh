@@ -1,33 +1,35 @@
 #!/usr/bin/env bash
-# Builds pyflame with AddressSanitizer + UBSan (the `sanitize` preset:
-# build-sanitize/, Debug, _GLIBCXX_DEBUG) and runs the unit tests, the fuzz
-# corpus replays and a subset of the integration tests under it.
+# The whole test suite under AddressSanitizer + UBSan (issue 6). Configures
+# the `sanitize` preset (build-sanitize/, Debug, _GLIBCXX_DEBUG), builds every
+# target of it (all pyflameX.Y, the `pyflame` wrapper, the unit tests, the
+# fuzz replays, the ELF fixtures and helpers), then runs the whole ctest there
+# through the `sanitize` test preset, which inherits the default one (same
+# jobs, output on failure). Only the tests in `excluded` below are left out,
+# each with its reason. Leak detection is on; the integration tests'
+# deadlines are stretched (PYFLAME_TEST_TIMEOUT_SCALE, default 3).
 #
-#   scripts/sanitize.sh [--build-dir DIR] [--interp NAME] [-- CTEST_ARGS...]
+#   scripts/sanitize.sh [--build-dir DIR] [-- CTEST_ARGS...]
 #
-# The subset: dump and record against one interpreter (default
-# pyenv-3.11.7) in both modes, the error paths, cli-errors and the fault
-# cases that exercise the teardown paths. Prints how long each step took.
-# Exit status: ctest's.
+# Prints how long the build and the tests took. Exit status: ctest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=""
-interp=pyenv-3.11.7
 extra=()
 while (($#)); do
   case "$1" in
     --build-dir) build="$2"; shift 2 ;;
-    --interp) interp="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "sanitize.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
-minor="$(awk -F'\t' -v n="$interp" '$1 == n { print $2 }' \
-  "${PYFLAME_TEST_INTERPRETERS:-/var/cache/pyflame/interpreters}/manifest.tsv" 2>/dev/null || true)"
-targets=(pyflame_unit_tests fuzz_elf fuzz_maps fuzz_line_table fuzz_strings fuzz_writers)
-[[ -n "$minor" ]] && targets+=("pyflame$minor")
+# Not run here, each only because it is meaningless in this build (one line: why):
+excluded=(
+  'packages/install'  # .debs of Debug binaries linked to libasan/libubsan: the test rejects them; runs on the release build
+  'fuzz/run'          # builds and fuzzes its own clang ASan+UBSan targets, not this build: already run by the default ctest
+)
+exclude_regex="^($(IFS='|'; echo "${excluded[*]}"))$"
 
 start=$SECONDS
 if [[ -n "$build" ]]; then
@@ -36,17 +38,18 @@ else
   cmake --preset sanitize >/dev/null
   build=build-sanitize
 fi
-cmake --build "$build" -j2 --target "${targets[@]}"
+cmake --build "$build" -j2
 built=$SECONDS
-echo "sanitize.sh: built ${targets[*]} in $((built - start)) s"
+echo "sanitize.sh: built everything in $((built - start)) s"
 
 # Leaks are reported too; a sanitizer report fails the test that hit it.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # Sanitized binaries are slower: stretch the integration deadlines.
 export PYFLAME_TEST_TIMEOUT_SCALE="${PYFLAME_TEST_TIMEOUT_SCALE:-3}"
-subset="^(unit/|fuzz-corpus/|errors$|cli-errors$|dump/$interp/|record/$interp/|faults/(target_dies|thread_churn|finalization|sigkill|same_output)/$interp$)"
+# Their slow samples skew the launched recordings of test_record.py (see there).
+export PYFLAME_TEST_SANITIZED=1
 status=0
-ctest --test-dir "$build" --output-on-failure -R "$subset" "${extra[@]}" || status=$?
+ctest --preset sanitize --test-dir "$build" -E "$exclude_regex" "${extra[@]}" || status=$?
 echo "sanitize.sh: build $((built - start)) s, tests $((SECONDS - built)) s, total $((SECONDS - start)) s"
 exit $status

@@ -210,6 +210,10 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   set(code, l.code_filename, filename);
   set(code, l.code_line_table, table);
   set(code, l.code_firstlineno, static_cast<uint64_t>(frame.first_line), 4);
+  // The bytecode's length in code units (3.11+ checks instruction pointers
+  // against it): the 64 bytes after co_code_adaptive.
+  if (l.frame_model == PYFLAME_INTERPRETER_FRAMES)
+    set(code, l.ob_size, 64 / static_cast<uint64_t>(l.lasti_unit_bytes));
   set(code, l.code_firsttraceable, 0, static_cast<size_t>(std::max<int64_t>(l.sizeof_firsttraceable, 1)));
   return code;
 }

@@ -214,6 +214,18 @@ void stack_changes() {
   CHECK(fresh.threads.size() == 2 && fresh.threads[1].frames.size() == 1);
 }
 
+void frame_in_transition() {
+  const char* name = "3.11+: a frame whose instruction pointer is past its code is left out";
+  if (L().frame_model == PYFLAME_FRAME_OBJECTS) return;
+  FakeImage image(L(), two_threads());
+  const uint64_t leaf = innermost_frame(image);
+  image.write_u64(field(leaf, L().iframe_instr), field(nth(image, "code", 0), L().code_adaptive) + 4096);
+  auto interp = walker(image);
+  Snapshot s;
+  CHECK(interp->sample(s) && functions(s) == (std::vector<std::string>{"middle", "main"}));
+  CHECK(!s.threads.empty() && !s.threads[0].truncated);
+}
+
 void thread_cycle() {
   const char* name = "a cycle in the thread list fails the sample";
   FakeImage image(L(), two_threads());
@@ -250,6 +262,7 @@ int main() {
   huge_string();
   reused_code_address();
   stack_changes();
+  frame_in_transition();
   thread_cycle();
   debug_offsets_mismatch();
   std::printf("walker image test, Python %s layout: %s\n", L().py_version,

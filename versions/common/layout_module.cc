@@ -51,6 +51,7 @@ struct CodeInfo {
   std::string filename;
   int first_line = 0;
   std::optional<int64_t> first_traceable;  // in code units (3.11+)
+  int64_t code_bytes = -1;                 // length of the bytecode (3.11+), -1: unknown
   std::string line_table;
   // The pointers these were read from: a code object freed and another
   // allocated at the same address is caught by comparing them.
@@ -710,8 +711,13 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
     const bool incomplete = !f.bad && l_.frame_model != PYFLAME_FRAME_OBJECTS && !f.generator &&
                             info != nullptr && info->first_traceable && f.offset &&
                             *f.offset < *info->first_traceable * l_.lasti_unit_bytes;
-    emitted_.push_back(!incomplete);
-    if (incomplete) continue;
+    // An instruction pointer past the end of the code: a frame caught while
+    // it is pushed or popped (its code already the new one, its instruction
+    // pointer still the old one's). It is in no line: leave it out too.
+    const bool in_transition = !f.bad && info != nullptr && info->code_bytes > 0 && f.offset &&
+                               *f.offset >= info->code_bytes;
+    emitted_.push_back(!incomplete && !in_transition);
+    if (incomplete || in_transition) continue;
     core::Frame& frame = prefix_.emplace_back();
     if (f.bad) {
       frame = unknown_frame();
@@ -796,6 +802,11 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
     info.first_traceable = l_.sizeof_firsttraceable == 4
                                ? load<int32_t>(buf, l_.code_firsttraceable)
                                : load<int64_t>(buf, l_.code_firsttraceable);
+  }
+  if (l_.frame_model == PYFLAME_INTERPRETER_FRAMES) {
+    // 3.11+: ob_size counts the code units of co_code_adaptive.
+    const int64_t units = load<int64_t>(buf, l_.ob_size);
+    if (units > 0 && units <= (int64_t{1} << 28)) info.code_bytes = units * l_.lasti_unit_bytes;
   }
   info.key = next_code_key_++;
   if (cached != code_cache_.end()) retired_.push_back(std::move(cached->second));
