@@ -21,6 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kStopDeadline = std::chrono::milliseconds(200);
+constexpr auto kStopSpin = std::chrono::microseconds(50);
 // How often, while threads are seized, the reaper runs.
 constexpr int kReapPeriodUs = 10000;
 
@@ -111,8 +112,18 @@ namespace {
 
 enum class WaitResult { kStopped, kGone, kTimedOut };
 
-// Waits for a seized thread's stop (or its end) until `deadline`.
+// Waits for a seized thread's stop (or its end) until `deadline`. The stop
+// usually comes within microseconds: poll for a while first, since
+// sleeping in waitpid() costs a wake-up from an idle CPU (measured: 45 us a
+// sample at depth 100 blocking in waitpid alone, against 26 us on a busy machine).
 WaitResult wait_for_stop(pid_t tid, Clock::time_point deadline) {
+  const auto spin_until = Clock::now() + kStopSpin;
+  while (Clock::now() < spin_until) {
+    int status = 0;
+    pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == tid) return WIFSTOPPED(status) ? WaitResult::kStopped : WaitResult::kGone;
+    if (r < 0 && errno != EINTR) return WaitResult::kGone;
+  }
   for (;;) {
     int status = 0;
     pid_t r = ::waitpid(tid, &status, __WALL);
