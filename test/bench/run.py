@@ -280,7 +280,7 @@ class Pyflame:
                outdir: str, fmt: str = "collapsed") -> dict:
         # --idle: wall-clock sampling of every thread, as Tachyon (-a, wall
         # mode) and Austin sample by default; without it pyflame also reads
-        # each thread's /proc state per sample (about 3 us a thread).
+        # each thread's /proc state per sample (5-7 us a thread here).
         out = os.path.join(outdir, "pyflame.out")
         stats = os.path.join(outdir, "pyflame-stats.json")
         for path in (out, stats):
