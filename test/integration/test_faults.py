@@ -50,7 +50,7 @@ import xml.etree.ElementTree as ElementTree
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_TARGET_EXITED, PROFILER_TIMEOUT,
-                          READY_TIMEOUT, Failure, Interpreter, Skip, Target, find_interpreter, log,
+                          READY_TIMEOUT, TIMEOUT_SCALE, Failure, Interpreter, Skip, Target, find_interpreter, log,
                           main_wrapper, profiler_path, read_line, stopped_tasks, task_states)
 
 # The stack of a thread with no Python frame (under --idle).
@@ -286,8 +286,11 @@ def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
             for n in range(repeat):
                 what = "%s %s #%d" % ("--blocking" if blocking else "nonblocking", how, n + 1)
                 try:
+                    # A slow (sanitized) profiler needs longer to attach and
+                    # gather its samples before the event: stretched with
+                    # the deadlines.
                     target_dies_once(profiler, interp, work, blocking, how, what,
-                                     rng.uniform(0.5, 1.0))
+                                     rng.uniform(0.5, 1.0) * TIMEOUT_SCALE)
                     passed += 1
                 except Failure as e:
                     failures.append(str(e))
