@@ -415,14 +415,13 @@ void LayoutInterpreter::locate(const TargetSymbols& symbols) {
     }
     tstate_current_slot_ = symbols.tstate_current;
   }
-  const int pid = pid_;
   auto head = objects_.read_pointer(interp_head_slot_);
-  if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid, "reading the interpreter list");
+  if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid_, "reading the interpreter list");
   if (head->is_null())
     throw Error(ExitCode::kNotPython,
                 fmt::format("pyflame: process {} has a Python {}.{} runtime but no interpreter "
                             "(not started yet, or already finalized)",
-                            pid, l_.major, l_.minor));
+                            pid_, l_.major, l_.minor));
 }
 
 void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
