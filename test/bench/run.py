@@ -235,11 +235,7 @@ class Workload:
             time.sleep(0.02)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        pt.kill_group(self.proc)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -237,11 +237,7 @@ class Target:
         return self.proc.poll() is None
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_group(self.proc)
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 try:
@@ -431,6 +427,15 @@ def parse_json_document(result: Result) -> dict:
 
 
 # ------------------------------------------------------------------- /proc
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to PROC's process group (it was started in its own), if it still runs."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def free_pid() -> int:
