@@ -1,0 +1,69 @@
+// The walker's view of target memory during one sample: a paged read cache
+// that knows nothing of Python. Everything the previous sample read
+// (pointers, thread states, frame windows, code object headers) is read
+// again at the start of this one, in a single system call: the addresses
+// are a guess, the bytes are fresh, and what the guess missed is read on
+// demand and joins the set for the next sample. A steady stack costs one
+// process_vm_readv per sample.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/memory.h"
+
+namespace pyflame::core {
+
+class SampleMemory {
+ public:
+  static constexpr size_t kPage = 4096;
+  static constexpr size_t kWindow = 8 * kPage;  // frames read together
+  static constexpr size_t kMaxRanges = 1024;      // one process_vm_readv (IOV_MAX)
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  explicit SampleMemory(const Memory& target) : target_(target) {}
+
+  // Starts a sample: reads again, in one call, what the last one used.
+  void begin();
+
+  // An exact read; `window`: the bytes sit in a stack of frames, so read the
+  // pages around them too.
+  bool read(RemoteAddr addr, std::span<std::byte> into, bool window = false);
+
+  // The `size` bytes at `addr`, in place: valid until the next read. Saves
+  // the copy where a frame is looked at once.
+  const std::byte* view(RemoteAddr addr, size_t size, bool window = false);
+
+  void read_many(std::span<const Memory::ReadRequest> requests, std::vector<bool>& ok);
+
+ private:
+  struct Range {
+    uint64_t base;
+    size_t length;
+    size_t at;  // offset in buffer_
+    bool used;
+    size_t used_lo = SIZE_MAX, used_hi = 0;  // the part that served reads
+  };
+
+  void coalesce_plan();
+  const std::byte* serve(uint64_t a, size_t size);
+  void keep(uint64_t base, std::span<const std::byte> data);
+  void reserve(size_t bytes);
+  void insert(const Range& r);
+  bool read_window(uint64_t a, size_t size);
+
+  const Memory& target_;
+  std::vector<Range> ranges_;  // sorted by base
+  std::vector<Range> plan_;
+  std::vector<std::byte> buffer_;
+  size_t used_ = 0;  // bytes of buffer_ in use this sample
+  size_t last_ = SIZE_MAX;  // index of the range that served the last read
+  std::vector<std::byte> window_, scratch_;
+  std::vector<Memory::ReadRequest> requests_, misses_;
+  std::vector<size_t> miss_index_;
+  std::vector<bool> ok_, miss_ok_;
+};
+
+}  // namespace pyflame::core
