@@ -42,21 +42,28 @@ int dump(const PythonModule& module, const DumpOptions& options) {
     states.discover();  // before any thread is stopped: a stopped thread is not idle
     std::optional<ThreadStopper> stopper;
     if (options.blocking) stopper.emplace(options.pid);
-    // A running target can change under a read; a few retries get a
-    // consistent sample (with --blocking the first one is).
-    for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
+    // A running target can change under a read: the walker retries a torn
+    // stack a few times per sample; a thread whose stack keeps moving (a
+    // busy recursion) is sampled again, for up to about a second.
+    constexpr int kSamples = 1000;
+    for (int attempt = 0; attempt < kSamples; ++attempt) {
       ok = interpreter->sample(snapshot);
       if (!ok && !process.alive()) throw_target_exited(options.pid);
+      if (ok && snapshot.torn == 0) break;
+      ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
     }
-    if (ok) states.fill(snapshot);
+    if (ok && snapshot.torn == 0) states.fill(snapshot);
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
-  if (!ok) {
+  if (!ok || snapshot.torn != 0) {
     if (!process.alive()) throw_target_exited(options.pid);
-    throw Error(ExitCode::kFailure,
-                fmt::format("pyflame: could not read a consistent stack of process {} "
-                            "(its interpreter may be finalizing); try --blocking",
-                            options.pid));
+    throw Error(ExitCode::kInconsistent,
+                fmt::format("pyflame: could not read a consistent stack of process {}: {} "
+                            "(a sample is shown only when every frame is from one moment); "
+                            "try --blocking, which stops the threads while they are read",
+                            options.pid,
+                            ok ? "a thread's stack changed under every read"
+                               : "its thread list could not be read (it may be finalizing)"));
   }
   std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
   std::fwrite(text.data(), 1, text.size(), stdout);

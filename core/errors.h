@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kNotPython = 5,
   kWrongVersion = 6,
   kTargetExited = 7,
+  kInconsistent = 8,  // dump: no consistent stack could be read (try --blocking)
 };
 
 class Error : public std::runtime_error {

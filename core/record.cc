@@ -234,6 +234,8 @@ struct Counters {
   uint64_t errors = 0;   // ticks that produced no usable sample
   uint64_t late = 0;     // ticks that started after their time
   uint64_t thread_samples = 0;
+  uint64_t torn = 0;     // thread samples dropped: their stack moved under every read
+  uint64_t retries = 0;  // walks beyond the first, to get a consistent stack
 };
 
 class StatusLine {
@@ -242,9 +244,9 @@ class StatusLine {
   void update(const Counters& c, double elapsed) {
     if (!enabled_ || elapsed - last_ < 0.25) return;
     last_ = elapsed;
-    std::string line = fmt::format("\r\033[Kpyflame: {} samples, {:.0f}/s, {} errors, {:.1f} s — Ctrl-C to stop",
-                                   c.ticks, elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0,
-                                   c.errors, elapsed);
+    std::string line = fmt::format(
+        "\r\033[Kpyflame: {} samples, {:.0f}/s, {} errors, {} torn, {:.1f} s — Ctrl-C to stop", c.ticks,
+        elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0, c.errors, c.torn, elapsed);
     ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
     (void)ignored;
     shown_ = true;
@@ -286,6 +288,12 @@ long peak_rss_kb() {
   return at == std::string::npos ? -1 : std::strtol(status->c_str() + at + 6, nullptr, 10);
 }
 
+// Of the thread samples a stack was read for, the share dropped as torn.
+double torn_share(const Counters& c) {
+  const uint64_t all = c.thread_samples + c.torn;
+  return all ? static_cast<double>(c.torn) / static_cast<double>(all) : 0.0;
+}
+
 std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram& cost,
                           const Profile& profile, const Process::ReadStats& reads) {
   rusage usage{};
@@ -294,6 +302,8 @@ std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram
   std::string out = "{";
   out += fmt::format("\"samples\": {}, \"errors\": {}, \"late\": {}, \"thread_samples\": {}, ",
                      c.ticks, c.errors, c.late, c.thread_samples);
+  out += fmt::format("\"torn\": {}, \"retries\": {}, \"torn_share\": {:.6f}, ", c.torn, c.retries,
+                     torn_share(c));
   out += fmt::format("\"elapsed_seconds\": {:.6f}, \"achieved_rate\": {:.3f}, ", elapsed,
                      elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0);
   out += fmt::format("\"requested_rate\": {:.3f}, ", 1.0 / profile.interval_seconds);
@@ -431,10 +441,16 @@ int record(const PythonModule& module, const RecordOptions& options) {
           break;
         }
       } else {
+        counters.retries += snapshot.retries;
         for (const ThreadSample& thread : snapshot.threads) {
-          bool idle = thread.idle.value_or(false) || thread.frames.empty();
-          if (idle && !options.include_idle) continue;
+          if (thread.idle.value_or(false) && !options.include_idle) continue;
           if (options.gil_only && !thread.holds_gil.value_or(false)) continue;
+          // Counted among the samples it would have been, not shown.
+          if (thread.torn) {
+            ++counters.torn;
+            continue;
+          }
+          if (thread.frames.empty() && !options.include_idle) continue;  // idle too
           uint32_t stack = builder.add(thread);
           ++counters.thread_samples;
           if (keep_timeline) profile.timeline.push_back({elapsed, stack});
@@ -477,10 +493,13 @@ int record(const PythonModule& module, const RecordOptions& options) {
   const int stop_signal = g_stop_signal;
   std::fprintf(stderr,
                "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.0f/s); "
-               "%llu errors (dropped samples), %llu late; %s\n",
+               "%llu errors (dropped samples), %llu torn (thread stacks that moved under every "
+               "read: dropped, %.2f%%; %llu retries), %llu late; %s\n",
                static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
                elapsed > 0 ? static_cast<double>(counters.ticks) / elapsed : 0.0,
                1.0 / options.interval_seconds, static_cast<unsigned long long>(counters.errors),
+               static_cast<unsigned long long>(counters.torn), 100 * torn_share(counters),
+               static_cast<unsigned long long>(counters.retries),
                static_cast<unsigned long long>(counters.late), where.c_str());
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: every sampled thread was idle%s; try --idle\n",

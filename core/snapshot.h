@@ -35,6 +35,9 @@ struct ThreadSample {
   std::optional<bool> idle;
   std::vector<Frame> frames;            // innermost first
   bool truncated = false;               // the walk hit a bound or a bad frame
+  // Its stack moved under every read of this sample: frames are not one
+  // moment's and must not be shown (counted instead).
+  bool torn = false;
 
   // Back to a default sample but for the frames, which the walker may keep
   // in part (see Interpreter::sample).
@@ -50,6 +53,8 @@ struct Snapshot {
   int pid = 0;
   std::string python_version;
   std::vector<ThreadSample> threads;
+  uint32_t retries = 0;  // walks of this sample beyond the first
+  uint32_t torn = 0;     // threads marked torn
 };
 
 }  // namespace pyflame::core

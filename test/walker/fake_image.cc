@@ -102,9 +102,10 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
 
     if (l.frame_model == PYFLAME_FRAME_OBJECTS) {
       uint64_t outer = 0;
-      const int64_t size = end_of({l.frame_back, l.frame_code, l.frame_lasti});
+      const int64_t size = end_of({l.ob_refcnt, l.frame_back, l.frame_code, l.frame_lasti, l.frame_gen});
       for (size_t i = thread.frames.size(); i-- > 0;) {
         const uint64_t frame = allocate("frame", size);
+        set(frame, l.ob_refcnt, 1);  // live: a freed frame's count is 0
         set(frame, l.ob_type, kFrameType);
         set(frame, l.frame_back, outer);
         set(frame, l.frame_code, codes[i]);
@@ -117,10 +118,14 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
     // 3.11+: the frames sit one after another in a data-stack chunk, the
     // outermost lowest; below them a C-stack shim frame where the version
     // has them (3.12+), which the walker must step over.
+    // (3.14+: owned by the interpreter; 3.15+: the thread state's base
+    // frame, where every stack must end.)
     uint64_t outer = 0;
-    if (l.owner_cstack != PYFLAME_ABSENT) {
+    const int64_t shim_owner = l.owner_cstack != PYFLAME_ABSENT ? l.owner_cstack : l.owner_interpreter;
+    if (shim_owner != PYFLAME_ABSENT) {
       outer = allocate("shim frame", l.sizeof_iframe);
-      set(outer, l.iframe_owner, static_cast<uint64_t>(l.owner_cstack), 1);
+      set(outer, l.iframe_owner, static_cast<uint64_t>(shim_owner), 1);
+      set(tstate, l.tstate_base_frame, outer);
     }
     const auto stride = static_cast<uint64_t>(l.sizeof_iframe) + kLocals;
     const uint64_t chunk = allocate("data stack", static_cast<int64_t>(stride * thread.frames.size()));

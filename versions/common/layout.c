@@ -141,6 +141,7 @@ static struct pyflame_layout measure(void) {
   l.debug_checks = NULL;
   l.debug_check_count = 0;
 
+  l.ob_refcnt = OFF(PyObject, ob_refcnt);
   l.ob_type = OFF(PyObject, ob_type);
   l.ob_size = OFF(PyVarObject, ob_size);
 
@@ -181,6 +182,9 @@ static struct pyflame_layout measure(void) {
   l.frame_code = OFF(PyFrameObject, f_code);
   l.frame_lasti = OFF(PyFrameObject, f_lasti);
   l.sizeof_frame_lasti = MEMBER_SIZE(PyFrameObject, f_lasti);
+#if PY_VERSION_HEX >= 0x03060000
+  l.frame_gen = OFF(PyFrameObject, f_gen);
+#endif
 #if PY_VERSION_HEX >= 0x030a0000
   l.lasti_unit_bytes = (int64_t)sizeof(_Py_CODEUNIT);
 #else
@@ -192,6 +196,7 @@ static struct pyflame_layout measure(void) {
   l.iframe_previous = OFF(_PyInterpreterFrame, previous);
   l.iframe_owner = OFF(_PyInterpreterFrame, owner);
   l.owner_generator = FRAME_OWNED_BY_GENERATOR;
+  l.owner_frame_object = FRAME_OWNED_BY_FRAME_OBJECT;
   l.sizeof_iframe = OFF(_PyInterpreterFrame, localsplus);
 #if PY_VERSION_HEX >= 0x030d0000
   l.tstate_current_frame = OFF(PyThreadState, current_frame);
@@ -205,6 +210,9 @@ static struct pyflame_layout measure(void) {
 #endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
   l.owner_cstack = FRAME_OWNED_BY_CSTACK;
+#endif
+#if PY_VERSION_HEX >= 0x030f0000
+  l.tstate_base_frame = OFF(PyThreadState, base_frame);
 #endif
 #if PY_VERSION_HEX >= 0x030e0000
   /* 3.14 folded the C-stack shim frames into this owner. */

@@ -69,6 +69,7 @@ struct pyflame_layout {
   uint64_t stackref_tag_mask;
 
   /* PyObject / PyVarObject */
+  int64_t ob_refcnt;
   int64_t ob_type;
   int64_t ob_size;
 
@@ -93,6 +94,7 @@ struct pyflame_layout {
   int64_t tstate_current_frame;     /* _PyInterpreterFrame* (3.13+) */
   int64_t tstate_thread_id;
   int64_t tstate_native_thread_id;  /* 3.11+ */
+  int64_t tstate_base_frame;        /* the sentinel every stack ends at (3.15+) */
   int64_t sizeof_tstate;
 
   /* PyFrameObject (<= 3.10) */
@@ -100,6 +102,7 @@ struct pyflame_layout {
   int64_t frame_code;
   int64_t frame_lasti;
   int64_t sizeof_frame_lasti;
+  int64_t frame_gen;                /* f_gen (3.6 - 3.10): set while a generator owns it */
 
   /* _PyInterpreterFrame (3.11+) */
   int64_t iframe_code;              /* f_code (3.11, 3.12) or f_executable (3.13+) */
@@ -110,6 +113,7 @@ struct pyflame_layout {
   int64_t owner_cstack;             /* FRAME_OWNED_BY_CSTACK value; shim frames to skip */
   int64_t owner_interpreter;        /* FRAME_OWNED_BY_INTERPRETER (3.14+) */
   int64_t owner_generator;          /* FRAME_OWNED_BY_GENERATOR */
+  int64_t owner_frame_object;       /* FRAME_OWNED_BY_FRAME_OBJECT: a frame off every stack */
 
   /* PyCodeObject */
   int64_t code_name;

@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/sample_memory.h"
+#include "core/witness.h"
 #include "versions/common/line_table.h"
 #include "versions/common/remote_object.h"
 
@@ -27,6 +28,9 @@ namespace {
 constexpr int kMaxInterpreters = 256;
 constexpr int kMaxThreads = 4096;
 constexpr int kMaxFrames = 16384;
+// Walks of one sample before a thread whose stack keeps moving is dropped
+// as torn (docs/how-it-works.md, "A consistent sample").
+constexpr int kAttempts = 3;
 
 std::string version_from_hex(uint64_t hex) {
   std::string v = fmt::format("{}.{}.{}", (hex >> 24) & 0xff, (hex >> 16) & 0xff, (hex >> 8) & 0xff);
@@ -127,10 +131,39 @@ class LayoutInterpreter : public core::Interpreter {
 
   // The thread state holding the GIL whose struct is at `gil` (3.12+).
   std::optional<RemoteAddr> gil_holder(RemoteAddr gil);
-  // sample() into out.threads[0, threads).
+  // One walk of every thread into out.threads[0, threads).
   bool walk_threads(core::Snapshot& out, size_t& threads);
+  // These walk one thread's frames into raw_, witness the words they
+  // depend on in stack_words_, and say whether the stack ended at a root.
   void walk_frame_objects(RemoteAddr frame);
-  void walk_interpreter_frames(RemoteAddr frame);
+  void walk_interpreter_frames(RemoteAddr frame, RemoteAddr base_frame);
+  // Ends a walk at a frame that cannot be read or fails a check: the stack
+  // shows <unknown> there, and it is no thread's whole stack (a torn read,
+  // most likely, so it is read again or dropped).
+  void bad_walk() {
+    raw_.push_back({RemoteAddr(), std::nullopt, false, true});
+    walk_rooted_ = false;
+  }
+  // Ends a walk deeper than the bound: shown, cut short with <unknown>.
+  void bounded_walk() {
+    raw_.push_back({RemoteAddr(), std::nullopt, false, true});
+    walk_rooted_ = true;
+  }
+  // Whether each thread of the last walk read one moment of its stack:
+  // marks the others torn; false if any is (or the thread list moved).
+  bool confirm(core::Snapshot& out, size_t threads);
+  // The field at `offset` of the object at `base`, whose bytes are `buf`,
+  // noted as a word the walk depends on.
+  template <typename T>
+  T witness(std::vector<core::Witness>& words, std::span<const std::byte> buf, RemoteAddr base,
+            int64_t offset) {
+    const T value = load<T>(buf, offset);
+    core::Witness& w = words.emplace_back();
+    w.addr = (base + offset).value();
+    std::memcpy(&w.value, &value, sizeof value);
+    w.size = sizeof value;
+    return value;
+  }
   // Appends a good frame to raw_, field by field: a RawFrame built on the
   // stack and copied whole stalled the hot loop on store forwarding.
   void add_raw(RemoteAddr code, std::optional<int64_t> offset, bool generator) {
@@ -174,6 +207,17 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<StackMemo> memos_;     // by thread slot
   std::vector<core::Frame> prefix_;
   std::vector<uint8_t> emitted_;
+  // The words the last walk depended on: the thread list's links, and per
+  // thread (stack_spans_, by slot) its frame pointer and each frame's link,
+  // code and, but for the innermost, instruction. latest_* hold the last
+  // reading of the same words (see confirm()).
+  std::vector<core::Witness> list_words_, stack_words_, latest_list_, recheck_words_, reread_;
+  std::vector<std::pair<size_t, size_t>> stack_spans_;
+  std::vector<std::vector<core::Witness>> latest_stacks_;  // by slot
+  std::vector<uint8_t> rooted_;  // by slot: the stack ended at the thread's root
+  std::vector<uint8_t> known_;   // by slot: its words equal their latest reading
+  bool walk_rooted_ = false;
+  core::WitnessCheck recheck_;
 };
 
 void LayoutInterpreter::locate(const TargetSymbols& symbols) {
@@ -301,19 +345,84 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
 }
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
+  // Views handed out by the previous sample may be dropped only now.
+  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
+  retired_.clear();
+  out.retries = 0;
+  out.torn = 0;
   // The thread samples (and their frame vectors) are reused: a steady
   // target costs no allocation.
   size_t threads = 0;
-  const bool ok = walk_threads(out, threads);
+  for (int attempt = 1;; ++attempt) {
+    threads = 0;
+    if (!walk_threads(out, threads)) {
+      out.threads.resize(threads);
+      return false;
+    }
+    if (confirm(out, threads) || attempt == kAttempts) break;
+    ++out.retries;
+  }
   out.threads.resize(threads);
+  for (size_t t = 0; t < threads; ++t) out.torn += out.threads[t].torn;
+  return true;
+}
+
+bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
+  // A thread's walk saw one moment when every word it depended on reads
+  // the same at a later time: then, barring a word that changed and changed
+  // back in between, each held its value at the instant between the two
+  // reads. The earlier reading is the last one of the same words (the last
+  // sample's, or the read-back of a failed walk of this sample), so a stack
+  // that held still costs no second read; the others' words are read again,
+  // all in one call.
+  if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
+  const bool list_known = list_words_ == latest_list_;
+  recheck_words_.clear();
+  if (!list_known) recheck_words_ = list_words_;
+  for (size_t t = 0; t < threads; ++t) {
+    const auto [begin, end] = stack_spans_[t];
+    const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
+    known_[t] = std::ranges::equal(words, latest_stacks_[t]);
+    if (!known_[t]) recheck_words_.insert(recheck_words_.end(), words.begin(), words.end());
+  }
+  if (!recheck_words_.empty()) recheck_.reread(target_, recheck_words_, reread_);
+  size_t at = 0;
+  if (!list_known) {
+    const auto now = std::span(reread_).first(list_words_.size());
+    at = list_words_.size();
+    const bool list_held = std::ranges::equal(now, list_words_);
+    latest_list_.assign(now.begin(), now.end());
+    // A thread list read while it changed may hold a freed thread state:
+    // no thread of this walk is trusted.
+    if (!list_held) {
+      for (size_t t = 0; t < threads; ++t) out.threads[t].torn = true;
+      return false;
+    }
+  }
+  bool ok = true;
+  for (size_t t = 0; t < threads; ++t) {
+    bool held = known_[t];
+    if (!held) {
+      const auto [begin, end] = stack_spans_[t];
+      const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
+      const auto now = std::span(reread_).subspan(at, words.size());
+      at += words.size();
+      held = std::ranges::equal(now, words);
+      latest_stacks_[t].assign(now.begin(), now.end());
+    }
+    out.threads[t].torn = !held || !rooted_[t];
+    ok &= !out.threads[t].torn;
+  }
   return ok;
 }
 
 bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
-  // Views handed out by the previous sample may be dropped only now.
-  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
-  retired_.clear();
   memory_.begin();
+  list_words_.clear();
+  stack_words_.clear();
+  stack_spans_.clear();
+  rooted_.clear();
+  known_.clear();
   // Few system calls per sample: what can be read together is.
   uint64_t head = 0, current = 0;
   const core::Memory::ReadRequest globals[] = {
@@ -324,6 +433,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
     PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
     return false;
   }
+  list_words_.push_back({interp_head_slot_.value(), head, sizeof head});
   std::optional<RemoteAddr> current_holder;
   if (tstate_current_slot_ && ok_[1]) current_holder = RemoteAddr(current);
   std::optional<RemoteAddr> interp = RemoteAddr(head);
@@ -339,6 +449,8 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
     const bool per_interp_gil = !tstate_current_slot_ && l_.interp_gil != PYFLAME_ABSENT;
     memory_.read_many(std::span(fields).first(per_interp_gil ? 3 : 2), ok_);
     if (!ok_[0] || !ok_[1]) return false;
+    list_words_.push_back({(*interp + l_.interp_tstate_head).value(), first_tstate, sizeof first_tstate});
+    list_words_.push_back({(*interp + l_.interp_next).value(), next_interp, sizeof next_interp});
     std::optional<RemoteAddr> holder = current_holder;
     if (per_interp_gil && ok_[2]) holder = gil_holder(RemoteAddr(gil));
     std::optional<RemoteAddr> tstate = RemoteAddr(first_tstate);
@@ -357,25 +469,38 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
         thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
+      const size_t words_begin = stack_words_.size();
+      walk_rooted_ = false;
       if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-        walk_frame_objects(RemoteAddr(load<uint64_t>(ts, l_.tstate_frame)));
+        walk_frame_objects(RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_frame)));
       } else {
         RemoteAddr frame;
         if (l_.tstate_current_frame != PYFLAME_ABSENT) {
-          frame = RemoteAddr(load<uint64_t>(ts, l_.tstate_current_frame));
+          frame = RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_current_frame));
         } else {
-          auto cframe = RemoteAddr(load<uint64_t>(ts, l_.tstate_cframe));
+          auto cframe = RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_cframe));
           if (cframe) {
             uint64_t f = 0;
-            if (!memory_.read(cframe + l_.cframe_current_frame, std::as_writable_bytes(std::span(&f, 1))))
-              raw_.push_back({RemoteAddr(), std::nullopt, false, true});
-            frame = RemoteAddr(f);
+            const auto field = std::as_writable_bytes(std::span(&f, 1));
+            if (memory_.read(cframe + l_.cframe_current_frame, field)) {
+              stack_words_.push_back({(cframe + l_.cframe_current_frame).value(), f, sizeof f});
+              frame = RemoteAddr(f);
+            } else {
+              bad_walk();
+            }
           }
         }
-        walk_interpreter_frames(frame);
+        const RemoteAddr base_frame(l_.tstate_base_frame != PYFLAME_ABSENT
+                                        ? load<uint64_t>(ts, l_.tstate_base_frame) : 0);
+        if (raw_.empty()) walk_interpreter_frames(frame, base_frame);
       }
+      stack_spans_.emplace_back(words_begin, stack_words_.size());
+      rooted_.push_back(walk_rooted_);
+      known_.push_back(0);
       finish_thread(thread, threads - 1);
-      tstate = RemoteAddr(load<uint64_t>(ts, l_.tstate_next));
+      const uint64_t next = load<uint64_t>(ts, l_.tstate_next);
+      list_words_.push_back({(*tstate + l_.tstate_next).value(), next, sizeof next});
+      tstate = RemoteAddr(next);
     }
     interp = RemoteAddr(next_interp);
   }
@@ -384,46 +509,74 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
 
 void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
   CycleCheck cycle;
-  const auto header = static_cast<size_t>(std::max({l_.frame_back, l_.frame_code, l_.frame_lasti}) + 8);
+  const auto header = static_cast<size_t>(
+      std::max({l_.ob_refcnt, l_.frame_back, l_.frame_code, l_.frame_lasti, l_.frame_gen}) + 8);
+  if (!frame) walk_rooted_ = true;
   for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames) return bounded_walk();
     const std::byte* bytes = nullptr;
-    if (depth >= kMaxFrames || cycle.seen(frame) ||
-        (bytes = memory_.view(frame, header, true)) == nullptr ||
-        RemoteAddr(load<uint64_t>(std::span(bytes, header), l_.ob_type)) != objects_.types().frame) {
-      raw_.push_back({RemoteAddr(), std::nullopt, false, true});
-      return;
-    }
+    if (cycle.seen(frame) || (bytes = memory_.view(frame, header, true)) == nullptr) return bad_walk();
     const std::span<const std::byte> frame_buf(bytes, header);
-    int64_t lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
-                                               : load<int64_t>(frame_buf, l_.frame_lasti);
+    // A freed frame (on the free list, or a code object's zombie frame)
+    // keeps its type and stale links; its reference count is 0. Frames are
+    // shared between threads through that list: a walk into one mixes
+    // threads.
+    if (RemoteAddr(load<uint64_t>(frame_buf, l_.ob_type)) != objects_.types().frame ||
+        load<int64_t>(frame_buf, l_.ob_refcnt) <= 0)
+      return bad_walk();
+    // The innermost frame's instruction moves while it runs: not a witness.
+    int64_t lasti = 0;
+    if (depth == 0) {
+      lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
+                                         : load<int64_t>(frame_buf, l_.frame_lasti);
+    } else {
+      lasti = l_.sizeof_frame_lasti == 4 ? witness<int32_t>(stack_words_, frame_buf, frame, l_.frame_lasti)
+                                         : witness<int64_t>(stack_words_, frame_buf, frame, l_.frame_lasti);
+    }
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    add_raw(RemoteAddr(load<uint64_t>(frame_buf, l_.frame_code)), offset, true);
-    frame = RemoteAddr(load<uint64_t>(frame_buf, l_.frame_back));
+    add_raw(RemoteAddr(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_code)), offset, true);
+    const RemoteAddr back(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_back));
+    // A thread's outermost frame belongs to no generator: one that does is
+    // a suspended generator's (its f_back cleared), reached by a torn read.
+    if (!back)
+      walk_rooted_ = l_.frame_gen == PYFLAME_ABSENT ||
+                     witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_gen) == 0;
+    frame = back;
   }
 }
 
-void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame) {
+void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr base_frame) {
   CycleCheck cycle;
   const auto size = static_cast<size_t>(l_.sizeof_iframe);
+  if (!frame) walk_rooted_ = true;
+  bool innermost = true;
   for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames) return bounded_walk();
     const std::byte* bytes = nullptr;
-    if (depth >= kMaxFrames || cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) {
-      raw_.push_back({RemoteAddr(), std::nullopt, false, true});
-      return;
-    }
+    if (cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) return bad_walk();
     const std::span<const std::byte> frame_buf(bytes, size);
-    RemoteAddr previous(load<uint64_t>(frame_buf, l_.iframe_previous));
-    int64_t owner = static_cast<int64_t>(load<int8_t>(frame_buf, l_.iframe_owner));
+    RemoteAddr previous(witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(witness<int8_t>(stack_words_, frame_buf, frame, l_.iframe_owner));
+    if (!previous) {
+      // A thread's stack ends at its sentinel (3.15+), or at a frame that
+      // neither a generator nor a frame object owns: a suspended
+      // generator's frame (previous cleared) is reached only by a torn read.
+      walk_rooted_ = base_frame ? frame == base_frame
+                                : owner != l_.owner_generator && owner != l_.owner_frame_object;
+    }
     // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
     // bookkeeping, not Python code.
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
       frame = previous;
       continue;
     }
-    RemoteAddr code(load<uint64_t>(frame_buf, l_.iframe_code) & ~l_.stackref_tag_mask);
-    RemoteAddr instr(load<uint64_t>(frame_buf, l_.iframe_instr));
+    RemoteAddr code(witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
+    // The innermost frame's instruction moves while it runs: not a witness.
+    RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
+                               : witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_instr));
+    innermost = false;
     add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
     frame = previous;
   }
@@ -654,14 +807,15 @@ std::string layout_fingerprint(const pyflame_layout& l) {
   // FNV-1a over every offset and size, in declaration order.
   const int64_t fields[] = {
       l.frame_model, l.string_model, l.line_table_model, l.lasti_unit_bytes,
-      static_cast<int64_t>(l.stackref_tag_mask), l.ob_type, l.ob_size,
+      static_cast<int64_t>(l.stackref_tag_mask), l.ob_refcnt, l.ob_type, l.ob_size,
       l.runtime_interpreters_head, l.runtime_tstate_current, l.interp_next,
       l.interp_tstate_head, l.interp_gil, l.gil_locked, l.gil_last_holder, l.sizeof_gil_field,
       l.tstate_next, l.tstate_interp, l.tstate_frame, l.tstate_cframe, l.cframe_current_frame,
-      l.tstate_current_frame, l.tstate_thread_id, l.tstate_native_thread_id, l.sizeof_tstate,
-      l.frame_back, l.frame_code, l.frame_lasti, l.sizeof_frame_lasti, l.iframe_code,
+      l.tstate_current_frame, l.tstate_thread_id, l.tstate_native_thread_id, l.tstate_base_frame,
+      l.sizeof_tstate,
+      l.frame_back, l.frame_code, l.frame_lasti, l.sizeof_frame_lasti, l.frame_gen, l.iframe_code,
       l.iframe_previous, l.iframe_instr, l.iframe_owner, l.sizeof_iframe, l.owner_cstack,
-      l.owner_interpreter, l.owner_generator, l.code_name, l.code_qualname, l.code_filename,
+      l.owner_interpreter, l.owner_generator, l.owner_frame_object, l.code_name, l.code_qualname, l.code_filename,
       l.code_firstlineno, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
       l.sizeof_firsttraceable, l.sizeof_code, l.bytes_sval, l.unicode_length,
       l.unicode_kind.byte_offset, l.unicode_kind.mask, l.unicode_compact.byte_offset,
