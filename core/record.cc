@@ -385,8 +385,15 @@ int record(const PythonModule& module, const RecordOptions& options) {
     ThreadStates states(*process);
     Snapshot snapshot;
     std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
-    // +-5% jitter: a fixed period can lock onto a periodic workload.
-    std::uniform_real_distribution<double> jitter(0.95, 1.05);
+    // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
+    // period asked). A narrow jitter lets a workload that repeats at (a
+    // multiple of) the period lock on: at +-5% a 50 ms cycle of 25/15/10 ms
+    // sampled at 100 Hz came out 59/21/20. A whole period's width makes the
+    // phase of each sample within any cycle of the period (or a divisor)
+    // uniform and independent of the last, and forgets any other phase
+    // within a few samples; never less than half a period apart, so a late
+    // sample still means one the loop could not take on time.
+    std::uniform_real_distribution<double> jitter(0.5, 1.5);
     start = Clock::now();
     auto next = start;
     while (interpreter) {

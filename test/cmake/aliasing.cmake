@@ -1,0 +1,12 @@
+# Sampling that does not alias: record at the default 100 Hz a program that
+# repeats exactly every 10 ms (test/integration/test_aliasing.py). The
+# schedule is in core, the same for every version: three interpreters.
+foreach(name pyenv-2.7.18 pyenv-3.11.7 sid-3.14)
+  if(NOT name IN_LIST interpreters)
+    continue()
+  endif()
+  add_test(NAME aliasing/${name}
+           COMMAND ${Python3_EXECUTABLE} ${integration}/test_aliasing.py
+                   --bin-dir ${bin_dir} --interp ${name} --manifest ${manifest})
+  set_tests_properties(aliasing/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 90)
+endforeach()
