@@ -208,14 +208,16 @@ static struct pyflame_layout measure(void) {
   l.iframe_code = OFF(_PyInterpreterFrame, f_code);
   l.iframe_instr = OFF(_PyInterpreterFrame, prev_instr);
 #endif
-#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
+#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030f0000
+  /* 3.14 still pushes some (its _PyFrame_IsIncomplete skips every owner
+   * from FRAME_OWNED_BY_INTERPRETER on); 3.15 has none. */
   l.owner_cstack = FRAME_OWNED_BY_CSTACK;
 #endif
 #if PY_VERSION_HEX >= 0x030f0000
   l.tstate_base_frame = OFF(PyThreadState, base_frame);
 #endif
 #if PY_VERSION_HEX >= 0x030e0000
-  /* 3.14 folded the C-stack shim frames into this owner. */
+  /* 3.14 moved most C-stack shim frames to this owner. */
   l.owner_interpreter = FRAME_OWNED_BY_INTERPRETER;
   l.stackref_tag_mask = Py_TAG_BITS;
 #endif

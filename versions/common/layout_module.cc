@@ -536,7 +536,9 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    add_raw(RemoteAddr(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_code)), offset, true);
+    const RemoteAddr code(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_code));
+    if (!code) return bad_walk();
+    add_raw(code, offset, true);
     const RemoteAddr back(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_back));
     // A thread's outermost frame belongs to no generator: one that does is
     // a suspended generator's (its f_back cleared), reached by a torn read.
@@ -573,6 +575,9 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
       continue;
     }
     RemoteAddr code(witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
+    // A frame with no code is not a live one: 3.14 clears a frame's
+    // executable as it pops it, so this is a torn read of a popping stack.
+    if (!code) return bad_walk();
     // The innermost frame's instruction moves while it runs: not a witness.
     RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
                                : witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_instr));
