@@ -26,6 +26,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/output_file.h"
+#include "core/privilege.h"
 #include "core/thread_states.h"
 #include "core/thread_stopper.h"
 
@@ -327,6 +328,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
   if (options.stats_json) stats_file = std::make_unique<OutputFile>(*options.stats_json);
 
   StopSignals stop_signals;
+  // A launched command is our own child: it needs no privilege of ours.
+  if (!options.command.empty()) privilege::drop();
   // Wake-ups on time at high rates (the default slack is 50 us).
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   std::unique_ptr<LaunchedCommand> command;
@@ -457,6 +460,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
     if (process) reads = process->read_stats();
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
+  privilege::drop();  // nothing is written with a capability
   status.clear();
   profile.duration_seconds = elapsed;
 
