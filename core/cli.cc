@@ -11,6 +11,7 @@
 #include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
+#include "core/output_file.h"
 #include "core/privilege.h"
 #include "core/python_module.h"
 #include "core/record.h"
@@ -61,8 +62,8 @@ int dump(const PythonModule& module, const DumpOptions& options) {
   }
   privilege::drop();  // nothing is written with a capability
   std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
+  write_standard_output(text);
+  return 0;
 }
 
 std::string version_text(const BuildInfo& info) {

@@ -477,12 +477,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
   std::string where;
   if (output) {
     output->commit(text);
-    where = fmt::format("{} profile written to {}", format_name(format), output->path());
+    where = fmt::format("{} profile written to {}", format_name(format), output->description());
   } else {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    if (std::fflush(stdout) != 0)
-      throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot write the profile to standard output: {}",
-                                                  std::strerror(errno)));
+    write_standard_output(text);
     where = fmt::format("{} profile written to standard output", format_name(format));
   }
   if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
