@@ -11,6 +11,8 @@
 #include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
+#include "core/output_file.h"
+#include "core/privilege.h"
 #include "core/python_module.h"
 #include "core/record.h"
 #include "core/thread_states.h"
@@ -65,9 +67,10 @@ int dump(const PythonModule& module, const DumpOptions& options) {
                             ok ? "a thread's stack changed under every read"
                                : "its thread list could not be read (it may be finalizing)"));
   }
+  privilege::drop();  // nothing is written with a capability
   std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
+  write_standard_output(text);
+  return 0;
 }
 
 std::string version_text(const BuildInfo& info) {
@@ -177,6 +180,7 @@ std::vector<std::string> split_command(int& argc, char** argv) {
 }  // namespace
 
 int run(const PythonModule& module, int argc, char** argv) {
+  privilege::init();  // first: with more privilege than our caller, become the caller
   const BuildInfo& info = module.build_info();
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app(fmt::format("{}: a sampling profiler for CPython {}.{} processes",

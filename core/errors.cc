@@ -16,7 +16,8 @@ void throw_permission_denied(int pid, const std::string& what) {
   throw Error(ExitCode::kPermissionDenied,
               fmt::format("pyflame: permission denied {} of process {}. Run pyflame as root or "
                           "as the target's user, or grant it CAP_SYS_PTRACE "
-                          "(sudo setcap cap_sys_ptrace+ep $(command -v pyflameX.Y)); "
+                          "(sudo setcap cap_sys_ptrace+ep $(command -v pyflameX.Y); it then profiles only "
+                          "its caller's own processes); "
                           "with kernel.yama.ptrace_scope above 0, the same user is not enough "
                           "(sudo sysctl kernel.yama.ptrace_scope=0)",
                           what, pid));

@@ -11,6 +11,7 @@
 #include <charconv>
 
 #include "core/errors.h"
+#include "core/privilege.h"
 
 namespace pyflame::core {
 
@@ -41,6 +42,20 @@ Process::Process(pid_t pid) : pid_(pid), proc_("/proc/" + std::to_string(pid)) {
   if (auto t = task(pid); t && (t->state == 'Z' || t->state == 'X'))
     throw Error(ExitCode::kTargetExited,
                 "pyflame: process " + std::to_string(pid) + " has exited (it is a zombie)");
+  // With more privilege than our caller (setcap, setuid), only the caller's
+  // own processes; their memory is read through one /proc/PID/mem opened
+  // between two checks: it stays the memory of the program checked (after
+  // an exec, reads fail) however the process changes later.
+  if (privilege::elevated()) {
+    privilege::check_target(pid);
+    {
+      privilege::Raised raised;
+      mem_fd_ = ::open((proc_ + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+    }
+    if (mem_fd_ < 0) throw_for_errno(errno, pid, "opening the memory");
+    privilege::check_target(pid);
+    vm_readv_works_ = false;
+  }
   // Reading maps needs the same permission as reading memory, so this is
   // where a missing privilege shows first.
   if (!read_text_file(proc_ + "/maps")) throw_for_errno(errno, pid, "reading the memory map");

@@ -26,6 +26,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/output_file.h"
+#include "core/privilege.h"
 #include "core/thread_states.h"
 #include "core/thread_stopper.h"
 
@@ -38,10 +39,17 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The signal that asked us to stop (SIGINT, SIGTERM), 0 while none has.
+// The signal that asked us to stop, 0 while none has.
 volatile sig_atomic_t g_stop_signal = 0;
 
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal == 0) g_stop_signal = sig;
+}
+
+// Every signal whose default would kill us without a word ends a recording
+// the same way: the profile so far is written (no temporary file is left
+// behind), then we exit 128 + N. Only SIGKILL cannot be caught.
+constexpr std::array<int, 6> kStopSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 // Installs the stop handlers for the lifetime of a recording. No SA_RESTART:
 // a signal must cut the sleep between samples short.
@@ -52,17 +60,14 @@ class StopSignals {
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int_);
-    ::sigaction(SIGTERM, &sa, &old_term_);
+    for (size_t i = 0; i < kStopSignals.size(); ++i) ::sigaction(kStopSignals[i], &sa, &old_[i]);
   }
   ~StopSignals() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
+    for (size_t i = 0; i < kStopSignals.size(); ++i) ::sigaction(kStopSignals[i], &old_[i], nullptr);
   }
 
  private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
+  std::array<struct sigaction, kStopSignals.size()> old_{};
 };
 
 // Sample costs in log-spaced buckets (2% wide): median and p99 without
@@ -109,6 +114,9 @@ class LaunchedCommand {
       throw Error(ExitCode::kFailure, fmt::format("pyflame: fork: {}", std::strerror(errno)));
     if (pid_ == 0) {
       ::close(fds[0]);
+      // Not our SIGPIPE disposition (ignored) nor our stop handlers.
+      ::signal(SIGPIPE, SIG_DFL);
+      for (int sig : kStopSignals) ::signal(sig, SIG_DFL);
       ::execvp(args[0], args.data());
       int err = errno;
       ssize_t ignored = ::write(fds[1], &err, sizeof err);
@@ -330,13 +338,17 @@ int record(const PythonModule& module, const RecordOptions& options) {
   const OutputFormat format = options.format ? *options.format
                               : options.output ? format_for_path(*options.output).value_or(OutputFormat::kCollapsed)
                                                : OutputFormat::kCollapsed;
+  // Before the temporary output files exist: a stop signal must not kill
+  // us with one left behind.
+  StopSignals stop_signals;
   // Fail on an unwritable output before anything is started or sampled.
   std::unique_ptr<OutputFile> output;
   if (options.output) output = std::make_unique<OutputFile>(*options.output);
   std::unique_ptr<OutputFile> stats_file;
   if (options.stats_json) stats_file = std::make_unique<OutputFile>(*options.stats_json);
+  // A launched command is our own child: it needs no privilege of ours.
+  if (!options.command.empty()) privilege::drop();
 
-  StopSignals stop_signals;
   // Wake-ups on time at high rates (the default slack is 50 us).
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   std::unique_ptr<LaunchedCommand> command;
@@ -480,6 +492,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
     if (process) reads = process->read_stats();
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
+  privilege::drop();  // nothing is written with a capability
   status.clear();
   profile.duration_seconds = elapsed;
 
@@ -487,12 +500,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
   std::string where;
   if (output) {
     output->commit(text);
-    where = fmt::format("{} profile written to {}", format_name(format), output->path());
+    where = fmt::format("{} profile written to {}", format_name(format), output->description());
   } else {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    if (std::fflush(stdout) != 0)
-      throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot write the profile to standard output: {}",
-                                                  std::strerror(errno)));
+    write_standard_output(text);
     where = fmt::format("{} profile written to standard output", format_name(format));
   }
   if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
@@ -533,12 +543,10 @@ int record(const PythonModule& module, const RecordOptions& options) {
       command->wait();
     }
     std::fprintf(stderr, "pyflame: the command %s\n", command->describe().c_str());
-    if (stop_signal == SIGINT) return kExitInterrupted;
-    if (stop_signal == SIGTERM) return kExitTerminated;
+    if (stop_signal != 0) return 128 + stop_signal;
     return command->exit_code();
   }
-  if (stop_signal == SIGINT) return kExitInterrupted;
-  if (stop_signal == SIGTERM) return kExitTerminated;
+  if (stop_signal != 0) return 128 + stop_signal;  // 130 for SIGINT, 143 for SIGTERM, ...
   if (target_exited || target_execed) {
     if (target_exited)
       std::fprintf(stderr, "pyflame: process %d exited; the profile holds what was sampled before\n", pid);

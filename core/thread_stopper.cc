@@ -14,6 +14,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/privilege.h"
 #include "core/process.h"
 
 namespace pyflame::core {
@@ -145,7 +146,9 @@ void settle_stragglers() {
 ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
   static_assert(std::atomic<pid_t>::is_always_lock_free, "the reaper reads these in a signal handler");
   settle_stragglers();
+  privilege::check_target(pid);  // nothing, unless we run with more privilege than our caller
   reaper_ = std::make_unique<ReapTimer>();
+  privilege::Raised raised;  // CAP_SYS_PTRACE for the seize, if we hold it
   // New threads may appear while we stop the others; repeat until a pass
   // finds none we have not stopped (bounded, for a target spawning forever).
   for (int pass = 0; pass < 8; ++pass) {
@@ -175,6 +178,13 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
         PYFLAME_DEBUG_LOG("thread {} did not stop within the deadline", tid);
     }
     if (!added) break;
+  }
+  // The target may have become someone else's (a setuid exec) meanwhile.
+  try {
+    privilege::check_target(pid);
+  } catch (const Error&) {
+    resume_all();
+    throw;
   }
 }
 

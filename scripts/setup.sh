@@ -11,6 +11,7 @@ packages=(
   catch2                     # unit tests
   python3 python3-dev        # test harness; headers for the demo's pyflame3.11
   util-linux                 # setpriv, for the unprivileged-user test
+  libcap2-bin                # setcap, for the hostile-user/capability test
 )
 
 missing=()
