@@ -6,9 +6,10 @@
 Each case is repeated (the count is printed) to catch races:
 
   target_dies      the target exits or is SIGKILLed while recorded,
-                   nonblocking and --blocking: exit 7 within 5 s, a whole
-                   profile holding the samples taken before
-  target_execs     the same when the target execs another program (`sleep`)
+                   nonblocking and --blocking: exit 7 within 5 s, saying
+                   "exited", a whole profile holding the samples taken before
+  target_execs     the same when the target execs another program (`sleep`),
+                   saying "executed another program"
   thread_churn     threads created and destroyed at hundreds per second while
                    recorded at 1000/s with -d: exit 0, on time, whole profile
   finalization     daemon threads (spinning, and blocked in I/O that wakes
@@ -269,6 +270,14 @@ def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bo
         late = time.monotonic() - event
     expect(code == EXIT_TARGET_EXITED, "%s: exit %d, expected %d\n%s"
            % (what, code, EXIT_TARGET_EXITED, err))
+    # The exit code is the same for both endings; the message must say which.
+    said_exec = "executed another program" in err
+    said_exit = ("process %d exited" % target.pid) in err
+    if how == "exec":
+        expect(said_exec and not said_exit, "%s: the exec was not reported as one\n%s" % (what, err))
+    else:
+        expect(said_exit and not said_exec, "%s: the %s was not reported as an exit\n%s"
+               % (what, how, err))
     expect(late < 5, "%s: the profiler ended %.1f s after the target %s" % (what, late, how))
     with open(out, encoding="utf-8") as f:
         stacks = parse_collapsed(f.read(), what)
@@ -295,7 +304,7 @@ def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
                 except Failure as e:
                     failures.append(str(e))
                     break  # one failure per kind is enough to report
-            log("target_dies: %s, %s: %d/%d runs exit 7 soon after, with a whole profile"
+            log("target_dies: %s, %s: %d/%d runs exit 7 soon after, saying how, with a whole profile"
                 % ("--blocking" if blocking else "nonblocking", how, passed, repeat))
     if failures:
         raise Failure("\n".join(failures))
@@ -721,8 +730,8 @@ def case_same_output(profiler: str, interp: Interpreter, work: str, repeat: int)
 
 
 CASES = {
-    "target_dies": (case_target_dies, 3),
-    "target_execs": (case_target_execs, 4),
+    "target_dies": (case_target_dies, 5),
+    "target_execs": (case_target_execs, 5),
     "thread_churn": (case_thread_churn, 2),
     "finalization": (case_finalization, 6),
     "sigkill": (case_sigkill, 50),
