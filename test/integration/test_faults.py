@@ -25,7 +25,9 @@ Each case is repeated (the count is printed) to catch races:
                    error or a working nonblocking sample, never a hang
   stopped          a SIGSTOPped target: -d 1 ends on time in both modes and
                    the target is left stopped, as it was
-  namespace        a target in another PID and mount namespace (unshare)
+  namespace        a target in another PID and mount namespace (unshare):
+                   dump gives host TIDs, names and idle states; record keeps
+                   the busy thread only, and nothing of an idle program
   deleted_exe      a static interpreter whose executable was deleted, or
                    replaced by another program, after it started
   same_output      two recordings writing the same output path at the same
@@ -572,6 +574,123 @@ def case_stopped(profiler: str, interp: Interpreter, work: str, repeat: int) -> 
         % repeat)
 
 
+# For the namespace case: one busy thread (fault_busy, named pf-busy), one
+# idle thread (fault_idle, named pf-idle, blocked on a lock for good) and the
+# main thread blocked reading stdin. "stop" parks the busy thread (then the
+# whole program is idle), "start" resumes it; each is answered "ok". Thread
+# names are set through /proc/thread-self/comm, which every Python can write.
+NS_CODE = r'''
+import os, sys, threading
+def name_thread(name):
+    f = open("/proc/thread-self/comm", "w")
+    f.write(name)
+    f.close()
+go = threading.Event()
+go.set()
+parked = threading.Event()
+gate = threading.Lock()
+gate.acquire()
+named = []
+def fault_busy():
+    name_thread("pf-busy")
+    named.append(1)
+    x = 0
+    while True:
+        if not go.is_set():
+            parked.set()
+            go.wait()
+        for _ in range(10000):
+            x += 1
+def fault_idle():
+    name_thread("pf-idle")
+    named.append(1)
+    gate.acquire()
+for target in (fault_busy, fault_idle):
+    t = threading.Thread(target=target); t.daemon = True; t.start()
+while len(named) < 2:
+    pass
+sys.stdout.write("ready\n"); sys.stdout.flush()
+while True:
+    line = sys.stdin.readline().strip()
+    if not line:
+        os._exit(0)
+    if line == "stop":
+        parked.clear(); go.clear(); parked.wait()
+    if line == "start":
+        go.set()
+    sys.stdout.write("ok\n"); sys.stdout.flush()
+'''
+
+
+def host_thread_names(pid: int) -> Dict[int, str]:
+    names = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names[int(tid)] = f.read().strip()
+        except OSError:
+            pass
+    return names
+
+
+def check_namespace_dump(profiler: str, pid: int, what: str) -> None:
+    """dump names every thread by its host TID, with its name and idle state."""
+    run = subprocess.run([profiler, "dump", "-p", str(pid), "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=PROFILER_TIMEOUT)
+    err = run.stderr.decode("utf-8", "replace")
+    expect(run.returncode == EXIT_OK, "%s: dump exit %d\n%s" % (what, run.returncode, err))
+    threads = json.loads(run.stdout.decode("utf-8"))["threads"]
+    host = host_thread_names(pid)
+    expect(len(threads) == 3, "%s: %d threads, expected 3: %s" % (what, len(threads), threads))
+    by_function = {}
+    for t in threads:
+        functions = [f["function"] for f in t["frames"]]
+        expect(t["native_id"] in host, "%s: thread %s has TID %s, not one of the target's host "
+               "TIDs %s" % (what, functions, t["native_id"], sorted(host)))
+        expect(t["name"] == host[t["native_id"]], "%s: thread %s (TID %s) is named %r; the host "
+               "says %r" % (what, functions, t["native_id"], t["name"], host[t["native_id"]]))
+        for function in ("fault_busy", "fault_idle"):
+            if function in functions:
+                by_function[function] = t
+    expect(set(by_function) == {"fault_busy", "fault_idle"},
+           "%s: no busy and idle thread in %s" % (what, threads))
+    busy, idle = by_function["fault_busy"], by_function["fault_idle"]
+    expect(busy["name"] == "pf-busy" and busy["idle"] is False,
+           "%s: the busy thread is %r, idle %r" % (what, busy["name"], busy["idle"]))
+    expect(idle["name"] == "pf-idle" and idle["idle"] is True,
+           "%s: the idle thread is %r, idle %r" % (what, idle["name"], idle["idle"]))
+    main = [t for t in threads if t is not busy and t is not idle][0]
+    expect(main["idle"] is True, "%s: the main thread (blocked reading) is not idle: %r"
+           % (what, main))
+
+
+def record_namespace(profiler: str, pid: int, work: str, blocking: bool, what: str) -> Tuple[dict, list]:
+    out = os.path.join(work, "ns.txt")
+    stats = os.path.join(work, "ns.json")
+    code, err = Recorder(record_argv(profiler, pid, out, blocking, "-d", "1", "--rate", "200",
+                                     "--threads", "--stats-json", stats)).finish()
+    expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
+    with open(stats, encoding="utf-8") as f:
+        counters = json.load(f)
+    with open(out, encoding="utf-8") as f:
+        stacks = parse_collapsed(f.read(), what)
+    # --threads: each stack starts with "thread 'NAME' (tid TID)", TID ours.
+    host = host_thread_names(pid)
+    for frames, _ in stacks:
+        root = re.match(r"^thread '(.*)'$", frames[0][0])
+        tid = re.match(r"^tid (\d+)$", frames[0][1])
+        expect(root is not None and tid is not None, "%s: stack root %r is not a named thread "
+               "with a TID" % (what, frames[0]))
+        expect(host.get(int(tid.group(1))) == root.group(1), "%s: thread %r (tid %s): the host's "
+               "threads are %s" % (what, root.group(1), tid.group(1), host))
+        if any(f == "fault_busy" for f, _ in frames):
+            expect(root.group(1) == "pf-busy", "%s: fault_busy under %r" % (what, frames[0]))
+    good = counters["samples"] - counters["errors"]
+    expect(good >= 50, "%s: only %d good samples in 1 s at 200/s\n%s" % (what, good, err))
+    expect(not stopped_tasks(pid), "%s: target left stopped" % what)
+    return counters, stacks
+
+
 def case_namespace(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
     unshare = shutil.which("unshare")
     if unshare is None:
@@ -582,12 +701,20 @@ def case_namespace(profiler: str, interp: Interpreter, work: str, repeat: int) -
     os.chmod(tmpdir, 0o755)
     script = os.path.join(tmpdir, "fault_fixture.py")
     with open(script, "w") as f:
-        f.write(SPIN_CODE % {"workers": 1})
+        f.write(NS_CODE)
     argv = [unshare, "--pid", "--fork", "--mount-proc"] + interp.command([interp.inside_path(script)])
     proc = subprocess.Popen(argv, env=interp.environment(), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    shim = _Shim(proc)
+
+    def command(line: str) -> None:
+        proc.stdin.write((line + "\n").encode())
+        proc.stdin.flush()
+        answer = read_line(proc.stdout.fileno(), shim, READY_TIMEOUT, "namespaced fixture")
+        expect(answer.strip() == b"ok", "the fixture answered %r to %s" % (answer, line))
+
     try:
-        read_line(proc.stdout.fileno(), _Shim(proc), READY_TIMEOUT, "namespaced fixture")
+        read_line(proc.stdout.fileno(), shim, READY_TIMEOUT, "namespaced fixture")
         pid = _python_child(proc.pid, os.path.basename(interp.python))
         with open("/proc/%d/status" % pid) as f:
             nspid = [l.split()[1:] for l in f if l.startswith("NSpid:")]
@@ -596,15 +723,31 @@ def case_namespace(profiler: str, interp: Interpreter, work: str, repeat: int) -
         for blocking in MODES:
             for n in range(repeat):
                 what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
-                out = os.path.join(work, "ns.txt")
-                code, err = Recorder(record_argv(profiler, pid, out, blocking, "-d", "1",
-                                                 "--rate", "200")).finish()
-                expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
-                with open(out, encoding="utf-8") as f:
-                    spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
-                expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
-                expect(not stopped_tasks(pid), "%s: target left stopped" % what)
-        log("namespace: PID 1 of its own PID+mount namespace (host PID %d) recorded %d times per mode"
+                if not blocking:
+                    check_namespace_dump(profiler, pid, "dump " + what)
+                # Busy: every good sample holds the busy thread, and only it.
+                counters, stacks = record_namespace(profiler, pid, work, blocking, "busy " + what)
+                good = counters["samples"] - counters["errors"]
+                busy = samples_in(stacks, "fault_busy")
+                total = sum(count for _, count in stacks)
+                # --blocking is left out here: its stops wake the idle
+                # threads, which then wait for the GIL the busy thread holds
+                # and are seen running by the next sample (a target in our
+                # own namespace shows the same; docs/reliability.md).
+                expect(blocking or busy == total, "%s: %d of %d samples are not the busy "
+                       "thread's: %s" % (what, total - busy, total, stacks))
+                expect(busy >= 0.8 * good, "%s: the busy thread is in %d of %d good samples"
+                       % (what, busy, good))
+                # All idle: no sample at all (idle threads are left out).
+                command("stop")
+                counters, stacks = record_namespace(profiler, pid, work, blocking, "idle " + what)
+                command("start")
+                expect(blocking or counters["thread_samples"] == 0 and not stacks,
+                       "%s: an idle program recorded %d busy thread samples in %d samples: %s"
+                       % (what, counters["thread_samples"], counters["samples"], stacks))
+        log("namespace: PID 1 of its own PID+mount namespace (host PID %d): dump gave host TIDs, "
+            "names and idle states; recorded busy and all-idle %d times per mode (host TIDs and "
+            "names in both; only the busy thread, and nothing of the idle program, nonblocking)"
             % (pid, repeat))
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
