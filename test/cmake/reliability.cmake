@@ -43,6 +43,17 @@ if("debian12-3.11" IN_LIST interpreters)
                    --case deleted_exe)
   set_tests_properties(faults/deleted_exe/debian12-3.11 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
 endif()
+# An --enable-shared interpreter (pyenv) bind-mounted or copied into a chroot.
+foreach(interp IN ITEMS pyenv-3.12.1)
+  if(interp IN_LIST interpreters)
+    add_test(NAME faults/chroot_libpython/${interp}
+             COMMAND ${Python3_EXECUTABLE} ${integration}/test_faults.py
+                     --bin-dir ${bin_dir} --interp ${interp} --manifest ${manifest}
+                     --case chroot_libpython)
+    set_tests_properties(faults/chroot_libpython/${interp} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+  endif()
+endforeach()
+
 add_test(NAME cli-errors
          COMMAND ${Python3_EXECUTABLE} ${integration}/test_cli_errors.py
                  --bin-dir ${bin_dir} --manifest ${manifest})

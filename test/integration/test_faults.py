@@ -30,6 +30,9 @@ Each case is repeated (the count is printed) to catch races:
                    the busy thread only, and nothing of an idle program
   deleted_exe      a static interpreter whose executable was deleted, or
                    replaced by another program, after it started
+  chroot_libpython an --enable-shared interpreter in a chroot, its tree
+                   bind-mounted at the same or another path, or copied in:
+                   dump and pyflame-detect find its libpython
   same_output      two recordings writing the same output path at the same
                    moment: the file is always one whole profile
 
@@ -823,6 +826,148 @@ def case_deleted_exe(profiler: str, interp: Interpreter, work: str, repeat: int)
         log("deleted_exe: executable %s after start: recorded correctly %d times" % (how, repeat))
 
 
+def _mounts_under(path: str) -> List[str]:
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if (p + "/").startswith(prefix)]
+
+
+def case_chroot_libpython(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    """An --enable-shared interpreter (pyenv) in a chroot, its tree bind-mounted
+    (in a private mount namespace, like a container's volume) at the same
+    path or another one, or copied in. /proc/PID/maps names its libpython by
+    a path that is neither the host's file nor one under /proc/PID/root."""
+    if interp.mode != "shared" or interp.chrooted or interp.env:
+        raise Skip("needs an --enable-shared, unchrooted interpreter (pyenv); %s is not" % interp.name)
+    if os.geteuid() != 0:
+        raise Skip("needs root for chroot and bind mounts")
+    tools = {t: shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")
+             for t in ("unshare", "chroot", "mount", "setpriv", "ldd")}
+    missing = [t for t, path in tools.items() if path is None]
+    if missing:
+        raise Skip("%s not installed" % ", ".join(missing))
+    prefix = os.path.dirname(os.path.dirname(interp.python))
+    libs = [f for f in os.listdir(os.path.join(prefix, "lib"))
+            if f.startswith("libpython%s" % interp.minor) and ".so." in f]
+    stdlib = os.path.join(prefix, "lib", "python%s" % interp.minor)
+    if len(libs) != 1 or not os.path.isdir(stdlib):
+        raise Skip("%s: no single libpython%s*.so.* and stdlib under %s/lib"
+                   % (interp.name, interp.minor, prefix))
+    libpython = os.path.join(prefix, "lib", libs[0])
+    # The C library and loader the interpreter needs, copied in.
+    ldd = subprocess.run([tools["ldd"], interp.python, libpython], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    system_libs = sorted({w for w in ldd.split() if w.startswith("/") and not w.startswith(prefix)})
+    nobody = os.path.join(work, os.path.basename(profiler))
+    shutil.copy(profiler, nobody)
+    os.chmod(nobody, 0o755)
+    bin_dir = os.path.dirname(profiler)
+    detect = [p for p in (os.path.join(bin_dir, "pyflame-detect"),
+                          os.path.join(bin_dir, "..", "lib", "pyflame", "pyflame-detect"))
+              if os.path.exists(p)]
+    variants = [
+        # name, where the tree is inside, bind the whole tree (else copy the
+        # binaries and bind the stdlib), run the profiler unprivileged
+        ("bind, same path", prefix, True, False),
+        ("bind, other path", "/opt/python", True, False),
+        ("copy, other path", "/opt/python", False, False),
+        # CAP_SYS_PTRACE alone may not open /proc/PID/map_files: the fallback.
+        ("copy, other path, profiler uid 65534 with CAP_SYS_PTRACE only", "/opt/python", False, True),
+    ]
+    for name, inside, bind_all, unprivileged in variants:
+        for n in range(repeat):
+            what = "%s #%d" % (name, n + 1)
+            root = tempfile.mkdtemp(prefix="chroot-", dir=work)
+            os.chmod(root, 0o755)
+            proc = None
+            try:
+                for lib in system_libs:
+                    dest = root + lib
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    shutil.copy(lib, dest)
+                binds = []
+                if bind_all:
+                    binds.append((prefix, inside))
+                else:
+                    for src in (interp.python, libpython):
+                        dest = root + inside + src[len(prefix):]
+                        os.makedirs(os.path.dirname(dest), exist_ok=True)
+                        shutil.copy(src, dest)
+                    binds.append((stdlib, inside + stdlib[len(prefix):]))
+                for _, dest in binds:
+                    os.makedirs(root + dest, exist_ok=True)
+                os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+                with open(os.path.join(root, "tmp", "fault_fixture.py"), "w") as f:
+                    f.write(SPIN_CODE % {"workers": 1})
+                python = inside + interp.python[len(prefix):]
+                env = interp.environment()
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+                if inside != prefix:
+                    env["LD_LIBRARY_PATH"] = inside + "/lib"  # its RUNPATH names the host's tree
+                # unshare --mount (no fork): the mounts live and die with the
+                # target's own mount namespace; the host never sees them.
+                script = ('set -e; root=$1; shift; while [ "$1" != -- ]; do '
+                          'mount --bind "$1" "$root$2"; shift 2; done; shift; exec "$@"')
+                argv = [tools["unshare"], "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", root]
+                for src, dest in binds:
+                    argv += [src, dest]
+                argv += ["--", tools["chroot"], root, python, "/tmp/fault_fixture.py"]
+                proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+                shim = _Shim(proc)
+                read_line(proc.stdout.fileno(), shim, READY_TIMEOUT, "chrooted fixture")
+                pid = proc.pid  # unshare, sh and chroot exec: the pid is the interpreter's
+                with open("/proc/%d/maps" % pid) as f:
+                    mapped = [l.split(None, 5)[5].strip() for l in f
+                              if len(l.split(None, 5)) == 6 and libs[0] in l]
+                expect(bool(mapped), "%s: %s is not mapped" % (what, libs[0]))
+                where = mapped[0]
+                # Neither the old way (under /proc/PID/root) nor, for a bind
+                # mount, the host path opens it: the test would prove nothing.
+                expect(not os.path.exists("/proc/%d/root%s" % (pid, where)),
+                       "%s: %s exists under the target's root" % (what, where))
+                if unprivileged:
+                    start_end = [l.split()[0] for l in open("/proc/%d/maps" % pid) if libs[0] in l][0]
+                    probe = subprocess.run(
+                        [tools["setpriv"], "--reuid=65534", "--regid=65534", "--clear-groups",
+                         "--inh-caps=+sys_ptrace", "--ambient-caps=+sys_ptrace", "head", "-c1",
+                         "/proc/%d/map_files/%s" % (pid, start_end)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if probe.returncode == 0:
+                        log("NOTE: %s: this kernel lets CAP_SYS_PTRACE open map_files; the "
+                            "fallback is not exercised" % what)
+                prefix_argv = ([tools["setpriv"], "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "--inh-caps=+sys_ptrace", "--ambient-caps=+sys_ptrace"]
+                               if unprivileged else [])
+                binary = nobody if unprivileged else profiler
+                run = subprocess.run(prefix_argv + [binary, "dump", "-p", str(pid)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     timeout=PROFILER_TIMEOUT, universal_newlines=True)
+                expect(run.returncode == EXIT_OK and "fault_spin" in run.stdout
+                       and ("Python %s" % interp.version) in run.stdout,
+                       "%s: dump of %s (maps: %s) exit %d\n%s%s"
+                       % (what, pid, where, run.returncode, run.stdout, run.stderr))
+                if detect and not unprivileged:
+                    run = subprocess.run([detect[0], "--pid", str(pid)], stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, timeout=PROFILER_TIMEOUT,
+                                         universal_newlines=True)
+                    expect(run.returncode == 0 and run.stdout.split()[:1] == [interp.minor],
+                           "%s: pyflame-detect --pid %d: exit %d\n%s%s"
+                           % (what, pid, run.returncode, run.stdout, run.stderr))
+            finally:
+                if proc is not None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.communicate()
+                left = _mounts_under(root)
+                if left:  # never delete through a mount (it would be the interpreter's tree)
+                    raise Failure("%s: mounts left on the host under %s: %s" % (what, root, left))
+                shutil.rmtree(root, ignore_errors=True)
+        log("chroot_libpython: %s: dump and pyflame-detect read it %d times (maps: %s)"
+            % (name, repeat, where))
+
+
 def whole_profile(path: str, what: str) -> str:
     """Which format the file at PATH is, wholly; Failure if it is torn."""
     with open(path, "rb") as f:
@@ -883,6 +1028,7 @@ CASES = {
     "stopped": (case_stopped, 2),
     "namespace": (case_namespace, 2),
     "deleted_exe": (case_deleted_exe, 2),
+    "chroot_libpython": (case_chroot_libpython, 1),
     "same_output": (case_same_output, 12),
 }
 
