@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,9 +52,22 @@ void index_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr,
 }  // namespace
 
 ElfFile::ElfFile(const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
-  if (elf_version(EV_CURRENT) == EV_NONE) fail(path, elf_errmsg(-1));
-  impl_->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  impl_->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (impl_->fd < 0) fail(path, std::strerror(errno));
+  index();
+}
+
+ElfFile::ElfFile(int fd, const std::string& path) : impl_(std::make_unique<Impl>()), path_(path) {
+  impl_->fd = fd;
+  index();
+}
+
+void ElfFile::index() {
+  const std::string& path = path_;
+  if (elf_version(EV_CURRENT) == EV_NONE) fail(path, elf_errmsg(-1));
+  struct stat st;
+  if (::fstat(impl_->fd, &st) != 0) fail(path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
   impl_->elf = elf_begin(impl_->fd, ELF_C_READ_MMAP, nullptr);
   if (impl_->elf == nullptr || elf_kind(impl_->elf) != ELF_K_ELF) fail(path, "not an ELF file");
   GElf_Ehdr ehdr;

@@ -23,8 +23,11 @@ struct ElfSection {
 
 class ElfFile {
  public:
-  // Opens and indexes `path`; throws Error with the path and reason.
+  // Opens and indexes `path`; throws Error with the path and reason. Only a
+  // regular file is read (opened without blocking: never a FIFO's writer).
   explicit ElfFile(const std::string& path);
+  // Indexes the open file `fd` (taking it over); `path` names it in messages.
+  ElfFile(int fd, const std::string& path);
   ~ElfFile();
   ElfFile(ElfFile&&) noexcept;
   ElfFile& operator=(ElfFile&&) noexcept;
@@ -47,6 +50,7 @@ class ElfFile {
 
  private:
   struct Impl;
+  void index();
   std::unique_ptr<Impl> impl_;
   std::string path_;
   bool is_dyn_ = false;

@@ -1,6 +1,7 @@
 #include "core/maps.h"
 
 #include <charconv>
+#include <cstdint>
 
 namespace pyflame::core {
 namespace {
@@ -62,7 +63,12 @@ std::optional<Mapping> parse_line(std::string_view line) {
   auto offset = c.take_hex(' ');
   if (!offset) return std::nullopt;
   m.offset = *offset;
-  if (!c.take_word()) return std::nullopt;  // device
+  auto major = c.take_hex(':');  // device, "fd:01"
+  if (!major || *major > UINT32_MAX) return std::nullopt;
+  auto minor = c.take_hex(' ');
+  if (!minor || *minor > UINT32_MAX) return std::nullopt;
+  m.dev_major = static_cast<uint32_t>(*major);
+  m.dev_minor = static_cast<uint32_t>(*minor);
   c.skip_spaces();
   auto inode = c.take_dec();
   if (!inode) return std::nullopt;

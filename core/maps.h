@@ -17,7 +17,12 @@ struct Mapping {
   bool executable = false;
   uint64_t offset = 0;  // file offset of `start`
   uint64_t inode = 0;
-  std::string path;     // as the target sees it; may end in " (deleted)"
+  // As the kernel names it to the reader (here: the profiler), relative to
+  // the mount namespace the file was mapped in: not necessarily a path the
+  // target sees, nor one we can open. May end in " (deleted)".
+  std::string path;
+  uint32_t dev_major = 0;  // device of the file (last: aggregate initialisers stay valid)
+  uint32_t dev_minor = 0;
 };
 
 // Parses the text of /proc/PID/maps. Malformed lines are skipped, never

@@ -3,14 +3,19 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/privilege.h"
 
 namespace pyflame::core {
@@ -218,8 +223,88 @@ std::vector<TaskInfo> Process::tasks() const {
   return result;
 }
 
-std::string Process::host_path(const std::string& target_path) const {
-  return proc_ + "/root" + target_path;
+namespace {
+
+// Opens `path` if it is a regular file, without blocking (a FIFO swapped in)
+// and without following a last symlink unless `follow` (the /proc magic
+// links); -1 with errno set otherwise. `st` receives its identity.
+int open_regular(const std::string& path, bool follow, struct stat& st) {
+  // A look before opening: opening a device can do things; opening a file
+  // that is not the one mapped is refused by the caller's identity check.
+  if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) return -1;
+  if (!S_ISREG(st.st_mode)) {
+    errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
+    return -1;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
+  if (fd < 0) return -1;
+  struct stat opened;
+  if (::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode) || opened.st_dev != st.st_dev ||
+      opened.st_ino != st.st_ino) {
+    ::close(fd);
+    errno = ESTALE;  // replaced between the look and the open
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int Process::open_mapped_file(const Mapping& m) const {
+  const std::string path(strip_deleted(m.path));
+  std::string tried;
+  auto note = [&](const std::string& what, const std::string& why) {
+    tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", what, why);
+  };
+  struct stat st;
+  const std::string map_file = fmt::format("{}/map_files/{:x}-{:x}", proc_, m.start, m.end);
+  if (int fd = open_regular(map_file, true, st); fd >= 0) return fd;
+  note(map_file, std::strerror(errno));
+
+  std::vector<std::string> candidates;
+  if (!path.empty() && path.front() == '/') {
+    candidates.push_back(path);
+    char root[4096];
+    ssize_t n = ::readlink((proc_ + "/root").c_str(), root, sizeof root - 1);
+    if (n > 1) {  // a root other than "/"
+      std::string_view r(root, static_cast<size_t>(n));
+      if (path.size() > r.size() && path.compare(0, r.size(), r) == 0 && path[r.size()] == '/')
+        candidates.push_back(proc_ + "/root" + path.substr(r.size()));
+    }
+    candidates.push_back(proc_ + "/root" + path);
+  }
+  // The device must match too; on overlayfs (containers) a file's st_dev is
+  // the overlay's while maps shows the layer's device, so an inode-only match
+  // is taken when nothing matches both.
+  const dev_t dev = makedev(m.dev_major, m.dev_minor);
+  int inode_only = -1;
+  std::string inode_only_path;
+  for (const std::string& c : candidates) {
+    int fd = open_regular(c, false, st);
+    if (fd < 0) {
+      note(c, std::strerror(errno));
+      continue;
+    }
+    if (st.st_ino == m.inode && st.st_dev == dev) {
+      if (inode_only >= 0) ::close(inode_only);
+      return fd;
+    }
+    if (st.st_ino == m.inode && inode_only < 0) {
+      inode_only = fd;
+      inode_only_path = c;
+      continue;
+    }
+    ::close(fd);
+    note(c, fmt::format("another file (device {}:{} inode {}, mapped {:x}:{:x} inode {})",
+                        major(st.st_dev), minor(st.st_dev), st.st_ino, m.dev_major, m.dev_minor,
+                        m.inode));
+  }
+  if (inode_only >= 0) {
+    PYFLAME_DEBUG_LOG("{}: matched by inode only (overlayfs?)", inode_only_path);
+    return inode_only;
+  }
+  throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot open {}, mapped by process {} ({})",
+                                              m.path, pid_, tried));
 }
 
 std::string Process::exe_path() const { return proc_ + "/exe"; }

@@ -55,9 +55,16 @@ class Process : public Memory {
   std::vector<TaskInfo> tasks() const;
   std::optional<TaskInfo> task(pid_t tid) const;
 
-  // Path of a file as the target sees it, reachable from here: through
-  // /proc/PID/root, so that targets in containers and chroots work.
-  std::string host_path(const std::string& target_path) const;
+  // Opens the file behind mapping `m` (read-only, close-on-exec) and returns
+  // the descriptor; throws Error saying what was tried. A maps path is not
+  // one the target or we can always open (a chroot, a bind mount in another
+  // mount namespace, a container), so: /proc/PID/map_files/START-END (the
+  // very file, but following it needs CAP_SYS_ADMIN or
+  // CAP_CHECKPOINT_RESTORE), else the first regular file with the mapping's
+  // device and inode among the maps path as it is, that path under
+  // /proc/PID/root with the target's root taken off, and under /proc/PID/root
+  // as it is.
+  int open_mapped_file(const Mapping& m) const;
   // The target's executable, as a path that opens the very file it runs
   // (even if deleted or replaced on disk).
   std::string exe_path() const;

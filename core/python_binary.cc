@@ -85,7 +85,7 @@ PythonBinary PythonBinary::find(const Process& process) {
     b.target_path_ = std::string(path);
     b.shared_ = true;
     b.version_ = *v;
-    b.elf_ = std::make_shared<ElfFile>(process.host_path(b.target_path_));
+    b.elf_ = std::make_shared<ElfFile>(process.open_mapped_file(m), b.target_path_);
     break;
   }
   if (!b.elf_) {

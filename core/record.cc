@@ -227,6 +227,32 @@ std::optional<ExeIdentity> exe_identity(int pid) {
   return ExeIdentity{st.st_dev, st.st_ino};
 }
 
+enum class Ending { kNone, kExited, kExeced };
+
+// After a failed sample: whether the target has ended, and how. Only an exe
+// that can be read and is another file is an exec. An exiting process loses
+// its exe (its address space) before it becomes a zombie, and stays a zombie
+// until reaped; while a thread other than the main one execs, the old main
+// thread is such a zombie until the exec is done. So an exe that is gone is
+// watched for a moment: an exec shows its new file within it, an exit never.
+Ending how_target_ended(const Process& process, int pid, const std::optional<ExeIdentity>& exe) {
+  constexpr int kChecks = 50;  // 5 ms apart
+  for (int i = 0;; ++i) {
+    errno = 0;
+    std::optional<ExeIdentity> now = exe_identity(pid);
+    const int err = errno;
+    if (now) {
+      if (exe && *now != *exe) return Ending::kExeced;
+      return process.alive() ? Ending::kNone : Ending::kExited;
+    }
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return Ending::kExited;
+    // Unreadable for another reason (a privilege): nothing to tell an exec by.
+    if (err != ENOENT) return process.alive() ? Ending::kNone : Ending::kExited;
+    if (i == kChecks) return Ending::kExited;
+    ::usleep(5000);
+  }
+}
+
 // Whether another tracer (a debugger, strace) has the process.
 bool traced_by_other(int pid) {
   auto status = read_text_file(fmt::format("/proc/{}/status", pid));
@@ -451,11 +477,13 @@ int record(const PythonModule& module, const RecordOptions& options) {
       if (ok) permission_refusals = 0;  // only refusals in a row count
       if (!ok) {
         ++counters.errors;
-        if (!process->alive() || (command && command->poll())) {
+        const Ending ending = command && command->poll() ? Ending::kExited
+                                                         : how_target_ended(*process, pid, exe);
+        if (ending == Ending::kExited) {
           target_exited = true;
           break;
         }
-        if (exe && exe_identity(pid) != exe) {
+        if (ending == Ending::kExeced) {
           target_execed = true;
           break;
         }

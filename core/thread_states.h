@@ -1,7 +1,9 @@
 // Per-sample thread details from /proc, kept cheap for `record`: the kernel
 // state (running or not) of each thread through a stat file kept open, names
 // read once per thread, and for interpreters that do not record TIDs the
-// pthread -> TID mapping resolved once per thread.
+// pthread -> TID mapping resolved once per thread. A target in another PID
+// namespace (a container) records its own TIDs; they are mapped to ours
+// through the NSpid line of each thread's status, read once per new thread.
 #pragma once
 
 #include <sys/types.h>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/native_threads.h"
 #include "core/process.h"
@@ -19,7 +22,7 @@ namespace pyflame::core {
 
 class ThreadStates {
  public:
-  explicit ThreadStates(const Process& process) : process_(process) {}
+  explicit ThreadStates(const Process& process);
   ~ThreadStates();
   ThreadStates(const ThreadStates&) = delete;
   ThreadStates& operator=(const ThreadStates&) = delete;
@@ -29,7 +32,8 @@ class ThreadStates {
   void read_states();
   // Reads every thread's state, known or new (a directory listing more).
   void discover();
-  // Sets native_id (where the interpreter does not), name and idle of every
+  // Sets native_id (where the interpreter does not; always as a TID of our
+  // PID namespace, the one /proc/PID/task lists), name and idle of every
   // thread of `snapshot` from the states read last.
   void fill(Snapshot& snapshot);
 
@@ -42,10 +46,17 @@ class ThreadStates {
   Task* task(pid_t tid);  // opens it if new; nullptr if the thread is gone
   std::optional<char> read_state(Task& task);
   void forget(pid_t tid);
+  // Target-namespace TIDs to ours; identity when the target shares our PID
+  // namespace. rescan() reads the NSpid of every thread not read yet.
+  std::optional<pid_t> host_tid(pid_t target_tid, bool& rescanned);
+  void rescan();
 
   const Process& process_;
   std::unordered_map<pid_t, Task> tasks_;
-  std::unordered_map<uint64_t, pid_t> tid_of_ident_;  // pthread ident -> TID (< 3.11)
+  std::unordered_map<uint64_t, pid_t> tid_of_ident_;  // pthread ident -> TID (< 3.11), target's
+  bool other_namespace_ = false;
+  std::unordered_map<pid_t, pid_t> host_tid_;  // target's TID -> ours
+  std::unordered_set<pid_t> nspid_read_;       // our TIDs whose NSpid is in host_tid_
   NativeThreadResolver resolver_;
 };
 

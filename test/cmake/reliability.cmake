@@ -15,6 +15,11 @@ foreach(interp IN LISTS fault_interpreters)
   endif()
   if(interp STREQUAL "pyenv-3.11.7")
     set(cases ${fault_cases_full})
+  elseif(interp STREQUAL "pyenv-2.7.18")
+    # namespace: 2.7 finds TIDs through glibc's struct pthread (the
+    # target's own TIDs, mapped to ours). Not sid-3.14: its chroot has no
+    # /proc for the fixture to name its threads.
+    set(cases ${fault_cases_subset} namespace)
   else()
     set(cases ${fault_cases_subset})
   endif()
@@ -38,6 +43,16 @@ if("debian12-3.11" IN_LIST interpreters)
                    --case deleted_exe)
   set_tests_properties(faults/deleted_exe/debian12-3.11 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
 endif()
+# An --enable-shared interpreter (pyenv) bind-mounted or copied into a chroot.
+foreach(interp IN ITEMS pyenv-3.12.1)
+  if(interp IN_LIST interpreters)
+    add_test(NAME faults/chroot_libpython/${interp}
+             COMMAND ${Python3_EXECUTABLE} ${integration}/test_faults.py
+                     --bin-dir ${bin_dir} --interp ${interp} --manifest ${manifest}
+                     --case chroot_libpython)
+    set_tests_properties(faults/chroot_libpython/${interp} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
+  endif()
+endforeach()
 
 add_test(NAME cli-errors
          COMMAND ${Python3_EXECUTABLE} ${integration}/test_cli_errors.py

@@ -17,6 +17,8 @@ TEST_CASE("maps: parses the kernel's format, paths with spaces and deleted files
   CHECK(maps[0].readable);
   CHECK_FALSE(maps[0].writable);
   CHECK(maps[0].inode == 1835213);
+  CHECK(maps[0].dev_major == 0xfe);
+  CHECK(maps[0].dev_minor == 0x01);
   CHECK(maps[0].path == "/usr/bin/python3.11");
   CHECK(maps[1].path.empty());
   CHECK(maps[1].writable);
@@ -33,6 +35,7 @@ TEST_CASE("maps: malformed lines are skipped, never trusted") {
       "zzzz-1000 r--p 0 0 0\n"
       "2000-1000 r--p 00000000 00:00 0 /backwards\n"
       "1000-2000\n"
+      "1000-2000 r--p 00000000 0001 0 /no-device-colon\n"
       "1000-2000 r--p 00000000 00:00 0 /ok\n"
       "\n");
   REQUIRE(maps.size() == 1);
