@@ -7,7 +7,10 @@
 // hang, no sanitizer report), and what it returns must be safe to write:
 // bounded stacks, names decoded from str objects valid UTF-8, and the
 // collapsed writer must take it all; and the frames the walker keeps from
-// its last stacks must equal a whole walk of the same bytes.
+// its last stacks must equal a whole walk of the same bytes. A sample taken
+// while the image changes (a field written between two of the walker's
+// reads) must show each thread it does not call torn as that thread was
+// before the change or after it, never a mix.
 //
 // Input: three bytes of shape (threads 1-3, stack depth 1-24, distinct
 // functions 1-8), then patches until the input ends, each a kind byte:
@@ -16,9 +19,13 @@
 //   2  field = address of an object + 8 * i8   (u16 field, u16 object, i8)
 //   3  field = special: 0, ~0, 2^40, unmapped, its own address, image end
 //   4  take a sample now (the next one reuses the walker's caches)
+//   5  take a sample while the image changes: u8 reads before the change,
+//      then a field write as kind 1-3 (u8 kind, then its operands)
 // Field and object indexes wrap: every value names something.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +90,72 @@ void same_as_whole_walk(pyflame::core::Interpreter& walker, const pyflame::core:
   }
 }
 
+// The image as a target whose bytes change while it is read: after
+// `calls_before` of the walker's calls, `change` is applied.
+class MovingImage : public pyflame::core::Memory {
+ public:
+  MovingImage(const FakeImage& image, int calls_before, std::function<void()> change)
+      : image_(image), left_(calls_before), change_(std::move(change)) {}
+
+  bool read(pyflame::core::RemoteAddr addr, std::span<std::byte> into) const override {
+    tick();
+    return image_.read(addr, into);
+  }
+  void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const override {
+    tick();
+    image_.read_many(requests, ok);
+  }
+  size_t read_prefix(pyflame::core::RemoteAddr addr, std::span<std::byte> into) const override {
+    tick();
+    return image_.read_prefix(addr, into);
+  }
+
+ private:
+  void tick() const {
+    if (left_-- == 0) change_();
+  }
+  const FakeImage& image_;
+  mutable int left_;
+  std::function<void()> change_;
+};
+
+// A whole walk of the image as it is, by a fresh walker (kept: the frames
+// view its caches); no snapshot if it is refused.
+struct Moment {
+  std::unique_ptr<pyflame::core::Interpreter> walker;
+  std::optional<pyflame::core::Snapshot> snapshot;
+};
+
+Moment walk_now(const FakeImage& image) {
+  Moment m;
+  try {
+    m.walker = pyflame::versions::make_layout_interpreter(*pyflame_measured_layout(), image, 1,
+                                                          image.symbols());
+    pyflame::core::Snapshot s;
+    if (m.walker->sample(s)) m.snapshot = std::move(s);
+  } catch (const pyflame::core::Error&) {
+  }
+  return m;
+}
+
+// Whether `thread` is, frame for frame, a thread of `moment` that its walk
+// did not call torn.
+bool seen_in(const pyflame::core::ThreadSample& thread, const Moment& moment) {
+  if (!moment.snapshot) return false;
+  for (const auto& t : moment.snapshot->threads)
+    if (!t.torn && t.thread_id == thread.thread_id && t.frames == thread.frames) return true;
+  return false;
+}
+
+// A stack for a failure message.
+std::string show(const std::vector<pyflame::core::Frame>& frames) {
+  std::string out;
+  for (const auto& f : frames) out += std::string(f.function) + ":" + std::to_string(f.line.value_or(-1)) + " ";
+  for (char& c : out)
+    if (c == 0) c = '?';
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -124,9 +197,64 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return true;
   };
 
+  // Reads the operands of a field write of `kind` (1-3) and returns the
+  // field and the value to write.
+  auto field_write = [&](uint8_t kind) {
+    const FakeImage::Field& field = fields[in.take<uint16_t>() % fields.size()];
+    uint64_t value = 0;
+    if (kind == 1) {
+      value = in.take<uint64_t>();
+    } else if (kind == 2) {
+      const auto& target = objects[in.take<uint16_t>() % objects.size()];
+      value = target.addr + static_cast<uint64_t>(8 * static_cast<int64_t>(in.take<int8_t>()));
+    } else {
+      const uint64_t specials[] = {0, ~uint64_t{0}, uint64_t{1} << 40, FakeImage::kUnmapped,
+                                   field.addr, image.base() + image.size() - 4};
+      value = specials[in.take<uint8_t>() % std::size(specials)];
+    }
+    return std::pair<FakeImage::Field, uint64_t>(field, value);
+  };
+  auto write_field = [&](const FakeImage::Field& field, uint64_t value) {
+    image.write(field.addr, std::as_bytes(std::span(&value, 1)).first(std::min<size_t>(field.size, 8)));
+  };
+  // Samples by a fresh walker while one field changes under it (after
+  // `calls_before` of its reads, locating included).
+  auto moving_sample = [&](int calls_before, const FakeImage::Field& field, uint64_t value) {
+    if (!walker) return;
+    uint64_t old = 0;
+    const size_t width = std::min<size_t>(field.size, 8);
+    if (!image.read(pyflame::core::RemoteAddr(field.addr),
+                    std::as_writable_bytes(std::span(&old, 1)).first(width)))
+      return;
+    const Moment before = walk_now(image);
+    write_field(field, value);
+    const Moment after = walk_now(image);
+    write_field(field, old);
+    MovingImage moving(image, calls_before, [&] { write_field(field, value); });
+    std::unique_ptr<pyflame::core::Interpreter> moving_walker;
+    try {
+      moving_walker = pyflame::versions::make_layout_interpreter(*pyflame_measured_layout(), moving,
+                                                                 1, image.symbols());
+    } catch (const pyflame::core::Error&) {
+      write_field(field, value);
+      return;  // refused, as it may be: the change may have landed while locating
+    }
+    pyflame::core::Snapshot seen;
+    // Twice: the second sample starts from the first one's readings.
+    for (int i = 0; i < 2; ++i) {
+      if (!moving_walker->sample(seen)) continue;
+      check(seen);
+      for (const auto& t : seen.threads)
+        if (!t.torn && !seen_in(t, before) && !seen_in(t, after))
+          fail("a stack read while it changed is neither the one before nor the one after",
+               show(t.frames));
+    }
+    write_field(field, value);  // the change stays, as in a running target
+  };
+
   int samples = 0;
   while (in.remaining() > 0 && samples < 8) {
-    const uint8_t kind = in.take<uint8_t>() % 5;
+    const uint8_t kind = in.take<uint8_t>() % 6;
     if (kind == 0) {
       const uint64_t at = image.base() + in.take<uint32_t>() % image.size();
       const std::string bytes = in.take_string(16);
@@ -134,20 +262,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (kind == 4) {
       if (!take_sample()) return 0;
       ++samples;
+    } else if (kind == 5) {
+      const int calls_before = in.take<uint8_t>() % 32;
+      const auto [field, value] = field_write(static_cast<uint8_t>(1 + in.take<uint8_t>() % 3));
+      if (!take_sample()) return 0;  // the walker exists, and the image reads
+      moving_sample(calls_before, field, value);
+      samples += 2;
     } else {
-      const FakeImage::Field& field = fields[in.take<uint16_t>() % fields.size()];
-      uint64_t value = 0;
-      if (kind == 1) {
-        value = in.take<uint64_t>();
-      } else if (kind == 2) {
-        const auto& target = objects[in.take<uint16_t>() % objects.size()];
-        value = target.addr + static_cast<uint64_t>(8 * static_cast<int64_t>(in.take<int8_t>()));
-      } else {
-        const uint64_t specials[] = {0, ~uint64_t{0}, uint64_t{1} << 40, FakeImage::kUnmapped,
-                                     field.addr, image.base() + image.size() - 4};
-        value = specials[in.take<uint8_t>() % std::size(specials)];
-      }
-      image.write(field.addr, std::as_bytes(std::span(&value, 1)).first(std::min<size_t>(field.size, 8)));
+      const auto [field, value] = field_write(kind);
+      write_field(field, value);
     }
   }
   take_sample();
