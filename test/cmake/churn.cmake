@@ -2,7 +2,8 @@
 # change every few microseconds, must be a stack the fixture can have
 # (test/integration/test_churn.py). churn/<interp>: a nonblocking record,
 # at most 0.1% impossible; churn-dump/<interp>: 30 nonblocking dumps, none
-# impossible, at most 3 without a consistent stack.
+# impossible, at most 3 without a consistent stack; churn-launch/<interp>:
+# launched recordings of an import-heavy start, no <unknown> frame.
 foreach(name IN LISTS interpreters)
   add_test(NAME churn/${name}
            COMMAND ${Python3_EXECUTABLE} ${integration}/test_churn.py
@@ -12,6 +13,10 @@ foreach(name IN LISTS interpreters)
            COMMAND ${Python3_EXECUTABLE} ${integration}/test_churn.py
                    --bin-dir ${bin_dir} --interp ${name} --manifest ${manifest} --case dump)
   set_tests_properties(churn-dump/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+  add_test(NAME churn-launch/${name}
+           COMMAND ${Python3_EXECUTABLE} ${integration}/test_churn.py
+                   --bin-dir ${bin_dir} --interp ${name} --manifest ${manifest} --case launch)
+  set_tests_properties(churn-launch/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endforeach()
 # The oracle's own check: a --blocking recording (a stopped target) must come
 # out with no impossible sample, on each frame model.
