@@ -322,6 +322,9 @@ long peak_rss_kb() {
   return at == std::string::npos ? -1 : std::strtol(status->c_str() + at + 6, nullptr, 10);
 }
 
+// A torn share above which the summary warns of skewed shares.
+constexpr double kTornShareWarning = 0.05;
+
 // Of the thread samples a stack was read for, the share dropped as torn.
 double torn_share(const Counters& c) {
   const uint64_t all = c.thread_samples + c.torn;
@@ -546,6 +549,15 @@ int record(const PythonModule& module, const RecordOptions& options) {
                static_cast<unsigned long long>(counters.torn), 100 * torn_share(counters),
                static_cast<unsigned long long>(counters.retries),
                static_cast<unsigned long long>(counters.late), where.c_str());
+  // Dropping torn samples keeps every stack shown exact, but a thread whose
+  // stack changes faster than it can be read loses more samples than the
+  // others: say so where it could skew the shares.
+  if (torn_share(counters) > kTornShareWarning)
+    std::fprintf(stderr,
+                 "pyflame: %.0f%% of the thread stacks read changed under every read and were "
+                 "dropped; the threads they belong to are under-represented. --blocking reads "
+                 "them exactly (it stops each thread for the sample)\n",
+                 100 * torn_share(counters));
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: every sampled thread was idle%s; try --idle\n",
                  options.gil_only ? " or without the GIL" : "");
