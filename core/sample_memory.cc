@@ -5,7 +5,7 @@
 
 namespace pyflame::core {
 
-void SampleMemory::begin() {
+void SampleMemory::begin(WitnessCheck* check) {
   plan_.clear();
   // Only the pages of a window that were used are read again.
   for (const Range& r : ranges_) {
@@ -38,9 +38,14 @@ void SampleMemory::begin() {
     requests_.push_back({RemoteAddr(r.base), std::span(buffer_).subspan(at, r.length)});
     at += r.length;
   }
+  if (check != nullptr) {
+    const auto words = check->planned();
+    requests_.insert(requests_.end(), words.begin(), words.end());
+  }
   target_.read_many(requests_, ok_);
   for (size_t i = 0; i < plan_.size(); ++i)
     if (ok_[i]) insert(plan_[i]);
+  if (check != nullptr) check->done(ok_, plan_.size());
 }
 
 bool SampleMemory::read(RemoteAddr addr, std::span<std::byte> into, bool window) {
@@ -54,6 +59,7 @@ const std::byte* SampleMemory::view(RemoteAddr addr, size_t size, bool window) {
   if (const std::byte* hit = serve(addr.value(), size)) return hit;
   if (window && size <= kWindow / 2 && read_window(addr.value(), size))
     return serve(addr.value(), size);
+  ++miss_count_;
   if (scratch_.size() < size) scratch_.resize(size);
   const std::span<std::byte> into(scratch_.data(), size);
   if (!target_.read(addr, into)) return nullptr;
@@ -75,6 +81,7 @@ void SampleMemory::read_many(std::span<const Memory::ReadRequest> requests, std:
     }
   }
   if (misses_.empty()) return;
+  ++miss_count_;
   target_.read_many(misses_, miss_ok_);
   for (size_t k = 0; k < misses_.size(); ++k) {
     if (!miss_ok_[k]) continue;
@@ -160,6 +167,7 @@ void SampleMemory::insert(const Range& r) {
 }
 
 bool SampleMemory::read_window(uint64_t a, size_t size) {
+  ++miss_count_;
   if (window_.size() < kWindow) window_.resize(kWindow);
   // Stacks grow upwards, so the frames still to come sit below this one:
   // first try the window that ends just after it. Its lowest page may be

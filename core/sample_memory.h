@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/witness.h"
 
 namespace pyflame::core {
 
@@ -25,8 +26,13 @@ class SampleMemory {
 
   explicit SampleMemory(const Memory& target) : target_(target) {}
 
-  // Starts a sample: reads again, in one call, what the last one used.
-  void begin();
+  // Starts a sample: reads again, in one call, what the last one used;
+  // then, in the same call and so after all of it, the words `check` has
+  // planned (a second reading of words the walk will read from the first).
+  void begin(WitnessCheck* check = nullptr);
+  // Reads that went to the target outside begin()'s call, so far: a span
+  // of the walk with no new one was served wholly from begin()'s read.
+  uint64_t misses() const { return miss_count_; }
 
   // An exact read; `window`: the bytes sit in a stack of frames, so read the
   // pages around them too.
@@ -60,6 +66,7 @@ class SampleMemory {
   std::vector<std::byte> buffer_;
   size_t used_ = 0;  // bytes of buffer_ in use this sample
   size_t last_ = SIZE_MAX;  // index of the range that served the last read
+  uint64_t miss_count_ = 0;
   std::vector<std::byte> window_, scratch_;
   std::vector<Memory::ReadRequest> requests_, misses_;
   std::vector<size_t> miss_index_;

@@ -227,6 +227,14 @@ static struct pyflame_layout measure(void) {
   l.code_name = OFF(PyCodeObject, co_name);
   l.code_filename = OFF(PyCodeObject, co_filename);
   l.code_firstlineno = OFF(PyCodeObject, co_firstlineno);
+  l.code_flags = OFF(PyCodeObject, co_flags);
+  l.generator_flags = CO_GENERATOR;
+#ifdef CO_COROUTINE
+  l.generator_flags |= CO_COROUTINE;
+#endif
+#ifdef CO_ASYNC_GENERATOR
+  l.generator_flags |= CO_ASYNC_GENERATOR;
+#endif
   l.sizeof_code = (int64_t)sizeof(PyCodeObject);
 #if PY_VERSION_HEX >= 0x030b0000
   l.code_qualname = OFF(PyCodeObject, co_qualname);

@@ -120,6 +120,8 @@ struct pyflame_layout {
   int64_t code_qualname;            /* 3.11+ */
   int64_t code_filename;
   int64_t code_firstlineno;
+  int64_t code_flags;               /* co_flags (an int) */
+  int64_t generator_flags;          /* CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR */
   int64_t code_line_table;          /* co_lnotab or co_linetable */
   int64_t code_adaptive;            /* co_code_adaptive (3.11+): instruction base */
   int64_t code_firsttraceable;      /* _co_firsttraceable (3.11+): frames before it are incomplete */

@@ -55,6 +55,7 @@ struct CodeInfo {
   std::optional<std::string> qualname;
   std::string filename;
   int first_line = 0;
+  bool generator = false;  // a generator's or coroutine's code: never a thread's outermost frame
   std::optional<int64_t> first_traceable;  // in code units (3.11+)
   int64_t code_bytes = -1;                 // length of the bytecode (3.11+), -1: unknown
   std::string line_table;
@@ -212,10 +213,22 @@ class LayoutInterpreter : public core::Interpreter {
   // code and, but for the innermost, instruction. latest_* hold the last
   // reading of the same words (see confirm()).
   std::vector<core::Witness> list_words_, stack_words_, latest_list_, recheck_words_, reread_;
+  std::vector<core::Witness> second_list_, second_stack_;  // the second reading, as list_/stack_words_
+  std::vector<core::Witness> prefetch_words_;  // read again in the next walk's call
+  core::WitnessCheck prefetch_;
+  bool prefetch_planned_ = false;
+  // Samples to go for which a thread's (by slot) or the list's words are
+  // prefetched: kMovedLately after each time they moved.
+  static constexpr int kMovedLately = 64;
+  std::vector<int> moved_lately_;
+  int list_moved_lately_ = 0;
   std::vector<std::pair<size_t, size_t>> stack_spans_;
   std::vector<std::vector<core::Witness>> latest_stacks_;  // by slot
   std::vector<uint8_t> rooted_;  // by slot: the stack ended at the thread's root
   std::vector<uint8_t> known_;   // by slot: its words equal their latest reading
+  std::vector<uint8_t> pending_; // by slot: its second reading needs a read of its own
+  std::vector<uint8_t> clean_;   // by slot: its words all came from begin()'s read
+  bool list_clean_ = false;      // so did the thread list's
   bool walk_rooted_ = false;
   core::WitnessCheck recheck_;
 };
@@ -372,26 +385,72 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   // the same at a later time: then, barring a word that changed and changed
   // back in between, each held its value at the instant between the two
   // reads. The earlier reading is the last one of the same words (the last
-  // sample's, or the read-back of a failed walk of this sample), so a stack
-  // that held still costs no second read; the others' words are read again,
-  // all in one call.
+  // sample's, or the second reading of a failed walk of this sample), so a
+  // stack that held still costs no second read. The others need a second
+  // reading: the copy of their words read in the same call as the walk's
+  // bytes, after them (prefetched: the words of stacks that moved last
+  // time), where it holds all of them and the walk read nothing more;
+  // else one more read of all of them.
   if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
   const bool list_known = list_words_ == latest_list_;
+  // Fills `now` with the prefetched reading of `words`; false if one is
+  // missing, or if the walk read them (some) after the prefetch.
+  auto from_prefetch = [&](std::span<const core::Witness> words, core::Witness* now, bool read_first) {
+    if (!prefetch_planned_ || !read_first) return false;
+    for (size_t i = 0; i < words.size(); ++i) {
+      now[i] = words[i];
+      if (!prefetch_.find(words[i], now[i].value)) return false;
+    }
+    return true;
+  };
+  second_list_.resize(list_words_.size());
+  second_stack_.resize(stack_words_.size());
   recheck_words_.clear();
-  if (!list_known) recheck_words_ = list_words_;
+  const bool list_pending = !list_known && !from_prefetch(list_words_, second_list_.data(), list_clean_);
+  if (list_pending) recheck_words_ = list_words_;
   for (size_t t = 0; t < threads; ++t) {
     const auto [begin, end] = stack_spans_[t];
     const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
     known_[t] = std::ranges::equal(words, latest_stacks_[t]);
-    if (!known_[t]) recheck_words_.insert(recheck_words_.end(), words.begin(), words.end());
+    pending_[t] = !known_[t] && !from_prefetch(words, second_stack_.data() + begin, clean_[t]);
+    if (pending_[t]) recheck_words_.insert(recheck_words_.end(), words.begin(), words.end());
   }
-  if (!recheck_words_.empty()) recheck_.reread(target_, recheck_words_, reread_);
-  size_t at = 0;
+  if (!recheck_words_.empty()) {
+    recheck_.reread(target_, recheck_words_, reread_);
+    size_t at = 0;
+    if (list_pending) {
+      std::copy_n(reread_.begin(), list_words_.size(), second_list_.begin());
+      at = list_words_.size();
+    }
+    for (size_t t = 0; t < threads; ++t) {
+      if (!pending_[t]) continue;
+      const auto [begin, end] = stack_spans_[t];
+      std::copy_n(reread_.begin() + static_cast<ptrdiff_t>(at), end - begin,
+                  second_stack_.begin() + static_cast<ptrdiff_t>(begin));
+      at += end - begin;
+    }
+  }
+
+  // Words read twice now. The stacks that moved lately have their pages
+  // read again at the end of the next walk's call: a stack that moves
+  // between samples then needs no read of its own, and its second reading
+  // comes microseconds after the first, not a walk later (a read-back a
+  // walk later misses more of a short call's time, under-sampling it).
+  if (moved_lately_.size() < threads) moved_lately_.resize(threads, 0);
+  list_moved_lately_ = list_known ? std::max(list_moved_lately_, 1) - 1 : kMovedLately;
+  for (size_t t = 0; t < threads; ++t)
+    moved_lately_[t] = known_[t] ? std::max<int>(moved_lately_[t], 1) - 1 : kMovedLately;
+  prefetch_words_.clear();
+  if (list_moved_lately_ > 0) prefetch_words_ = list_words_;
+  for (size_t t = 0; t < threads; ++t) {
+    if (moved_lately_[t] == 0) continue;
+    const auto [begin, end] = stack_spans_[t];
+    prefetch_words_.insert(prefetch_words_.end(), stack_words_.begin() + static_cast<ptrdiff_t>(begin),
+                           stack_words_.begin() + static_cast<ptrdiff_t>(end));
+  }
   if (!list_known) {
-    const auto now = std::span(reread_).first(list_words_.size());
-    at = list_words_.size();
-    const bool list_held = std::ranges::equal(now, list_words_);
-    latest_list_.assign(now.begin(), now.end());
+    const bool list_held = second_list_ == list_words_;
+    latest_list_ = second_list_;
     // A thread list read while it changed may hold a freed thread state:
     // no thread of this walk is trusted.
     if (!list_held) {
@@ -405,8 +464,7 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
     if (!held) {
       const auto [begin, end] = stack_spans_[t];
       const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
-      const auto now = std::span(reread_).subspan(at, words.size());
-      at += words.size();
+      const std::span<const core::Witness> now(second_stack_.data() + begin, end - begin);
       held = std::ranges::equal(now, words);
       latest_stacks_[t].assign(now.begin(), now.end());
     }
@@ -417,18 +475,27 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
 }
 
 bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
-  memory_.begin();
+  prefetch_planned_ = !prefetch_words_.empty();
+  if (prefetch_planned_) prefetch_.plan(prefetch_words_, true);
+  memory_.begin(prefetch_planned_ ? &prefetch_ : nullptr);
   list_words_.clear();
   stack_words_.clear();
   stack_spans_.clear();
   rooted_.clear();
   known_.clear();
+  pending_.clear();
+  clean_.clear();
+  // The thread list's words were all read in begin()'s call if none of
+  // the reads of its links missed.
+  const uint64_t misses_at_begin = memory_.misses();
+  uint64_t list_misses = 0;
   // Few system calls per sample: what can be read together is.
   uint64_t head = 0, current = 0;
   const core::Memory::ReadRequest globals[] = {
       {interp_head_slot_, std::as_writable_bytes(std::span(&head, 1))},
       {tstate_current_slot_, std::as_writable_bytes(std::span(&current, 1))}};
   memory_.read_many(std::span(globals).first(tstate_current_slot_ ? 2 : 1), ok_);
+  list_misses += memory_.misses() - misses_at_begin;
   if (!ok_[0] || head == 0) {
     PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
     return false;
@@ -447,7 +514,9 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
         {*interp + l_.interp_next, std::as_writable_bytes(std::span(&next_interp, 1))},
         {*interp + l_.interp_gil, std::as_writable_bytes(std::span(&gil, 1))}};
     const bool per_interp_gil = !tstate_current_slot_ && l_.interp_gil != PYFLAME_ABSENT;
+    const uint64_t misses_before_fields = memory_.misses();
     memory_.read_many(std::span(fields).first(per_interp_gil ? 3 : 2), ok_);
+    list_misses += memory_.misses() - misses_before_fields;
     if (!ok_[0] || !ok_[1]) return false;
     list_words_.push_back({(*interp + l_.interp_tstate_head).value(), first_tstate, sizeof first_tstate});
     list_words_.push_back({(*interp + l_.interp_next).value(), next_interp, sizeof next_interp});
@@ -456,10 +525,12 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
     std::optional<RemoteAddr> tstate = RemoteAddr(first_tstate);
     CycleCheck thread_cycle;
     for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
+      const uint64_t misses_before = memory_.misses();
       if (thread_cycle.seen(*tstate) || !memory_.read(*tstate, tstate_buf_)) {
         PYFLAME_DEBUG_LOG("cannot read thread state {:#x}", tstate->value());
         return false;
       }
+      list_misses += memory_.misses() - misses_before;
       const std::span<const std::byte> ts(tstate_buf_);
       if (threads == out.threads.size()) out.threads.emplace_back();
       core::ThreadSample& thread = out.threads[threads++];
@@ -497,6 +568,10 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       stack_spans_.emplace_back(words_begin, stack_words_.size());
       rooted_.push_back(walk_rooted_);
       known_.push_back(0);
+      pending_.push_back(0);
+      // Its words were all read in begin()'s call (code objects read later
+      // are not witnesses) if no read of its state and frames missed.
+      clean_.push_back(memory_.misses() == misses_before);
       finish_thread(thread, threads - 1);
       const uint64_t next = load<uint64_t>(ts, l_.tstate_next);
       list_words_.push_back({(*tstate + l_.tstate_next).value(), next, sizeof next});
@@ -504,6 +579,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
     }
     interp = RemoteAddr(next_interp);
   }
+  list_clean_ = list_misses == 0;
   return true;
 }
 
@@ -589,7 +665,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
 
 int64_t LayoutInterpreter::code_header_size() const {
   return std::max({l_.code_name, l_.code_filename, l_.code_qualname, l_.code_line_table,
-                   l_.code_firstlineno, l_.code_firsttraceable}) + 8;
+                   l_.code_firstlineno, l_.code_flags, l_.code_firsttraceable}) + 8;
 }
 
 void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
@@ -628,6 +704,10 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
     truncated |= f.bad;
   }
   thread.truncated = truncated;
+  // A thread's outermost frame runs a function, never a generator or a
+  // coroutine: one that does is a suspended generator's frame (its link
+  // cleared), reached by a torn read (the one root check 2.7 has).
+  if (!raw_.empty() && infos_.back() != nullptr && infos_.back()->generator) rooted_[slot] = 0;
 
   // The outermost frames unchanged since this slot's last sample (same raw
   // frame, same live code object: the Frames' views into it are valid) are
@@ -742,6 +822,7 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
   info.line_table = std::move(*table);
   if (identity[2] != 0) info.qualname = objects_.read_text(RemoteAddr(identity[2]));
   info.first_line = load<int32_t>(buf, l_.code_firstlineno);
+  info.generator = (load<int32_t>(buf, l_.code_flags) & l_.generator_flags) != 0;
   if (l_.code_firsttraceable != PYFLAME_ABSENT) {
     info.first_traceable = l_.sizeof_firsttraceable == 4
                                ? load<int32_t>(buf, l_.code_firsttraceable)
@@ -821,7 +902,7 @@ std::string layout_fingerprint(const pyflame_layout& l) {
       l.frame_back, l.frame_code, l.frame_lasti, l.sizeof_frame_lasti, l.frame_gen, l.iframe_code,
       l.iframe_previous, l.iframe_instr, l.iframe_owner, l.sizeof_iframe, l.owner_cstack,
       l.owner_interpreter, l.owner_generator, l.owner_frame_object, l.code_name, l.code_qualname, l.code_filename,
-      l.code_firstlineno, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
+      l.code_firstlineno, l.code_flags, l.generator_flags, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
       l.sizeof_firsttraceable, l.sizeof_code, l.bytes_sval, l.unicode_length,
       l.unicode_kind.byte_offset, l.unicode_kind.mask, l.unicode_compact.byte_offset,
       l.unicode_compact.mask, l.unicode_ascii.byte_offset, l.unicode_ascii.mask,
