@@ -269,8 +269,9 @@ def parse_collapsed_counts(text: str) -> List[tuple]:
 class Pyflame:
     name = "pyflame"
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, name: str = "pyflame"):
         self.binary = binary
+        self.name = name
 
     def record(self, wl: Workload, seconds: float, rate: float, blocking: bool,
                outdir: str, fmt: str = "collapsed") -> dict:
@@ -299,6 +300,8 @@ class Pyflame:
         return {
             "tool": "pyflame", "blocking": blocking, "rate_asked": rate,
             "samples": samples, "errors": s.get("errors"),
+            "thread_samples": s.get("thread_samples"), "torn": s.get("torn"),
+            "retries": s.get("retries"), "torn_share": s.get("torn_share"),
             "elapsed": s.get("elapsed_seconds"), "achieved_rate": s.get("achieved_rate"),
             "us_median": s.get("sample_us_median"), "us_p99": s.get("sample_us_p99"),
             "us_mean_at_max": (1e6 * s["elapsed_seconds"] / samples) if samples else None,
@@ -433,9 +436,60 @@ def slim(result: Optional[dict]) -> Optional[dict]:
 # ------------------------------------------------------------- measurements
 
 
+def baseline_for(interp, args) -> Optional[Pyflame]:
+    """The --baseline-bin-dir build of pyflame for INTERP, if there is one."""
+    if not args.baseline_bin_dir:
+        return None
+    binary = os.path.join(args.baseline_bin_dir, "pyflame" + interp.minor)
+    if not os.access(binary, os.X_OK):
+        log("bench: no baseline for %s: %s not built" % (interp.name, binary))
+        return None
+    return Pyflame(binary, "pyflame_before")
+
+
+def before_after(pyflame, baseline, first, wl, blocking, args, outdir):
+    """(the baseline's first recording, the after/before figures): the
+    baseline records WL right after pyflame's recording FIRST, for as long;
+    then --baseline-rounds - 1 more pairs, the order alternating (B A, A B,
+    ...) so that neither build always goes first. Each pair gives a ratio
+    of two recordings seconds apart; the figures are their medians."""
+    pairs = []
+    after = first
+    before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+    first_before = before
+    pairs.append((after, before))
+    for i in range(1, args.baseline_rounds):
+        if i % 2:
+            before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+            after = slim(pyflame.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+        else:
+            after = slim(pyflame.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+            before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+        pairs.append((after, before))
+
+    def figures(field):
+        a = [p[0].get(field) for p in pairs]
+        b = [p[1].get(field) for p in pairs]
+        ratios = [x / y for x, y in zip(a, b) if x and y]
+        return {"after": a, "before": b, "ratios": ratios,
+                "after_median": statistics.median([x for x in a if x]) if any(a) else None,
+                "before_median": statistics.median([y for y in b if y]) if any(b) else None,
+                "ratio": statistics.median(ratios) if ratios else None}
+
+    return first_before, {
+        "rounds": len(pairs), "us_median": figures("us_median"),
+        "us_mean_at_max": figures("us_mean_at_max"),
+        "torn_share": [p[0].get("torn_share") for p in pairs],
+        "retries_per_sample": [p[0]["retries"] / p[0]["samples"] if p[0].get("samples") and
+                               p[0].get("retries") is not None else None for p in pairs],
+    }
+
+
 def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
-    """Each stack workload at the highest rate, nonblocking and --blocking."""
+    """Each stack workload at the highest rate, nonblocking and --blocking
+    (and the baseline build's figures right after pyflame's, if given)."""
     results = {}
+    baseline = baseline_for(interp, args)
     for name, depth, threads in STACK_WORKLOADS:
         if args.workloads and name not in args.workloads:
             continue
@@ -449,6 +503,9 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                 key = "blocking" if blocking else "nonblocking"
                 row["pyflame_" + key] = slim(pyflame.record(wl, args.seconds, MAX_RATE,
                                                             blocking, outdir))
+                if baseline:
+                    row["pyflame_before_" + key], row["pyflame_before_after_" + key] = before_after(
+                        pyflame, baseline, row["pyflame_" + key], wl, blocking, args, outdir)
                 for peer in peers:
                     try:
                         row["%s_%s" % (peer.name, key)] = slim(
@@ -462,6 +519,8 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                 row["pyflame_reads_per_sample"] = count_reads(pyflame, wl, outdir)
         results[name] = row
         log("  cost %-10s pyflame %s" % (name, brief(row.get("pyflame_nonblocking"))))
+        if baseline:
+            log("  cost %-10s before  %s" % (name, brief(row.get("pyflame_before_nonblocking"))))
     return results
 
 
@@ -701,29 +760,63 @@ def markdown(doc: dict) -> str:
     m = doc["machine"]
     out.append("Machine: %s, %s, %d CPUs, kernel %s; load average at start %s\n" % (
         m["cpu"], m["os"], m["cpus"], m["kernel"], m["loadavg"]))
+    before = doc.get("baseline_bin_dir") is not None
     out.append("### Cost per sample (highest rate asked: %d/s)\n" % MAX_RATE)
     out.append("| interpreter | workload | mode | pyflame median µs | p99 µs | samples/s "
                "| µs/sample at max | peer | peer µs/sample at max | peer samples/s "
-               "| peer's own µs/sample | **pyflame/peer** |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "| peer's own µs/sample | **pyflame/peer** |"
+               + (" after / before, µs per sample |" if before else ""))
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if before else ""))
     for iname, res in doc["interpreters"].items():
         for wname, row in res.get("cost", {}).items():
             for mode in ("nonblocking", "blocking"):
                 p = row.get("pyflame_" + mode) or {}
+                b = row.get("pyflame_before_" + mode) or {}
                 peer_keys = [k for k in row if k.endswith("_" + mode) and
                              not k.startswith("pyflame") and row[k] is not None]
                 cells = [iname, wname, mode, num(p.get("us_median")), num(p.get("us_p99")),
                          num(p.get("achieved_rate"), "%.0f"), num(p.get("us_mean_at_max"))]
+                ba = (row.get("pyflame_before_after_" + mode) or {}).get("us_median") or {}
+                tail = [num(ba.get("ratio"), "%.2f")] if before else []
                 if not peer_keys:
-                    out.append("| " + " | ".join(cells + ["-", "-", "-", "-", "-"]) + " |")
+                    out.append("| " + " | ".join(cells + ["-", "-", "-", "-", "-"] + tail)
+                               + " |")
                 for k in peer_keys:
                     q = row[k] or {}
                     out.append("| " + " | ".join(cells + [
                         k.rsplit("_", 1)[0], num(q.get("us_mean_at_max")),
                         num(q.get("achieved_rate"), "%.0f"),
                         num(q.get("us_unwind_mean") or q.get("us_sample_mean")),
-                        "**%s**" % ratio(p.get("us_mean_at_max"), q.get("us_mean_at_max"))])
-                        + " |")
+                        "**%s**" % ratio(p.get("us_mean_at_max"), q.get("us_mean_at_max"))]
+                        + tail) + " |")
+    if before:
+        out.append("\n### Before / after (this build vs. %s; medians of %s interleaved "
+                   "pairs on the same process)\n" % (
+                       doc.get("baseline_commit") or doc["baseline_bin_dir"],
+                       doc.get("baseline_rounds")))
+        out.append("| interpreter | workload | mode | before median µs | after median µs "
+                   "| **after / before** (range) | before µs/sample at max "
+                   "| after µs/sample at max | after / before at max "
+                   "| after: torn share % | after: retries / sample |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for iname, res in doc["interpreters"].items():
+            for wname, row in res.get("cost", {}).items():
+                for mode in ("nonblocking", "blocking"):
+                    ba = row.get("pyflame_before_after_" + mode)
+                    if not ba:
+                        continue
+                    med, at_max = ba["us_median"], ba["us_mean_at_max"]
+                    torn = [t for t in ba["torn_share"] if t is not None]
+                    retries = [t for t in ba["retries_per_sample"] if t is not None]
+                    out.append("| %s | %s | %s | %s | %s | **%s** (%s) | %s | %s | %s | %s | %s |"
+                               % (iname, wname, mode, num(med["before_median"]),
+                                  num(med["after_median"]), num(med["ratio"], "%.2f"),
+                                  "–".join("%.2f" % f(med["ratios"]) for f in (min, max))
+                                  if med["ratios"] else "-",
+                                  num(at_max["before_median"]), num(at_max["after_median"]),
+                                  num(at_max["ratio"], "%.2f"),
+                                  num(100 * max(torn) if torn else None, "%.3f"),
+                                  num(max(retries) if retries else None, "%.3f")))
     out.append("\n### Floor at depth 100 (process_vm_readv, median µs)\n")
     out.append("| interpreter | 1 read 64 B | 1 read 16 KiB | floor, 1 call (3.11+: 2 ranges; "
                "≤3.10: 101 ranges) | floor, dependent reads (3.11+: 2; ≤3.10: 101) "
@@ -838,10 +931,27 @@ def machine() -> dict:
             "os": osname, "loadavg": " ".join("%.2f" % x for x in os.getloadavg())}
 
 
+def git_describe(bin_dir: Optional[str]) -> Optional[str]:
+    """The commit of the tree BIN_DIR was built from (build/bin in a
+    checkout), if that is a git tree."""
+    if not bin_dir:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", os.path.abspath(bin_dir), "describe", "--always",
+                              "--dirty"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin-dir", required=True, help="directory holding pyflameX.Y")
     ap.add_argument("--floor-bin", help="vm_readv_floor program")
+    ap.add_argument("--baseline-bin-dir", help="directory holding an older build's "
+                    "pyflameX.Y: the cost and churn steps also record it, right after "
+                    "pyflame, and report after / before")
     ap.add_argument("--manifest", default=pt.DEFAULT_MANIFEST)
     ap.add_argument("--interp", action="append", default=[],
                     help="manifest name to run (repeatable); default: a representative set")
@@ -862,6 +972,9 @@ def main() -> int:
                     help="sample counts for peak RSS, comma-separated")
     ap.add_argument("--rss-max-seconds", type=float, default=60.0,
                     help="cap on one RSS recording; the table says when it capped")
+    ap.add_argument("--baseline-rounds", type=int, default=3,
+                    help="pairs of recordings (this build, the baseline) per workload and "
+                    "mode; the after / before ratio is their median")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--quick", action="store_true",
                     help="1 s measurements, 3.11 and 3.15 only, 10k/100k RSS samples")
@@ -894,7 +1007,11 @@ def main() -> int:
     only = set(args.only) or {"cost", "overhead", "accuracy", "rss"}
 
     doc = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "max_rate": MAX_RATE, "interpreters": {}}
+           "max_rate": MAX_RATE, "interpreters": {},
+           "bin_dir": args.bin_dir, "baseline_bin_dir": args.baseline_bin_dir,
+           "baseline_rounds": args.baseline_rounds if args.baseline_bin_dir else None,
+           "commit": git_describe(args.bin_dir),
+           "baseline_commit": git_describe(args.baseline_bin_dir)}
     outdir = tempfile.mkdtemp(prefix="pyflame-bench-")
     began = time.monotonic()
     try:
