@@ -1082,28 +1082,30 @@ def markdown(doc: dict) -> str:
                "impossible samples by its oracle)\n")
     out.append("| interpreter | tool | mode | samples/s | failed samples % | good samples/s "
                "| thread samples "
-               "| torn share % | retries / sample | **impossible share %** | impossible |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+               "| CPU s / 1000 samples | torn share % | retries / sample "
+               "| **impossible share %** | impossible |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for iname, res in doc["interpreters"].items():
         for key, r in (res.get("churn") or {}).items():
             if key == "error":
-                out.append("| %s | error | | | | | | | | | |" % iname)
+                out.append("| %s | error | | | | | | | | | | |" % iname)
                 continue
             tool = key.replace("_blocking", "")
             tool = {"pyflame_before": "pyflame before (%s)" % (
                 doc.get("baseline_commit") or "baseline")}.get(tool, tool)
             if "error" in r:
-                out.append("| %s | %s | error | | | | | | | | |" % (iname, tool))
+                out.append("| %s | %s | error | | | | | | | | | |" % (iname, tool))
                 continue
             errors, samples = r.get("errors"), r.get("samples")
             failed = errors / samples if errors is not None and samples else None
-            out.append("| %s | %s | %s | %s | %s | %s | %d | %s | %s | **%s** | %d |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | **%s** | %d |" % (
                 iname, tool, "blocking" if r["blocking"] else "nonblocking",
                 num(r.get("achieved_rate"), "%.0f"),
                 num(100.0 * failed if failed is not None else None, "%.2f"),
                 num(r["achieved_rate"] * (1 - failed) if failed is not None and
                     r.get("achieved_rate") else None, "%.0f"),
                 r["thread_samples_classified"],
+                num(1000 * r["cpu_seconds"] / samples if samples else None, "%.3f"),
                 num(100 * r["torn_share"] if r.get("torn_share") is not None else None, "%.3f"),
                 num(r.get("retries_per_sample"), "%.3f"),
                 num(100 * r["impossible_share"] if r.get("impossible_share") is not None
