@@ -13,6 +13,7 @@ profilers read other processes; peers in chroots need a mount namespace).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -45,6 +46,8 @@ OVERHEAD_RATES = [100, 1000, 10000]
 READY_TIMEOUT = 120.0
 TOOL_GRACE = 30.0
 SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+NO_FRAMES = "<no Python frames>"  # pyflame's line for a thread without a Python frame
+CHURN_MINORS = ("3.11", "3.15")  # the churn step's interpreters (3.15: with Tachyon)
 AUSTIN_MAX_MINOR = (3, 10)  # Austin 1.0.1 reads 2.7-3.10 (lines are wrong from 3.8)
 
 
@@ -143,6 +146,33 @@ def vm_hwm_kb(pid: int) -> int:
 # --------------------------------------------------------------- workloads
 
 
+class OwnMounts:
+    """INTERP, whose processes start (when it lives in a chroot) in a mount
+    namespace of their own with /proc mounted inside the chroot, so that a
+    peer joining that namespace and chroot reads the target's
+    /proc/PID/maps with the paths the target sees. Everything but command()
+    is INTERP's: it stands in for the interpreter where a target class (as
+    test_churn.py's ChurnFixture) builds its command from one."""
+
+    def __init__(self, interp: pt.Interpreter):
+        self._interp = interp
+
+    def __getattr__(self, name):
+        return getattr(self._interp, name)
+
+    def command(self, args: Sequence[str]) -> List[str]:
+        interp = self._interp
+        if not interp.chrooted:
+            return interp.command(args)
+        # unshare and chroot exec: the pid is the interpreter's.
+        return [shutil.which("unshare", path=SBIN_PATH) or "unshare", "--mount",
+                "--propagation", "private", "sh", "-c",
+                'mount -t proc proc "$0/proc" && c=$1 && shift && exec "$c" "$0" "$@"',
+                interp.root,
+                shutil.which("chroot", path=SBIN_PATH) or "chroot",
+                interp.python] + list(args)
+
+
 class Workload:
     """workload.py under one interpreter: started, ready, its lines collected.
 
@@ -160,13 +190,8 @@ class Workload:
         shutil.copyfile(WORKLOAD, script)
         rfd, wfd = os.pipe()
         self.rfd = rfd
-        inner = [interp.python, interp.inside_path(script), "--fd", str(wfd)] + list(args)
-        if interp.chrooted:
-            # unshare and chroot exec: the pid is the interpreter's.
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                    'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', interp.root] + inner
-        else:
-            argv = inner
+        argv = OwnMounts(interp).command([interp.inside_path(script), "--fd", str(wfd)]
+                                         + list(args))
         env = interp.environment()
         env["PATH"] = SBIN_PATH
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
@@ -269,8 +294,9 @@ def parse_collapsed_counts(text: str) -> List[tuple]:
 class Pyflame:
     name = "pyflame"
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, name: str = "pyflame"):
         self.binary = binary
+        self.name = name
 
     def record(self, wl: Workload, seconds: float, rate: float, blocking: bool,
                outdir: str, fmt: str = "collapsed") -> dict:
@@ -299,6 +325,8 @@ class Pyflame:
         return {
             "tool": "pyflame", "blocking": blocking, "rate_asked": rate,
             "samples": samples, "errors": s.get("errors"),
+            "thread_samples": s.get("thread_samples"), "torn": s.get("torn"),
+            "retries": s.get("retries"), "torn_share": s.get("torn_share"),
             "elapsed": s.get("elapsed_seconds"), "achieved_rate": s.get("achieved_rate"),
             "us_median": s.get("sample_us_median"), "us_p99": s.get("sample_us_p99"),
             "us_mean_at_max": (1e6 * s["elapsed_seconds"] / samples) if samples else None,
@@ -354,6 +382,9 @@ class Tachyon:
         # --realtime-stats prints its mean time per sample (the unwinder's
         # own cost, without the Python loop around it); keep the last one.
         unwind = re.findall(r"Stats: [\d.]+Hz \(([\d.]+)µs\)", text)
+        # Failed samples (an unwinder error drops every thread of that tick)
+        # are counted in its samples; it prints their share.
+        failed = re.search(r"Error rate: ([\d.]+)", text)
         collapsed = open(out_host, encoding="utf-8", errors="replace").read() \
             if os.path.exists(out_host) else ""
         return {
@@ -361,6 +392,8 @@ class Tachyon:
             "elapsed": elapsed, "achieved_rate": samples / elapsed if elapsed else None,
             "us_median": None, "us_p99": None,
             "us_unwind_mean": float(unwind[-1]) if unwind else None,
+            "errors": round(samples * float(failed.group(1)) / 100) if failed else None,
+            "error_share": float(failed.group(1)) / 100 if failed else None,
             "us_mean_at_max": 1e6 * elapsed / samples if samples else None,
             "cpu_seconds": run.cpu, "max_rss_kb": run.max_rss_kb, "t0": t0, "t1": t1,
             "collapsed": parse_collapsed_counts(collapsed),
@@ -433,9 +466,60 @@ def slim(result: Optional[dict]) -> Optional[dict]:
 # ------------------------------------------------------------- measurements
 
 
+def baseline_for(interp, args) -> Optional[Pyflame]:
+    """The --baseline-bin-dir build of pyflame for INTERP, if there is one."""
+    if not args.baseline_bin_dir:
+        return None
+    binary = os.path.join(args.baseline_bin_dir, "pyflame" + interp.minor)
+    if not os.access(binary, os.X_OK):
+        log("bench: no baseline for %s: %s not built" % (interp.name, binary))
+        return None
+    return Pyflame(binary, "pyflame_before")
+
+
+def before_after(pyflame, baseline, first, wl, blocking, args, outdir):
+    """(the baseline's first recording, the after/before figures): the
+    baseline records WL right after pyflame's recording FIRST, for as long;
+    then --baseline-rounds - 1 more pairs, the order alternating (B A, A B,
+    ...) so that neither build always goes first. Each pair gives a ratio
+    of two recordings seconds apart; the figures are their medians."""
+    pairs = []
+    after = first
+    before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+    first_before = before
+    pairs.append((after, before))
+    for i in range(1, args.baseline_rounds):
+        if i % 2:
+            before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+            after = slim(pyflame.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+        else:
+            after = slim(pyflame.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+            before = slim(baseline.record(wl, args.seconds, MAX_RATE, blocking, outdir))
+        pairs.append((after, before))
+
+    def figures(field):
+        a = [p[0].get(field) for p in pairs]
+        b = [p[1].get(field) for p in pairs]
+        ratios = [x / y for x, y in zip(a, b) if x and y]
+        return {"after": a, "before": b, "ratios": ratios,
+                "after_median": statistics.median([x for x in a if x]) if any(a) else None,
+                "before_median": statistics.median([y for y in b if y]) if any(b) else None,
+                "ratio": statistics.median(ratios) if ratios else None}
+
+    return first_before, {
+        "rounds": len(pairs), "us_median": figures("us_median"),
+        "us_mean_at_max": figures("us_mean_at_max"),
+        "torn_share": [p[0].get("torn_share") for p in pairs],
+        "retries_per_sample": [p[0]["retries"] / p[0]["samples"] if p[0].get("samples") and
+                               p[0].get("retries") is not None else None for p in pairs],
+    }
+
+
 def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
-    """Each stack workload at the highest rate, nonblocking and --blocking."""
+    """Each stack workload at the highest rate, nonblocking and --blocking
+    (and the baseline build's figures right after pyflame's, if given)."""
     results = {}
+    baseline = baseline_for(interp, args)
     for name, depth, threads in STACK_WORKLOADS:
         if args.workloads and name not in args.workloads:
             continue
@@ -449,6 +533,9 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                 key = "blocking" if blocking else "nonblocking"
                 row["pyflame_" + key] = slim(pyflame.record(wl, args.seconds, MAX_RATE,
                                                             blocking, outdir))
+                if baseline:
+                    row["pyflame_before_" + key], row["pyflame_before_after_" + key] = before_after(
+                        pyflame, baseline, row["pyflame_" + key], wl, blocking, args, outdir)
                 for peer in peers:
                     try:
                         row["%s_%s" % (peer.name, key)] = slim(
@@ -462,6 +549,8 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                 row["pyflame_reads_per_sample"] = count_reads(pyflame, wl, outdir)
         results[name] = row
         log("  cost %-10s pyflame %s" % (name, brief(row.get("pyflame_nonblocking"))))
+        if baseline:
+            log("  cost %-10s before  %s" % (name, brief(row.get("pyflame_before_nonblocking"))))
     return results
 
 
@@ -655,6 +744,146 @@ def measure_accuracy(interp, pyflame, peers, args, outdir) -> dict:
     return results
 
 
+class ChurnTarget:
+    """test_churn.py's fixture as the profilers' record() expects a target."""
+
+    def __init__(self, fixture):
+        self.fixture = fixture
+        self.pid, self.tmpdir = fixture.pid, fixture.tmpdir
+
+    @staticmethod
+    def clock() -> float:
+        return time.monotonic()
+
+
+class TachyonFrames:
+    """Tachyon's collapsed stacks as the churn oracle's frames.
+
+    Tachyon writes `tid:N;FILE:FUNCTION:LINE;...` with FILE the base name
+    of the code's file and FUNCTION the code's name; the oracle's frames are
+    (label, file as the interpreter sees it, line), the label a qualified
+    name on 3.11+ (`Thread._bootstrap`). A frame is matched with the
+    oracle's model: its file is the model's only file of that base name, and
+    its label the model's only label in that file equal to FUNCTION or
+    ending in `.FUNCTION`; a line of -1 (none) becomes None, as pyflame
+    writes such a frame without a line. What matches nothing is left as Tachyon wrote it
+    (the oracle then finds it impossible); where several labels match (none
+    does on the fixture), the stack counts as possible if any choice makes
+    it so."""
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+        labels: Dict[str, set] = {}
+        model = oracle.model
+        for f, name in model["roots"]:
+            labels.setdefault(f, set()).add(name)
+        for e in model["stdlib_edges"] + model["fixture_edges"]:
+            labels.setdefault(e[0], set()).add(e[1])
+            labels.setdefault(e[3], set()).add(e[4])
+        for f, name, _, _ in model["functions"]:
+            labels.setdefault(f, set()).add(name)
+        self.labels = labels
+        self.files: Dict[str, List[str]] = {}
+        for f in labels:
+            self.files.setdefault(os.path.basename(f), []).append(f)
+        self.matched: Dict[str, int] = {}  # how frames matched -> frames x samples
+
+    def candidates(self, part: str):
+        """(the frames PART may stand for, how it matched)."""
+        pieces = part.rsplit(":", 2)
+        if len(pieces) != 3 or not pieces[2].lstrip("-").isdigit():
+            return [(part, "<unknown>", None)], "unmatched"  # a special frame (<GC>)
+        # -1: no line (an instruction without a location, as exception
+        # cleanup code has); pyflame then writes no line, the oracle's None.
+        base, function, line = pieces[0], pieces[1], int(pieces[2])
+        line = line if line > 0 else None
+        found = [(name, f, line) for f in self.files.get(base, []) for name in self.labels[f]
+                 if name == function or name.endswith("." + function)]
+        if not found:
+            return [(function, base, line)], "unmatched"
+        if len(found) > 1:
+            return found, "ambiguous"
+        return found, "same" if found[0][0] == function else "qualified"
+
+    def convert(self, stack: str, count: int):
+        """(frames root first, COUNT) of one collapsed line of Tachyon's."""
+        parts = stack.split(";")
+        if parts and parts[0].startswith("tid:"):
+            parts = parts[1:]
+        choices = []
+        for part in parts:
+            options, how = self.candidates(part)
+            choices.append(options)
+            self.matched[how] = self.matched.get(how, 0) + count
+        frames = [c[0] for c in choices]
+        if any(len(c) > 1 for c in choices) and self.oracle.why_impossible(frames):
+            if math.prod(len(c) for c in choices) <= 256:
+                for option in itertools.product(*choices):
+                    if self.oracle.why_impossible(list(option)) is None:
+                        frames = list(option)
+                        break
+        return frames, count
+
+
+def measure_churn(interp, pyflame, peers, args, outdir) -> dict:
+    """test_churn.py's fixture (stacks that change every few microseconds,
+    each one known) recorded at the highest rate by each tool in turn; every
+    sample is classified possible or impossible by test_churn.py's oracle."""
+    import test_churn as tc  # the integration directory is on sys.path
+    tools = [(pyflame, False)]
+    baseline = baseline_for(interp, args)
+    if baseline:
+        tools.append((baseline, False))
+    tools.append((pyflame, True))
+    tools += [(p, False) for p in peers if p.name == "tachyon"]
+    results = {}
+    with tc.ChurnFixture(OwnMounts(interp)) as fixture:
+        target = ChurnTarget(fixture)
+        oracle = fixture.oracle
+        for tool, blocking in tools:
+            key = tool.name + ("_blocking" if blocking else "")
+            try:
+                r = tool.record(target, args.seconds, MAX_RATE, blocking, outdir)
+            except RuntimeError as e:
+                results[key] = {"error": str(e)[:2000]}
+                continue
+            if not fixture.alive():
+                raise RuntimeError("the churn fixture died under %s" % key)
+            if tool.name == "tachyon":
+                frames = TachyonFrames(oracle)
+                stacks = [frames.convert(stack, count) for stack, count in r["collapsed"]]
+                matched = {"frames_matched": frames.matched}
+            else:
+                # A thread with no Python frame (started, not yet in
+                # Python; or done) is no stack to classify: Tachyon leaves
+                # such threads out of its output, pyflame --idle writes them
+                # as one pseudo-frame. Counted apart.
+                no_frames = sum(c for stack, c in r["collapsed"] if stack == NO_FRAMES)
+                text = "".join("%s %d\n" % sc for sc in r["collapsed"] if sc[0] != NO_FRAMES)
+                stacks = tc.parse_collapsed(text)
+                matched = {"no_python_frames": no_frames}
+            total, impossible, reasons = tc.classify_stacks(oracle, stacks)
+            row = slim(r)
+            row.update(matched)
+            row.update({
+                "thread_samples_classified": total, "impossible": impossible,
+                "impossible_share": impossible / total if total else None,
+                "retries_per_sample": r["retries"] / r["samples"]
+                if r.get("retries") is not None and r.get("samples") else None,
+                "impossible_reasons": {why: sum(c for c, _ in ex)
+                                       for why, ex in reasons.items()},
+            })
+            results[key] = row
+            log("  churn %-15s %7.0f samples/s, %d thread samples, %d impossible (%.3f%%)%s"
+                % (key, r.get("achieved_rate") or 0, total, impossible,
+                   100.0 * impossible / total if total else float("nan"),
+                   ", torn %.3f%%" % (100 * r["torn_share"])
+                   if r.get("torn_share") is not None else ""))
+            if reasons:
+                log("    " + tc.describe_impossible(reasons, 4))
+    return results
+
+
 def fmt_shares(shares) -> str:
     return "/".join("%.1f" % (100 * s) for s in shares) if shares else "-"
 
@@ -701,29 +930,63 @@ def markdown(doc: dict) -> str:
     m = doc["machine"]
     out.append("Machine: %s, %s, %d CPUs, kernel %s; load average at start %s\n" % (
         m["cpu"], m["os"], m["cpus"], m["kernel"], m["loadavg"]))
+    before = doc.get("baseline_bin_dir") is not None
     out.append("### Cost per sample (highest rate asked: %d/s)\n" % MAX_RATE)
     out.append("| interpreter | workload | mode | pyflame median µs | p99 µs | samples/s "
                "| µs/sample at max | peer | peer µs/sample at max | peer samples/s "
-               "| peer's own µs/sample | **pyflame/peer** |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "| peer's own µs/sample | **pyflame/peer** |"
+               + (" after / before, µs per sample |" if before else ""))
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if before else ""))
     for iname, res in doc["interpreters"].items():
         for wname, row in res.get("cost", {}).items():
             for mode in ("nonblocking", "blocking"):
                 p = row.get("pyflame_" + mode) or {}
+                b = row.get("pyflame_before_" + mode) or {}
                 peer_keys = [k for k in row if k.endswith("_" + mode) and
                              not k.startswith("pyflame") and row[k] is not None]
                 cells = [iname, wname, mode, num(p.get("us_median")), num(p.get("us_p99")),
                          num(p.get("achieved_rate"), "%.0f"), num(p.get("us_mean_at_max"))]
+                ba = (row.get("pyflame_before_after_" + mode) or {}).get("us_median") or {}
+                tail = [num(ba.get("ratio"), "%.2f")] if before else []
                 if not peer_keys:
-                    out.append("| " + " | ".join(cells + ["-", "-", "-", "-", "-"]) + " |")
+                    out.append("| " + " | ".join(cells + ["-", "-", "-", "-", "-"] + tail)
+                               + " |")
                 for k in peer_keys:
                     q = row[k] or {}
                     out.append("| " + " | ".join(cells + [
                         k.rsplit("_", 1)[0], num(q.get("us_mean_at_max")),
                         num(q.get("achieved_rate"), "%.0f"),
                         num(q.get("us_unwind_mean") or q.get("us_sample_mean")),
-                        "**%s**" % ratio(p.get("us_mean_at_max"), q.get("us_mean_at_max"))])
-                        + " |")
+                        "**%s**" % ratio(p.get("us_mean_at_max"), q.get("us_mean_at_max"))]
+                        + tail) + " |")
+    if before:
+        out.append("\n### Before / after (this build vs. %s; medians of %s interleaved "
+                   "pairs on the same process)\n" % (
+                       doc.get("baseline_commit") or doc["baseline_bin_dir"],
+                       doc.get("baseline_rounds")))
+        out.append("| interpreter | workload | mode | before median µs | after median µs "
+                   "| **after / before** (range) | before µs/sample at max "
+                   "| after µs/sample at max | after / before at max "
+                   "| after: torn share % | after: retries / sample |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for iname, res in doc["interpreters"].items():
+            for wname, row in res.get("cost", {}).items():
+                for mode in ("nonblocking", "blocking"):
+                    ba = row.get("pyflame_before_after_" + mode)
+                    if not ba:
+                        continue
+                    med, at_max = ba["us_median"], ba["us_mean_at_max"]
+                    torn = [t for t in ba["torn_share"] if t is not None]
+                    retries = [t for t in ba["retries_per_sample"] if t is not None]
+                    out.append("| %s | %s | %s | %s | %s | **%s** (%s) | %s | %s | %s | %s | %s |"
+                               % (iname, wname, mode, num(med["before_median"]),
+                                  num(med["after_median"]), num(med["ratio"], "%.2f"),
+                                  "–".join("%.2f" % f(med["ratios"]) for f in (min, max))
+                                  if med["ratios"] else "-",
+                                  num(at_max["before_median"]), num(at_max["after_median"]),
+                                  num(at_max["ratio"], "%.2f"),
+                                  num(100 * max(torn) if torn else None, "%.3f"),
+                                  num(max(retries) if retries else None, "%.3f")))
     out.append("\n### Floor at depth 100 (process_vm_readv, median µs)\n")
     out.append("| interpreter | 1 read 64 B | 1 read 16 KiB | floor, 1 call (3.11+: 2 ranges; "
                "≤3.10: 101 ranges) | floor, dependent reads (3.11+: 2; ≤3.10: 101) "
@@ -815,6 +1078,38 @@ def markdown(doc: dict) -> str:
             out.append("| %s | %s | %s | %s | %s | %d |" % (
                 iname, tool, fmt_shares(r["measured"]), fmt_shares(r["sampled"]),
                 num(r["max_error_points"]), r["samples"]))
+    out.append("\n### Churning stacks (test_churn.py's fixture, highest rate, "
+               "impossible samples by its oracle)\n")
+    out.append("| interpreter | tool | mode | samples/s | failed samples % | good samples/s "
+               "| thread samples "
+               "| CPU s / 1000 samples | torn share % | retries / sample "
+               "| **impossible share %** | impossible |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for iname, res in doc["interpreters"].items():
+        for key, r in (res.get("churn") or {}).items():
+            if key == "error":
+                out.append("| %s | error | | | | | | | | | | |" % iname)
+                continue
+            tool = key.replace("_blocking", "")
+            tool = {"pyflame_before": "pyflame before (%s)" % (
+                doc.get("baseline_commit") or "baseline")}.get(tool, tool)
+            if "error" in r:
+                out.append("| %s | %s | error | | | | | | | | | |" % (iname, tool))
+                continue
+            errors, samples = r.get("errors"), r.get("samples")
+            failed = errors / samples if errors is not None and samples else None
+            out.append("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | **%s** | %d |" % (
+                iname, tool, "blocking" if r["blocking"] else "nonblocking",
+                num(r.get("achieved_rate"), "%.0f"),
+                num(100.0 * failed if failed is not None else None, "%.2f"),
+                num(r["achieved_rate"] * (1 - failed) if failed is not None and
+                    r.get("achieved_rate") else None, "%.0f"),
+                r["thread_samples_classified"],
+                num(1000 * r["cpu_seconds"] / samples if samples else None, "%.3f"),
+                num(100 * r["torn_share"] if r.get("torn_share") is not None else None, "%.3f"),
+                num(r.get("retries_per_sample"), "%.3f"),
+                num(100 * r["impossible_share"] if r.get("impossible_share") is not None
+                    else None, "%.3f"), r["impossible"]))
     return "\n".join(out) + "\n"
 
 
@@ -838,10 +1133,27 @@ def machine() -> dict:
             "os": osname, "loadavg": " ".join("%.2f" % x for x in os.getloadavg())}
 
 
+def git_describe(bin_dir: Optional[str]) -> Optional[str]:
+    """The commit of the tree BIN_DIR was built from (build/bin in a
+    checkout), if that is a git tree."""
+    if not bin_dir:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", os.path.abspath(bin_dir), "describe", "--always",
+                              "--dirty"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin-dir", required=True, help="directory holding pyflameX.Y")
     ap.add_argument("--floor-bin", help="vm_readv_floor program")
+    ap.add_argument("--baseline-bin-dir", help="directory holding an older build's "
+                    "pyflameX.Y: the cost and churn steps also record it, right after "
+                    "pyflame, and report after / before")
     ap.add_argument("--manifest", default=pt.DEFAULT_MANIFEST)
     ap.add_argument("--interp", action="append", default=[],
                     help="manifest name to run (repeatable); default: a representative set")
@@ -850,7 +1162,7 @@ def main() -> int:
                     help="stack workload to run (repeatable): " +
                     ", ".join(w[0] for w in STACK_WORKLOADS))
     ap.add_argument("--only", action="append", default=[],
-                    choices=["cost", "overhead", "accuracy", "rss"],
+                    choices=["cost", "overhead", "accuracy", "rss", "churn"],
                     help="run only these figures (repeatable)")
     ap.add_argument("--seconds", type=float, default=2.0, help="per cost measurement")
     ap.add_argument("--overhead-seconds", type=float, default=2.0)
@@ -862,6 +1174,9 @@ def main() -> int:
                     help="sample counts for peak RSS, comma-separated")
     ap.add_argument("--rss-max-seconds", type=float, default=60.0,
                     help="cap on one RSS recording; the table says when it capped")
+    ap.add_argument("--baseline-rounds", type=int, default=3,
+                    help="pairs of recordings (this build, the baseline) per workload and "
+                    "mode; the after / before ratio is their median")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--quick", action="store_true",
                     help="1 s measurements, 3.11 and 3.15 only, 10k/100k RSS samples")
@@ -891,10 +1206,14 @@ def main() -> int:
     austin = None if args.no_peers else shutil.which("austin")
     if not args.no_peers and not austin:
         log("bench: austin is not installed (test/tools/bench_peers.sh): no Austin figures")
-    only = set(args.only) or {"cost", "overhead", "accuracy", "rss"}
+    only = set(args.only) or {"cost", "overhead", "accuracy", "rss", "churn"}
 
     doc = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "max_rate": MAX_RATE, "interpreters": {}}
+           "max_rate": MAX_RATE, "interpreters": {},
+           "bin_dir": args.bin_dir, "baseline_bin_dir": args.baseline_bin_dir,
+           "baseline_rounds": args.baseline_rounds if args.baseline_bin_dir else None,
+           "commit": git_describe(args.bin_dir),
+           "baseline_commit": git_describe(args.baseline_bin_dir)}
     outdir = tempfile.mkdtemp(prefix="pyflame-bench-")
     began = time.monotonic()
     try:
@@ -913,6 +1232,8 @@ def main() -> int:
                      ("accuracy", measure_accuracy)]
             if interp.name in rss_interps:
                 steps.append(("rss", measure_rss))
+            if interp.minor in CHURN_MINORS:
+                steps.append(("churn", measure_churn))
             for key, step in steps:
                 if key not in only:
                     continue
