@@ -1,4 +1,7 @@
-// Symbols and segments of an ELF file, read with elfutils' libelf.
+// Symbols and segments of an ELF file, read with pread: never mapped (a file
+// truncated under a mapping raises SIGBUS), and never more of it than the
+// limits below, whatever its headers claim (the target's owner controls the
+// file; docs/reliability.md, "A hostile target").
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,18 @@ struct ElfSection {
   bool nobits = false;  // .bss: no bytes in the file
 };
 
+// What an ElfFile reads at most. Real interpreters need a fraction of each
+// (libpython 3.13: 0.25 MiB .symtab, 0.18 MiB .strtab, 1 MiB .rodata; Debian
+// 15's static python3.15: 2.8 MiB .rodata).
+struct ElfLimits {
+  static constexpr uint64_t kMaxSections = 65536;           // headers: 4 MiB
+  static constexpr uint64_t kMaxProgramHeaders = 4096;
+  static constexpr uint64_t kMaxSectionNames = 1 << 20;     // .shstrtab read
+  static constexpr uint64_t kMaxSymbolTable = 8 << 20;      // each of .symtab, .dynsym
+  static constexpr uint64_t kMaxStringTable = 8 << 20;      // each of their string tables
+  static constexpr uint64_t kMaxSectionBytes = 16 << 20;    // section_bytes()
+};
+
 class ElfFile {
  public:
   // Opens and indexes `path`; throws Error with the path and reason. Only a
@@ -35,12 +50,15 @@ class ElfFile {
   const std::string& path() const { return path_; }
   bool is_shared_object() const { return is_dyn_; }  // ET_DYN: PIE or library
 
-  // Link-time address of a defined symbol, from .symtab or .dynsym.
+  // Link-time address of a defined symbol, from .symtab or .dynsym (the
+  // first of each kind only: a file with thousands of symbol tables costs
+  // no more than one with two).
   std::optional<uint64_t> symbol(std::string_view name) const;
   bool has_symtab() const { return has_symtab_; }
 
   const std::vector<ElfSection>& sections() const { return sections_; }
-  // Bytes of a section that has bytes in the file (not .bss).
+  // Bytes of a section that has bytes in the file (not .bss); nullopt if
+  // they are not all in the file or more than ElfLimits::kMaxSectionBytes.
   std::optional<std::string> section_bytes(const ElfSection& section) const;
 
   // Difference between where the target mapped this file and its link-time

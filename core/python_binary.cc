@@ -131,8 +131,17 @@ PythonBinary PythonBinary::find(const Process& process) {
   // level, and it is the only witness for a static build under any name.
   for (const ElfSection& s : b.elf_->sections()) {
     if (s.name != ".rodata") continue;
+    // Bounded (ElfLimits::kMaxSectionBytes): a crafted file may claim any
+    // size, and a sparse one may even have it.
     auto bytes = b.elf_->section_bytes(s);
-    if (!bytes) break;
+    if (!bytes) {
+      if (b.version_.major == 0)
+        throw Error(ExitCode::kNotPython,
+                    fmt::format("pyflame: process {} ({}): cannot search its .rodata ({} bytes; "
+                                "pyflame reads at most {}) for a Python version",
+                                pid, b.target_path_, s.size, ElfLimits::kMaxSectionBytes));
+      break;
+    }
     if (b.version_.major != 0) {
       if (auto full = version_from_rodata(*bytes, b.version_.major, b.version_.minor);
           full && b.version_.full.size() <= 4)

@@ -7,6 +7,7 @@
 #   scripts/bench.sh --quick          # 3.11 and 3.15, shorter runs, ~2 minutes
 #   scripts/bench.sh --all            # every provisioned interpreter
 #   scripts/bench.sh --interp sid-3.15 --only cost --workload depth100
+#   scripts/bench.sh --hostile        # peak RSS against a hostile target, ~1 minute
 #
 # Prints a markdown table; writes JSON to $BUILD_DIR/bench/results.json and
 # the table to $BUILD_DIR/bench/results.md. BUILD_DIR defaults to build/
@@ -30,5 +31,9 @@ targets=$(cmake --build "$build" --target help | sed -n 's/^\.\.\. \(pyflame[0-9
 # shellcheck disable=SC2086
 cmake --build "$build" -j2 --target vm_readv_floor $targets >/dev/null
 mkdir -p "$build/bench"
+if [ "${1:-}" = --hostile ]; then  # peak RSS against a hostile target (test/bench/hostile.py)
+  shift
+  exec python3 test/bench/hostile.py --bin-dir "$build/bin" "$@"
+fi
 exec python3 test/bench/run.py --bin-dir "$build/bin" --floor-bin "$build/test/vm_readv_floor" \
   --json "$build/bench/results.json" --markdown "$build/bench/results.md" "$@"

@@ -67,3 +67,12 @@ foreach(group capability output)
                    --bin-dir ${bin_dir} --manifest ${manifest} --group ${group})
   set_tests_properties(hostile-user/${group} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endforeach()
+
+# A hostile target (docs/reliability.md): crafted, sparse and swapped files
+# behind its maps; a line-table bomb in its memory.
+foreach(group files memory)
+  add_test(NAME hostile-target/${group}
+           COMMAND ${Python3_EXECUTABLE} ${integration}/test_hostile_target.py
+                   --bin-dir ${bin_dir} --manifest ${manifest} --group ${group})
+  set_tests_properties(hostile-target/${group} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endforeach()

@@ -102,6 +102,62 @@ def elf(kind="exec", symtab=True, dynsym=True):
     return ehdr + phdr + body + b"".join(shdrs)
 
 
+def hostile_elf(sections, data=b"", head_size=0x1000):
+    """An x86-64 ET_DYN whose first HEAD_SIZE bytes are: the ELF header, one
+    PT_LOAD at offset 0, DATA, .shstrtab and the section headers of
+    SECTIONS [(name, type, flags, offset, size, link, entsize)]; padded to
+    HEAD_SIZE (or longer if it does not fit). Sections may claim bytes the
+    file does not have: that is the point (docs/reliability.md, "A hostile
+    target")."""
+    names = sorted({n for n, *_ in sections} | {b".shstrtab"})
+    shstr = b"\0" + b"".join(n + b"\0" for n in names)
+    name_off = {}
+    for n in names:
+        name_off[n] = shstr.index(b"\0" + n + b"\0") + 1
+    data_off = 64 + 56
+    shstr_off = data_off + len(data)
+    shoff = (shstr_off + len(shstr) + 7) & ~7
+    shdrs = [b"\0" * 64]
+    for name, typ, flags, offset, size, link, entsize in sections:
+        shdrs.append(struct.pack("<IIQQQQIIQQ", name_off[name], typ, flags, offset, offset, size,
+                                 link, 0, 8, entsize))
+    shdrs.append(struct.pack("<IIQQQQIIQQ", name_off[b".shstrtab"], 3, 0, 0, shstr_off, len(shstr),
+                             0, 0, 1, 0))
+    total = max(head_size, shoff + 64 * len(shdrs))
+    ehdr = (b"\x7fELF\x02\x01\x01\x00" + b"\0" * 8
+            + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, shoff, 0, 64, 56, 1, 64, len(shdrs),
+                          len(shdrs) - 1))
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, 0, 0, 0x1000, 0x1000, 0x1000)
+    body = ehdr + phdr + data + shstr
+    body += b"\0" * (shoff - len(body)) + b"".join(shdrs)
+    return body + b"\0" * (total - len(body))
+
+
+def sparse_rodata_elf(rodata_size):
+    """A 4 KiB head whose .rodata (at 4 KiB) is RODATA_SIZE bytes: made
+    sparse to that size (truncate), a file of 4 KiB on disk whose
+    interpreter version search read all of it."""
+    return hostile_elf([(b".rodata", 1, 2, 0x1000, rodata_size, 0, 0)])
+
+
+def many_symtabs_elf(tables=8000, symbols=54000):
+    """TABLES symbol-table sections, all over one table of SYMBOLS entries
+    (1.8 MB at the defaults): indexing each took 28 s."""
+    strtab = b"\0" + b"".join(b"s%06d\0" % i for i in range(symbols))
+    syms = b"\0" * 24 + b"".join(struct.pack("<IBBHQQ", 1 + 8 * i, 0x11, 0, 1, 0x100 + 8 * i, 8)
+                                 for i in range(symbols))
+    data = strtab + b"\0" * (-len(strtab) % 8) + syms
+    strtab_off = 64 + 56
+    syms_off = strtab_off + len(strtab) + (-len(strtab) % 8)
+    sections = [(b".strtab", 3, 0, strtab_off, len(strtab), 0, 0)]
+    sections += [(b".symtab", 2, 0, syms_off, len(syms), 1, 24)] * tables
+    return hostile_elf(sections, data)
+
+
+def patch(data, offset, blob):
+    return data[:offset] + blob + data[offset + len(blob):]
+
+
 def elf_corpus():
     write("elf", "exec", elf("exec"))
     write("elf", "dyn", elf("dyn"))
@@ -111,6 +167,12 @@ def elf_corpus():
     write("elf", "elf32", b"\x7fELF\x01\x01\x01\x00" + b"\0" * 56)
     write("elf", "not_elf", b"#!/bin/sh\necho hi\n")
     write("elf", "empty", b"")
+    # Hostile files (docs/reliability.md, "A hostile target"); the live
+    # versions, sparse and full size, are test_hostile_target.py's.
+    write("elf", "hostile_rodata_beyond_eof", sparse_rodata_elf(512 << 20))
+    write("elf", "hostile_many_symtabs", many_symtabs_elf(2000, 20000))
+    write("elf", "hostile_section_count",
+          patch(hostile_elf([(b".rodata", 1, 2, 0x1000, 16, 0, 0)]), 60, struct.pack("<H", 65535)))
 
 
 # ------------------------------------------------------------------ maps

@@ -94,3 +94,31 @@ TEST_CASE("ELF: a file that is not ELF is a clear error") {
   CHECK_THROWS_AS(ElfFile("/etc/hostname"), pyflame::core::Error);
   CHECK_THROWS_AS(ElfFile("/nonexistent/file"), pyflame::core::Error);
 }
+
+// A target's owner can truncate a file while pyflame reads it. Read through
+// a mapping (libelf's ELF_C_READ_MMAP and elf_rawfile, before) that was
+// SIGBUS, which kills the profiler; read with pread it is a short read.
+TEST_CASE("ELF: a file truncated after it was opened is refused, not a crash") {
+  char dir[] = "/tmp/pyflame-elf-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/lib.so";
+  {
+    FILE* in = fopen(PYFLAME_FIXTURE_SO, "rb");
+    FILE* out = fopen(path.c_str(), "wb");
+    REQUIRE(in);
+    REQUIRE(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+  }
+  ElfFile elf(path);
+  REQUIRE_FALSE(elf.sections().empty());
+  REQUIRE(truncate(path.c_str(), 0) == 0);
+  for (const auto& section : elf.sections())
+    if (!section.nobits && section.size > 0) CHECK_FALSE(elf.section_bytes(section));
+  CHECK(elf.symbol("pyflame_test_marker"));  // indexed before, still answers
+  unlink(path.c_str());
+  rmdir(dir);
+}

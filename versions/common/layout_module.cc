@@ -58,7 +58,12 @@ struct CodeInfo {
   bool generator = false;  // a generator's or coroutine's code: never a thread's outermost frame
   std::optional<int64_t> first_traceable;  // in code units (3.11+)
   int64_t code_bytes = -1;                 // length of the bytecode (3.11+), -1: unknown
-  std::string line_table;
+  std::string line_table;  // when at most kInlineTableBytes
+  // A larger table stays in the target (its address and length, 0: none
+  // beyond the one above) and is read when a line is needed.
+  RemoteAddr large_table;
+  int64_t large_table_bytes = 0;
+  size_t cost = 0;  // bytes charged to the code cache
   // The pointers these were read from: a code object freed and another
   // allocated at the same address is caught by comparing them.
   std::array<uint64_t, 4> identity{};
@@ -68,6 +73,25 @@ struct CodeInfo {
   int64_t last_offset = -1;
   std::optional<int> last_line;
 };
+
+// The code cache is bounded by bytes (docs/reliability.md, "A hostile
+// target"): N code objects sharing one large line table must not cost N
+// copies of it. A table up to kInlineTableBytes is copied into its entry
+// (3 of 249 396 code objects in pyenv 3.11.7's library and site-packages
+// have a larger one, up to sympy's 694 KiB); a larger one is read into a scratch buffer when a line is
+// needed, at most kLargeTableBytesPerSample of them per sample, and its
+// lines are shared by every code object that points at the same table.
+// Over kCodeCacheBytes, the cache is emptied before the next sample; one
+// sample adds at most kSampleCodeBytes before new code objects show
+// <unknown>.
+constexpr size_t kInlineTableBytes = 64 << 10;
+constexpr int64_t kLargeTableBytesPerSample = 8 << 20;
+constexpr size_t kCodeCacheBytes = 16 << 20;
+constexpr size_t kSampleCodeBytes = 16 << 20;
+constexpr size_t kCodeCacheEntries = 100000;
+constexpr size_t kLinesPerCode = 4096;
+constexpr size_t kLineEntryBytes = 64;  // an unordered_map node, roughly
+constexpr size_t kSharedLines = 65536;
 
 // RawFrame::offset of a frame that has not run its first instruction.
 constexpr int64_t kBeforeFirst = -1;
@@ -180,6 +204,9 @@ class LayoutInterpreter : public core::Interpreter {
   void fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset);
   // Reads the strings of a code object whose header is `header`.
   CodeInfo* load_code(RemoteAddr code, std::span<const std::byte> header);
+  // The line at `offset` of a code object whose table stayed in the target:
+  // nullopt when this sample's budget for reading such tables is spent.
+  std::optional<std::optional<int>> large_table_line(const CodeInfo& info, int offset);
   int64_t code_header_size() const;
 
   const pyflame_layout& l_;
@@ -193,6 +220,24 @@ class LayoutInterpreter : public core::Interpreter {
   std::unordered_map<RemoteAddr, std::unique_ptr<CodeInfo>> code_cache_;
   // Entries replaced during this sample: earlier frames may still view them.
   std::vector<std::unique_ptr<CodeInfo>> retired_;
+  size_t code_cache_bytes_ = 0;   // CodeInfo::cost of code_cache_ and retired_
+  size_t sample_code_bytes_ = 0;  // of those, added during this sample
+  int64_t large_table_reads_ = 0; // bytes of large tables read this sample
+  // Lines of large tables by (table, its length, first line, offset).
+  struct SharedLineKey {
+    uint64_t table;
+    int64_t length;
+    int first_line;
+    int offset;
+    bool operator==(const SharedLineKey&) const = default;
+  };
+  struct SharedLineHash {
+    size_t operator()(const SharedLineKey& k) const {
+      return std::hash<uint64_t>()(k.table * 31 + static_cast<uint64_t>(k.length)) ^
+             (std::hash<int>()(k.first_line) * 7) ^ std::hash<int>()(k.offset);
+    }
+  };
+  std::unordered_map<SharedLineKey, std::optional<int>, SharedLineHash> shared_lines_;
   uint64_t next_code_key_ = 1;
   // Reused from sample to sample: no allocation once warm.
   core::SampleMemory memory_;
@@ -359,8 +404,16 @@ std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
 
 bool LayoutInterpreter::sample(core::Snapshot& out) {
   // Views handed out by the previous sample may be dropped only now.
-  if (code_cache_.size() > 100000) code_cache_.clear();  // bound memory on churn
+  for (const auto& info : retired_) code_cache_bytes_ -= info->cost;
   retired_.clear();
+  if (code_cache_.size() > kCodeCacheEntries || code_cache_bytes_ > kCodeCacheBytes ||
+      shared_lines_.size() > kSharedLines) {
+    code_cache_.clear();  // bound memory on churn, or against a hostile target
+    shared_lines_.clear();
+    code_cache_bytes_ = 0;
+  }
+  sample_code_bytes_ = 0;
+  large_table_reads_ = 0;
   out.retries = 0;
   out.torn = 0;
   // The thread samples (and their frame vectors) are reused: a steady
@@ -789,18 +842,47 @@ void LayoutInterpreter::fill_frame(core::Frame& f, CodeInfo* info, std::optional
   } else if (offset && *offset >= 0 && *offset <= INT32_MAX) {
     auto [it, added] = info->lines.try_emplace(*offset);
     if (added) {
-      if (info->lines.size() > 4096) {  // a bound, should a table be huge
+      if (info->lines.size() > kLinesPerCode) {  // a bound, should a table be huge
         info->lines.clear();
         it = info->lines.try_emplace(*offset).first;
+      } else {
+        info->cost += kLineEntryBytes;
+        code_cache_bytes_ += kLineEntryBytes;
       }
-      auto table = std::as_bytes(std::span(info->line_table.data(), info->line_table.size()));
-      it->second = line_table::line_for_offset(line_format(l_.line_table_model), table,
-                                               info->first_line, static_cast<int>(*offset));
+      if (info->large_table) {
+        auto line = large_table_line(*info, static_cast<int>(*offset));
+        if (!line) {  // over this sample's budget: no line now, another sample may
+          info->lines.erase(it);
+          f.line = std::nullopt;
+          return;
+        }
+        it->second = *line;
+      } else {
+        auto table = std::as_bytes(std::span(info->line_table.data(), info->line_table.size()));
+        it->second = line_table::line_for_offset(line_format(l_.line_table_model), table,
+                                                 info->first_line, static_cast<int>(*offset));
+      }
     }
     f.line = it->second;
     info->last_offset = *offset;
     info->last_line = f.line;
   }
+}
+
+std::optional<std::optional<int>> LayoutInterpreter::large_table_line(const CodeInfo& info,
+                                                                      int offset) {
+  const SharedLineKey key{info.large_table.value(), info.large_table_bytes, info.first_line, offset};
+  if (auto it = shared_lines_.find(key); it != shared_lines_.end()) return it->second;
+  if (large_table_reads_ + info.large_table_bytes > kLargeTableBytesPerSample) return std::nullopt;
+  large_table_reads_ += info.large_table_bytes;
+  std::optional<int> line;
+  auto table = objects_.read_bytes(info.large_table, info.large_table_bytes);
+  if (table && static_cast<int64_t>(table->size()) == info.large_table_bytes)
+    line = line_table::line_for_offset(line_format(l_.line_table_model),
+                                       std::as_bytes(std::span(table->data(), table->size())),
+                                       info.first_line, offset);
+  shared_lines_.emplace(key, line);
+  return line;
 }
 
 CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byte> buf) {
@@ -813,14 +895,28 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
   if (cached != code_cache_.end() && cached->second->identity == identity) return cached->second.get();
   CodeInfo info;
   info.identity = identity;
+  // What one sample may add is bounded: past it, a new code object is
+  // <unknown> (the cache is emptied before the next sample).
+  if (sample_code_bytes_ > kSampleCodeBytes) return nullptr;
   auto name = objects_.read_text(RemoteAddr(identity[0]));
   auto filename = objects_.read_text(RemoteAddr(identity[1]));
-  auto table = objects_.read_bytes(RemoteAddr(identity[3]));
-  if (!name || !filename || !table) return nullptr;
+  auto table_length = objects_.bytes_length(RemoteAddr(identity[3]));
+  if (!name || !filename || !table_length) return nullptr;
+  if (*table_length <= static_cast<int64_t>(kInlineTableBytes)) {
+    auto table = objects_.read_bytes(RemoteAddr(identity[3]), *table_length);
+    if (!table) return nullptr;
+    info.line_table = std::move(*table);
+  } else if (*table_length <= RemoteObjects::kMaxTableBytes) {
+    info.large_table = RemoteAddr(identity[3]);
+    info.large_table_bytes = *table_length;
+  }  // else: shown with its name and no line
   info.name = std::move(*name);
   info.filename = std::move(*filename);
-  info.line_table = std::move(*table);
   if (identity[2] != 0) info.qualname = objects_.read_text(RemoteAddr(identity[2]));
+  info.cost = sizeof(CodeInfo) + info.name.capacity() + info.filename.capacity() +
+              (info.qualname ? info.qualname->capacity() : 0) + info.line_table.capacity();
+  code_cache_bytes_ += info.cost;
+  sample_code_bytes_ += info.cost;
   info.first_line = load<int32_t>(buf, l_.code_firstlineno);
   info.generator = (load<int32_t>(buf, l_.code_flags) & l_.generator_flags) != 0;
   if (l_.code_firsttraceable != PYFLAME_ABSENT) {

@@ -57,13 +57,20 @@ std::optional<RemoteAddr> RemoteObjects::read_pointer(RemoteAddr addr) const {
   return RemoteAddr(*v);
 }
 
-std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object) const {
+std::optional<int64_t> RemoteObjects::bytes_length(RemoteAddr object) const {
   if (!object) return std::nullopt;
   std::vector<std::byte> head(static_cast<size_t>(l_.bytes_sval));
   if (!target_.read(object, head) || RemoteAddr(load<uint64_t>(head, l_.ob_type)) != types_.bytes)
     return std::nullopt;
   int64_t size = load<int64_t>(head, l_.ob_size);
-  if (size < 0 || size > kMaxTableBytes) return std::nullopt;
+  if (size < 0) return std::nullopt;
+  return size;
+}
+
+std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object, int64_t max_bytes) const {
+  auto length = bytes_length(object);
+  if (!length || *length > max_bytes || *length > kMaxTableBytes) return std::nullopt;
+  const int64_t size = *length;
   std::string data(static_cast<size_t>(size), '\0');
   if (!target_.read(object + l_.bytes_sval, std::as_writable_bytes(std::span(data))))
     return std::nullopt;
@@ -73,9 +80,7 @@ std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object) const {
 std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {
   if (!object) return std::nullopt;
   if (l_.string_model == PYFLAME_STRINGS_BYTES) {
-    auto s = read_bytes(object);
-    if (s && static_cast<int64_t>(s->size()) > kMaxStringChars) return std::nullopt;
-    return s;
+    return read_bytes(object, kMaxStringChars);
   }
   // Read the header and the first characters in one go; most names fit.
   constexpr size_t kInline = 256;

@@ -50,8 +50,12 @@ class RemoteObjects {
   std::optional<core::RemoteAddr> read_pointer(core::RemoteAddr addr) const;
   // co_name / co_filename / co_qualname: str (3.x) or PyString (2.7).
   std::optional<std::string> read_text(core::RemoteAddr object) const;
-  // co_lnotab / co_linetable: bytes (3.x) or PyString (2.7).
-  std::optional<std::string> read_bytes(core::RemoteAddr object) const;
+  // co_lnotab / co_linetable: bytes (3.x) or PyString (2.7); nullopt if
+  // longer than `max_bytes`.
+  std::optional<std::string> read_bytes(core::RemoteAddr object,
+                                        int64_t max_bytes = kMaxTableBytes) const;
+  // The length of such an object, read without its data.
+  std::optional<int64_t> bytes_length(core::RemoteAddr object) const;
 
  private:
   const pyflame_layout& l_;
