@@ -24,6 +24,7 @@
 // Field and object indexes wrap: every value names something.
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -142,8 +143,15 @@ Moment walk_now(const FakeImage& image) {
 // did not call torn.
 bool seen_in(const pyflame::core::ThreadSample& thread, const Moment& moment) {
   if (!moment.snapshot) return false;
+  // Frames as a user sees them: code keys are each walker's own.
+  auto same = [](const pyflame::core::Frame& a, const pyflame::core::Frame& b) {
+    return a.function == b.function && a.qualname == b.qualname && a.filename == b.filename &&
+           a.line == b.line;
+  };
   for (const auto& t : moment.snapshot->threads)
-    if (!t.torn && t.thread_id == thread.thread_id && t.frames == thread.frames) return true;
+    if (!t.torn && t.thread_id == thread.thread_id &&
+        std::ranges::equal(t.frames, thread.frames, same))
+      return true;
   return false;
 }
 
@@ -153,6 +161,14 @@ std::string show(const std::vector<pyflame::core::Frame>& frames) {
   for (const auto& f : frames) out += std::string(f.function) + ":" + std::to_string(f.line.value_or(-1)) + " ";
   for (char& c : out)
     if (c == 0) c = '?';
+  return out;
+}
+
+std::string show_all(const Moment& m) {
+  if (!m.snapshot) return "refused";
+  std::string out;
+  for (const auto& t : m.snapshot->threads)
+    out += "[" + std::to_string(t.thread_id) + (t.torn ? " torn " : " ") + show(t.frames) + "] ";
   return out;
 }
 
@@ -247,7 +263,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& t : seen.threads)
         if (!t.torn && !seen_in(t, before) && !seen_in(t, after))
           fail("a stack read while it changed is neither the one before nor the one after",
-               show(t.frames));
+               std::to_string(t.thread_id) + " " + show(t.frames) + " | before " + show_all(before) + " | after " + show_all(after));
     }
     write_field(field, value);  // the change stays, as in a running target
   };
