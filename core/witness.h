@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <span>
 #include <utility>
 #include <vector>
@@ -14,13 +16,31 @@
 namespace pyflame::core {
 
 // One word as the walk read it: up to 8 bytes at `addr`, zero-extended.
+// 16 bytes: a deep stack notes thousands per sample.
 struct Witness {
-  uint64_t addr = 0;
-  uint64_t value = 0;
-  uint64_t size = 0;
+  Witness() = default;
+  Witness(uint64_t address, uint64_t read_value, uint64_t bytes)
+      : addr(address), size(bytes), value(read_value) {}
 
-  bool operator==(const Witness&) const = default;
+  uint64_t addr : 56 = 0;  // user-space addresses fit in 47 bits
+  uint64_t size : 8 = 0;
+  uint64_t value = 0;
+
+  // Two word compares, not field by field.
+  bool operator==(const Witness& other) const {
+    uint64_t a[2], b[2];
+    std::memcpy(a, this, sizeof a);
+    std::memcpy(b, &other, sizeof b);
+    return a[0] == b[0] && a[1] == b[1];
+  }
 };
+static_assert(sizeof(Witness) == 16 && std::has_unique_object_representations_v<Witness>);
+
+// Whether two readings are the same words with the same values: a
+// byte compare (a 500-frame stack is 2,000 words).
+inline bool same_words(std::span<const Witness> a, std::span<const Witness> b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
 
 // A read of a set of words (words in the same or neighbouring pages as one
 // range: a range costs the kernel more than a page), issued by itself or

@@ -178,16 +178,33 @@ class LayoutInterpreter : public core::Interpreter {
   // marks the others torn; false if any is (or the thread list moved).
   bool confirm(core::Snapshot& out, size_t threads);
   // The field at `offset` of the object at `base`, whose bytes are `buf`,
-  // noted as a word the walk depends on.
+  // noted as a word the thread's walk depends on.
   template <typename T>
-  T witness(std::vector<core::Witness>& words, std::span<const std::byte> buf, RemoteAddr base,
-            int64_t offset) {
+  [[gnu::always_inline]] T witness(std::span<const std::byte> buf, RemoteAddr base, int64_t offset) {
     const T value = load<T>(buf, offset);
-    core::Witness& w = words.emplace_back();
-    w.addr = (base + offset).value();
-    std::memcpy(&w.value, &value, sizeof value);
-    w.size = sizeof value;
+    uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value);
+    note(core::Witness((base + offset).value(), bits, sizeof value));
     return value;
+  }
+  // Notes a word of the thread being walked. While the words match the
+  // thread's latest reading, one by one, nothing is stored (a steady deep
+  // stack costs a compare per word); at the first that does not, the
+  // matched ones are copied and the rest appended to stack_words_.
+  [[gnu::always_inline]] void note(const core::Witness& w) {
+    if (!diverged_) {
+      if (expect_at_ < expect_->size() && (*expect_)[expect_at_] == w) {
+        ++expect_at_;
+        return;
+      }
+      diverge();
+    }
+    stack_words_.push_back(w);
+  }
+  void diverge() {
+    stack_words_.insert(stack_words_.end(), expect_->begin(),
+                        expect_->begin() + static_cast<ptrdiff_t>(expect_at_));
+    diverged_ = true;
   }
   // Appends a good frame to raw_, field by field: a RawFrame built on the
   // stack and copied whole stalled the hot loop on store forwarding.
@@ -271,6 +288,10 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<std::vector<core::Witness>> latest_stacks_;  // by slot
   std::vector<uint8_t> rooted_;  // by slot: the stack ended at the thread's root
   std::vector<uint8_t> known_;   // by slot: its words equal their latest reading
+  // The walk of one thread against its latest reading (see note()).
+  const std::vector<core::Witness>* expect_ = nullptr;
+  size_t expect_at_ = 0;
+  bool diverged_ = false;
   std::vector<uint8_t> pending_; // by slot: its second reading needs a read of its own
   std::vector<uint8_t> clean_;   // by slot: its words all came from begin()'s read
   bool list_clean_ = false;      // so did the thread list's
@@ -434,6 +455,7 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
 }
 
 bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
+  // (known_ was set by the walk: see note().)
   // A thread's walk saw one moment when every word it depended on reads
   // the same at a later time: then, barring a word that changed and changed
   // back in between, each held its value at the instant between the two
@@ -445,7 +467,7 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   // time), where it holds all of them and the walk read nothing more;
   // else one more read of all of them.
   if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
-  const bool list_known = list_words_ == latest_list_;
+  const bool list_known = core::same_words(list_words_, latest_list_);
   // Fills `now` with the prefetched reading of `words`; false if one is
   // missing, or if the walk read them (some) after the prefetch.
   auto from_prefetch = [&](std::span<const core::Witness> words, core::Witness* now, bool read_first) {
@@ -464,7 +486,6 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   for (size_t t = 0; t < threads; ++t) {
     const auto [begin, end] = stack_spans_[t];
     const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
-    known_[t] = std::ranges::equal(words, latest_stacks_[t]);
     pending_[t] = !known_[t] && !from_prefetch(words, second_stack_.data() + begin, clean_[t]);
     if (pending_[t]) recheck_words_.insert(recheck_words_.end(), words.begin(), words.end());
   }
@@ -498,11 +519,15 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   for (size_t t = 0; t < threads; ++t) {
     if (moved_lately_[t] == 0) continue;
     const auto [begin, end] = stack_spans_[t];
-    prefetch_words_.insert(prefetch_words_.end(), stack_words_.begin() + static_cast<ptrdiff_t>(begin),
-                           stack_words_.begin() + static_cast<ptrdiff_t>(end));
+    if (known_[t]) {
+      prefetch_words_.insert(prefetch_words_.end(), latest_stacks_[t].begin(), latest_stacks_[t].end());
+    } else {
+      prefetch_words_.insert(prefetch_words_.end(), stack_words_.begin() + static_cast<ptrdiff_t>(begin),
+                             stack_words_.begin() + static_cast<ptrdiff_t>(end));
+    }
   }
   if (!list_known) {
-    const bool list_held = second_list_ == list_words_;
+    const bool list_held = core::same_words(second_list_, list_words_);
     latest_list_ = second_list_;
     // A thread list read while it changed may hold a freed thread state:
     // no thread of this walk is trusted.
@@ -518,7 +543,7 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
       const auto [begin, end] = stack_spans_[t];
       const std::span<const core::Witness> words(stack_words_.data() + begin, end - begin);
       const std::span<const core::Witness> now(second_stack_.data() + begin, end - begin);
-      held = std::ranges::equal(now, words);
+      held = core::same_words(now, words);
       latest_stacks_[t].assign(now.begin(), now.end());
     }
     out.threads[t].torn = !held || !rooted_[t];
@@ -594,20 +619,24 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
       const size_t words_begin = stack_words_.size();
+      if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
+      expect_ = &latest_stacks_[threads - 1];
+      expect_at_ = 0;
+      diverged_ = false;
       walk_rooted_ = false;
       if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-        walk_frame_objects(RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_frame)));
+        walk_frame_objects(RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_frame)));
       } else {
         RemoteAddr frame;
         if (l_.tstate_current_frame != PYFLAME_ABSENT) {
-          frame = RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_current_frame));
+          frame = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_current_frame));
         } else {
-          auto cframe = RemoteAddr(witness<uint64_t>(stack_words_, ts, *tstate, l_.tstate_cframe));
+          auto cframe = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_cframe));
           if (cframe) {
             uint64_t f = 0;
             const auto field = std::as_writable_bytes(std::span(&f, 1));
             if (memory_.read(cframe + l_.cframe_current_frame, field)) {
-              stack_words_.push_back({(cframe + l_.cframe_current_frame).value(), f, sizeof f});
+              note(core::Witness((cframe + l_.cframe_current_frame).value(), f, sizeof f));
               frame = RemoteAddr(f);
             } else {
               bad_walk();
@@ -618,9 +647,10 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
                                         ? load<uint64_t>(ts, l_.tstate_base_frame) : 0);
         if (raw_.empty()) walk_interpreter_frames(frame, base_frame);
       }
+      if (!diverged_ && expect_at_ != expect_->size()) diverge();  // a prefix of the latest
       stack_spans_.emplace_back(words_begin, stack_words_.size());
       rooted_.push_back(walk_rooted_);
-      known_.push_back(0);
+      known_.push_back(!diverged_);
       pending_.push_back(0);
       // Its words were all read in begin()'s call (code objects read later
       // are not witnesses) if no read of its state and frames missed.
@@ -659,21 +689,21 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
       lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
                                          : load<int64_t>(frame_buf, l_.frame_lasti);
     } else {
-      lasti = l_.sizeof_frame_lasti == 4 ? witness<int32_t>(stack_words_, frame_buf, frame, l_.frame_lasti)
-                                         : witness<int64_t>(stack_words_, frame_buf, frame, l_.frame_lasti);
+      lasti = l_.sizeof_frame_lasti == 4 ? witness<int32_t>(frame_buf, frame, l_.frame_lasti)
+                                         : witness<int64_t>(frame_buf, frame, l_.frame_lasti);
     }
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    const RemoteAddr code(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_code));
+    const RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.frame_code));
     if (!code) return bad_walk();
     add_raw(code, offset, true);
-    const RemoteAddr back(witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_back));
+    const RemoteAddr back(witness<uint64_t>(frame_buf, frame, l_.frame_back));
     // A thread's outermost frame belongs to no generator: one that does is
     // a suspended generator's (its f_back cleared), reached by a torn read.
     if (!back)
       walk_rooted_ = l_.frame_gen == PYFLAME_ABSENT ||
-                     witness<uint64_t>(stack_words_, frame_buf, frame, l_.frame_gen) == 0;
+                     witness<uint64_t>(frame_buf, frame, l_.frame_gen) == 0;
     frame = back;
   }
 }
@@ -688,8 +718,8 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     const std::byte* bytes = nullptr;
     if (cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) return bad_walk();
     const std::span<const std::byte> frame_buf(bytes, size);
-    RemoteAddr previous(witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_previous));
-    int64_t owner = static_cast<int64_t>(witness<int8_t>(stack_words_, frame_buf, frame, l_.iframe_owner));
+    RemoteAddr previous(witness<uint64_t>(frame_buf, frame, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(witness<int8_t>(frame_buf, frame, l_.iframe_owner));
     if (!previous) {
       // A thread's stack ends at its sentinel (3.15+), or at a frame that
       // neither a generator nor a frame object owns: a suspended
@@ -703,13 +733,13 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
       frame = previous;
       continue;
     }
-    RemoteAddr code(witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
+    RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
     // A frame with no code is not a live one: 3.14 clears a frame's
     // executable as it pops it, so this is a torn read of a popping stack.
     if (!code) return bad_walk();
     // The innermost frame's instruction moves while it runs: not a witness.
     RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
-                               : witness<uint64_t>(stack_words_, frame_buf, frame, l_.iframe_instr));
+                               : witness<uint64_t>(frame_buf, frame, l_.iframe_instr));
     innermost = false;
     add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
     frame = previous;
