@@ -15,14 +15,18 @@ Each case is repeated (the count is printed) to catch races:
   finalization     daemon threads (spinning, and blocked in I/O that wakes
                    after the interpreter began to finalize) while the main
                    thread exits, recorded at 2000/s through the shutdown: no
-                   crash, exit 7, and no frame that is not the fixture's, the
-                   standard library's or <unknown>
-  sigkill          the profiler SIGKILLed at random moments while --blocking:
-                   the target is never left stopped and keeps running
+                   crash, exit 7, and no frame but those the interpreter
+                   itself reports running in that fixture (recorded first
+                   under a profile function), <unknown> (rare) and
+                   <no Python frames>
+  sigkill          the profiler SIGKILLed at random moments while --blocking,
+                   every other time while it holds threads stopped: the
+                   target is never left stopped and keeps running
   two_profilers    two recordings of one target at once, nonblocking (both
                    work) and --blocking (the second works or fails clearly)
-  traced           the target already traced by strace, then by gdb: a clear
-                   error or a working nonblocking sample, never a hang
+  traced           the target already traced by strace, then by gdb: samples
+                   nonblocking (the stopped stacks under gdb), exit 4 and the
+                   profile written with --blocking, never a hang
   stopped          a SIGSTOPped target: -d 1 ends on time in both modes and
                    the target is left stopped, as it was
   namespace        a target in another PID and mount namespace (unshare):
