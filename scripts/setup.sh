@@ -10,7 +10,9 @@ packages=(
   libcli11-dev               # command line
   catch2                     # unit tests
   python3 python3-dev        # test harness; headers for the demo's pyflame3.11
-  util-linux                 # setpriv, for the unprivileged-user test
+  util-linux                 # setpriv, unshare, for the unprivileged-user and namespace tests
+  bsdutils                   # script(1): a terminal for record's status-line test
+  strace gdb                 # faults/traced: a target already traced
   libcap2-bin                # setcap, for the hostile-user/capability test
 )
 

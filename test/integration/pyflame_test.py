@@ -60,8 +60,35 @@ BASE_ENV = {
 }
 
 
+# In CI (CI=true), a test that skips for want of something the project's
+# own scripts install (scripts/setup.sh, test/interpreters/provision.sh,
+# test/tools/*.sh, the build) fails instead: there it can only mean a broken
+# setup, and a skip would hide it as a pass.
+IN_CI = (os.environ.get("CI") or "").lower() in ("1", "true", "yes")
+
+
 class Skip(Exception):
-    """The environment cannot run this test; the message says why."""
+    """The environment cannot run this test (not root, a kernel feature);
+    the message says why. Exit 77: ctest reports it as skipped."""
+
+
+class Missing(Skip):
+    """Something the project's scripts install is missing (a tool, an
+    interpreter, a built binary): a skip, or a failure in CI."""
+
+
+def missing(why: str) -> int:
+    """For a test's main(): the exit code of a test that cannot run for want
+    of something the project installs (77, or 1 in CI), logged."""
+    e = Missing(why)
+    verdict = skip_verdict(e)
+    log("%s: %s" % (verdict, why))
+    return TEST_FAIL if verdict == "FAIL" else TEST_SKIP
+
+
+def skip_verdict(e: Skip) -> str:
+    """SKIP, or FAIL for a Missing in CI."""
+    return "FAIL" if IN_CI and isinstance(e, Missing) else "SKIP"
 
 
 class Failure(Exception):
@@ -77,8 +104,10 @@ def main_wrapper(function) -> None:
     try:
         code = function()
     except Skip as e:
-        log("SKIP: %s" % e)
-        code = TEST_SKIP
+        verdict = skip_verdict(e)
+        log("%s: %s%s" % (verdict, e, " (CI=true: what the project installs must be there)"
+                          if verdict == "FAIL" else ""))
+        code = TEST_FAIL if verdict == "FAIL" else TEST_SKIP
     except Failure as e:
         log("FAIL: %s" % e)
         code = TEST_FAIL
@@ -86,10 +115,16 @@ def main_wrapper(function) -> None:
 
 
 class Cases:
-    """Runs named cases, prints PASS/FAIL/SKIP for each, sums them up."""
+    """Runs named cases, prints PASS/FAIL/SKIP for each, sums them up.
+
+    The test passes only if every case passed: one skipped case means the
+    test did not check all it claims, so it exits 77 and names the case
+    (ctest: skipped), and fails in CI if what was missing is something the
+    project installs (Missing)."""
 
     def __init__(self) -> None:
         self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+        self.skipped: List[str] = []
 
     def run(self, name: str, case: Callable[[], Optional[str]]) -> None:
         """CASE returns None (pass) or a note, raises Failure or Skip."""
@@ -97,7 +132,11 @@ class Cases:
             note = case()
             verdict, why = "PASS", note
         except Skip as e:
-            verdict, why = "SKIP", str(e)
+            verdict, why = skip_verdict(e), str(e)
+            if verdict == "SKIP":
+                self.skipped.append("%s (%s)" % (name, why))
+            else:
+                why += " (CI=true: what the project installs must be there)"
         except Failure as e:
             verdict, why = "FAIL", str(e)
         except Exception as e:  # a bug in a case must not hide the others
@@ -110,7 +149,10 @@ class Cases:
             % (self.counts["PASS"], self.counts["FAIL"], self.counts["SKIP"]))
         if self.counts["FAIL"]:
             return TEST_FAIL
-        return TEST_PASS if self.counts["PASS"] else TEST_SKIP
+        if self.skipped:
+            log("SKIP: not checked: %s" % "; ".join(self.skipped))
+            return TEST_SKIP
+        return TEST_PASS
 
 
 # ---------------------------------------------------------------- manifest
@@ -166,7 +208,7 @@ class Interpreter:
 
 def read_manifest(path: str) -> List[Interpreter]:
     if not os.path.isfile(path):
-        raise Skip("no interpreter manifest at %s (run test/interpreters/provision.sh)" % path)
+        raise Missing("no interpreter manifest at %s (run test/interpreters/provision.sh)" % path)
     rows = []
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -197,15 +239,15 @@ def find_interpreter(manifest: str, name: str) -> Interpreter:
     for interp in read_manifest(manifest):
         if interp.name == name:
             if not os.access(interp.host_path(interp.python), os.X_OK):
-                raise Skip("%s: %s is not executable" % (name, interp.host_path(interp.python)))
+                raise Missing("%s: %s is not executable" % (name, interp.host_path(interp.python)))
             return interp
-    raise Skip("interpreter %s is not in %s" % (name, manifest))
+    raise Missing("interpreter %s is not in %s" % (name, manifest))
 
 
 def profiler_path(bin_dir: str, minor: str) -> str:
     path = os.path.join(bin_dir, "pyflame" + minor)
     if not os.access(path, os.X_OK):
-        raise Skip("profiler %s not built" % path)
+        raise Missing("profiler %s not built" % path)
     return path
 
 

@@ -17,8 +17,8 @@ and checks the documented exit code and a clear message on stderr:
   kernel.yama.ptrace_scope.
 
 Prints `PASS name`, `FAIL name: why` or `SKIP name: why` per case, then
-`N passed, N failed, N skipped`. Exit 0 if nothing failed, 1 if something
-failed, 77 if everything was skipped.
+`N passed, N failed, N skipped`. Exit 0 if every case passed, 1 if something
+failed, 77 if a case was skipped (named; see pyflame_test.Cases).
 """
 
 from __future__ import annotations
@@ -33,39 +33,14 @@ import time
 from typing import Callable, Optional
 
 from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_TARGET_EXITED,
-                          EXIT_USAGE, PINGPONG_CODE, TEST_FAIL, TEST_PASS, TEST_SKIP, Failure,
-                          Interpreter, Result, Skip, log, read_manifest, run, start_python,
+                          EXIT_USAGE, PINGPONG_CODE, Cases, Failure,
+                          Interpreter, Result, Skip, log, missing, read_manifest, run, start_python,
                           stopped_tasks)
 
 NOBODY = 65534
 # Errors of the command line must come before any sampling: well under this
 # (and under the -d 8 the output cases ask for).
 FAST = 5.0
-
-
-class Cases:
-    def __init__(self) -> None:
-        self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-
-    def run(self, name: str, body: Callable[[], None]) -> None:
-        try:
-            body()
-        except Skip as e:
-            self.counts["SKIP"] += 1
-            log("SKIP %s: %s" % (name, e))
-        except Failure as e:
-            self.counts["FAIL"] += 1
-            log("FAIL %s: %s" % (name, e))
-        else:
-            self.counts["PASS"] += 1
-            log("PASS %s" % name)
-
-    def summary(self) -> int:
-        log("%d passed, %d failed, %d skipped" % (self.counts["PASS"], self.counts["FAIL"],
-                                                  self.counts["SKIP"]))
-        if self.counts["FAIL"]:
-            return TEST_FAIL
-        return TEST_PASS if self.counts["PASS"] else TEST_SKIP
 
 
 def expect(result: Result, codes, *needles: str, fast: bool = True) -> None:
@@ -268,8 +243,7 @@ def main() -> int:
     try:
         interps = read_manifest(args.manifest)
     except Skip as e:
-        log("SKIP: %s" % e)
-        return TEST_SKIP
+        return missing(str(e))
     chosen = None
     for interp in interps:
         if args.interp and interp.name != args.interp:
@@ -279,9 +253,8 @@ def main() -> int:
             chosen = (binary, interp)
             break
     if chosen is None:
-        log("SKIP: no unchrooted interpreter in %s has a pyflame binary in %s"
-            % (args.manifest, args.bin_dir))
-        return TEST_SKIP
+        return missing("no unchrooted interpreter in %s has a pyflame binary in %s"
+                       % (args.manifest, args.bin_dir))
     log("cli-errors: %s against %s" % (chosen[0], chosen[1].name))
     env = Env(*chosen)
     cases = Cases()

@@ -23,6 +23,8 @@ from pyflame_test import (EXIT_OK, Failure, Interpreter, Result, Target, dump,
                           task_states, wait_for_idle_states, DEFAULT_MANIFEST)
 
 IDLE_ATTEMPTS = 3
+# Dumps taken for the GIL check (see gil_problems).
+GIL_DUMPS = 7
 UNKNOWN = "<unknown>"
 # The manifest has X.Y.Z; a pre-release interpreter may report e.g. 3.15.0a1.
 PRERELEASE_SUFFIX = re.compile(r"((a|b|rc)\d+)?\+?")
@@ -33,13 +35,11 @@ def is_int(value) -> bool:
 
 
 def render(frame) -> str:
-    """One line of a stack diff; threading.py's lines (free) are shown as *."""
+    """One line of a stack diff."""
     if not isinstance(frame, dict):
         return repr(frame)
-    filename, line = frame.get("filename"), frame.get("line")
-    if isinstance(filename, str) and filename.endswith("threading.py") and is_int(line):
-        line = "*"
-    return "%s [%s] %s:%s" % (frame.get("function"), frame.get("qualname"), filename, line)
+    return "%s [%s] %s:%s" % (frame.get("function"), frame.get("qualname"),
+                              frame.get("filename"), frame.get("line"))
 
 
 def frame_problem(want: dict, got, has_qualname: bool) -> Optional[str]:
@@ -53,14 +53,10 @@ def frame_problem(want: dict, got, has_qualname: bool) -> Optional[str]:
         return "qualname %r, expected %r" % (qualname, want["qualname"])
     if not has_qualname and qualname is not None:
         return "qualname %r, expected null (no co_qualname before 3.11)" % (qualname,)
+    # Every frame, threading's bootstrap included, exactly: the fixture read
+    # their files and lines from its own frames (sys._current_frames()) while
+    # each thread sat where it is dumped.
     filename, line = got.get("filename"), got.get("line")
-    if want["kind"] == "threading":
-        # threading.py's lines vary by version: only its shape is checked.
-        if not isinstance(filename, str) or not filename.endswith("threading.py"):
-            return "filename %r does not end with threading.py" % (filename,)
-        if not is_int(line):
-            return "line %r is not an int" % (line,)
-        return None
     if filename != want["filename"]:
         return "filename %r, expected %r" % (filename, want["filename"])
     if not is_int(line) or line != want["line"]:
@@ -190,6 +186,36 @@ class DumpCheck:
                                 % (depth, self.ready["recursion_depth"]))
         return problems
 
+    def gil_problems(self, docs: List[dict]) -> List[str]:
+        """The GIL holder, exactly, over several dumps.
+
+        The busy thread spins in pure Python while every other thread waits
+        in C with the GIL released (a lock, os.read): nobody asks for the
+        GIL, so the busy thread keeps it and is its holder in every dump but
+        a rare one caught in a switch. Every version tells the holder
+        (2.7/3.6 _PyThreadState_Current, 3.7-3.11 the runtime's
+        gilstate.tstate_current, 3.12+ the interpreter's GIL: locked and
+        last_holder). A failure means holds_gil is read from the wrong place
+        or not at all (null), or names a waiting thread as the holder: the
+        --gil filter would then keep the wrong samples.
+        """
+        busy = next(t["thread_id"] for t in self.ready["threads"] if t["role"] == "busy")
+        problems, busy_held = [], 0
+        for number, doc in enumerate(docs, 1):
+            for thread in doc.get("threads") or []:
+                ident, held = thread.get("thread_id"), thread.get("holds_gil")
+                role = self.by_ident.get(ident, {}).get("role", ident)
+                if held is None:
+                    problems.append("dump %d: thread %s: holds_gil is null" % (number, role))
+                elif held and ident != busy:
+                    problems.append("dump %d: the waiting thread %s holds the GIL" % (number, role))
+                elif held:
+                    busy_held += 1
+        if busy_held * 2 <= len(docs):
+            problems.append("the busy thread held the GIL in %d of %d dumps, expected most"
+                            % (busy_held, len(docs)))
+        return problems
+
     def idle_problems(self, doc: dict) -> List[str]:
         problems = []
         for thread in doc.get("threads") or []:
@@ -233,6 +259,9 @@ def run_checks(args: argparse.Namespace, interp: Interpreter, profiler: Optional
             attempt += 1
             idle = check.idle_problems(parse_json_document(checked_dump(profiler, target, args.blocking)))
         problems += idle
+        problems += check.gil_problems(
+            [doc] + [parse_json_document(checked_dump(profiler, target, args.blocking))
+                     for _ in range(GIL_DUMPS - 1)])
         if problems:
             problems.append("JSON dump was:\n%s" % result.describe())
 

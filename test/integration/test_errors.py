@@ -4,8 +4,9 @@
     test_errors.py --bin-dir DIR [--manifest PATH]
 
 Prints `PASS name`, `FAIL name: why` or `SKIP name: why` per case and a
-closing `N passed, N failed, N skipped` line.  Exit 0 if nothing failed (and
-something passed), 1 if something failed, 77 if every case was skipped.
+closing `N passed, N failed, N skipped` line.  Exit 0 if every case passed, 1 if
+something failed, 77 if a case was skipped (it names it; in CI a missing
+interpreter or binary fails instead, see pyflame_test.Missing).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
                           PINGPONG_CODE, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
-                          Failure, Interpreter, Result, Skip, dump, log, read_line,
+                          Failure, Interpreter, Missing, Result, Skip, dump, missing, log, read_line,
                           read_manifest, run, start_python, stopped_tasks)
 
 NOBODY = 65534
@@ -209,8 +210,7 @@ def main() -> int:
 
     binaries = find_binaries(args.bin_dir)
     if not binaries:
-        log("SKIP: no pyflameX.Y executables in %s" % args.bin_dir)
-        return TEST_SKIP
+        return missing("no pyflameX.Y executables in %s" % args.bin_dir)
     cases = Cases()
     for minor, binary in binaries.items():
         cases.run("bad_usage[%s]" % minor, lambda: case_bad_usage(binary))
@@ -257,7 +257,8 @@ def main() -> int:
 
 
 def _skip(why: str) -> None:
-    raise Skip(why)
+    # Interpreters and binaries come from provision.sh and the build.
+    raise Missing(why)
 
 
 if __name__ == "__main__":

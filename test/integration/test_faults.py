@@ -10,19 +10,23 @@ Each case is repeated (the count is printed) to catch races:
                    "exited", a whole profile holding the samples taken before
   target_execs     the same when the target execs another program (`sleep`),
                    saying "executed another program"
-  thread_churn     threads created and destroyed at hundreds per second while
+  thread_churn     threads created and destroyed at thousands per second while
                    recorded at 1000/s with -d: exit 0, on time, whole profile
   finalization     daemon threads (spinning, and blocked in I/O that wakes
                    after the interpreter began to finalize) while the main
                    thread exits, recorded at 2000/s through the shutdown: no
-                   crash, exit 7, and no frame that is not the fixture's, the
-                   standard library's or <unknown>
-  sigkill          the profiler SIGKILLed at random moments while --blocking:
-                   the target is never left stopped and keeps running
+                   crash, exit 7, and no frame but those the interpreter
+                   itself reports running in that fixture (recorded first
+                   under a profile function), <unknown> (rare) and
+                   <no Python frames>
+  sigkill          the profiler SIGKILLed at random moments while --blocking,
+                   every other time while it holds threads stopped: the
+                   target is never left stopped and keeps running
   two_profilers    two recordings of one target at once, nonblocking (both
                    work) and --blocking (the second works or fails clearly)
-  traced           the target already traced by strace, then by gdb: a clear
-                   error or a working nonblocking sample, never a hang
+  traced           the target already traced by strace, then by gdb: samples
+                   nonblocking (the stopped stacks under gdb), exit 4 and the
+                   profile written with --blocking, never a hang
   stopped          a SIGSTOPped target: -d 1 ends on time in both modes and
                    the target is left stopped, as it was
   namespace        a target in another PID and mount namespace (unshare):
@@ -55,8 +59,9 @@ import time
 import xml.etree.ElementTree as ElementTree
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_TARGET_EXITED, PROFILER_TIMEOUT,
-                          READY_TIMEOUT, TIMEOUT_SCALE, Failure, Interpreter, Skip, Target, find_interpreter, log,
+from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_PERMISSION, EXIT_TARGET_EXITED,
+                          PROFILER_TIMEOUT, READY_TIMEOUT, TIMEOUT_SCALE, Failure, Interpreter,
+                          Missing, Skip, Target, find_interpreter, log,
                           main_wrapper, profiler_path, read_line, stopped_tasks, task_states)
 
 # The stack of a thread with no Python frame (under --idle).
@@ -101,8 +106,8 @@ def fault_main():
 fault_main()
 '''
 
-# Creates and joins short-lived threads as fast as it can (hundreds to
-# thousands per second), from two creator threads.
+# Creates and joins short-lived threads as fast as it can (thousands per
+# second), from two creator threads.
 CHURN_CODE = r'''
 import sys, threading
 def fault_short():
@@ -145,6 +150,7 @@ for _ in range(3):
     t = threading.Thread(target=fault_daemon_spin); t.daemon = True; t.start()
 for _ in range(4):
     t = threading.Thread(target=fault_daemon_io); t.daemon = True; t.start()
+%(prewake)s
 sys.stdout.write("ready\n"); sys.stdout.flush()
 sys.stdin.readline()
 if os.fork() == 0:
@@ -233,6 +239,24 @@ def samples_in(stacks, function: str) -> int:
     return sum(count for frames, count in stacks if any(f == function for f, _ in frames))
 
 
+# The least share of the ticks that gave a sample (--stats-json: samples
+# less errors) that must show fault_spin, where the main thread never leaves
+# it: the rest is slack for a tick caught as the thread starts or ends. The
+# recordings that use it take --idle: the main thread waits for the GIL
+# (asleep, so idle) while the workers hold it, and without --idle only the
+# ticks it runs would count.
+SPIN_SHARE = 0.9
+
+
+def spin_floor(stats: str, what: str) -> float:
+    """SPIN_SHARE of the ticks of the recording whose --stats-json is STATS
+    that gave a sample; at least 10 (a recording that sampled nothing must
+    not pass by a floor of 0)."""
+    with open(stats) as f:
+        figures = json.load(f)
+    return max(10.0, SPIN_SHARE * (figures["samples"] - figures["errors"]))
+
+
 def check_running(target: Target, what: str, grace: float = 0.0) -> None:
     """The target is alive and no thread is stopped (waiting up to GRACE s)."""
     deadline = time.monotonic() + grace
@@ -261,8 +285,10 @@ MODES = (False, True)
 def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bool, how: str,
                      what: str, delay: float) -> None:
     out = os.path.join(work, "dies.txt")
+    stats = os.path.join(work, "dies.json")
     with Code(interp, SPIN_CODE % {"workers": 2}) as target:
-        rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "500"))
+        rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "500",
+                                   "--idle", "--stats-json", stats))
         time.sleep(delay)
         if how == "exit":
             target.send("exit")
@@ -287,7 +313,12 @@ def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bo
     with open(out, encoding="utf-8") as f:
         stacks = parse_collapsed(f.read(), what)
     spins = samples_in(stacks, "fault_spin")
-    expect(spins > 20, "%s: only %d fault_spin samples kept\n%s" % (what, spins, err))
+    # Every tick before the event that gave a sample shows fault_spin (the
+    # ticks after it are errors): a failure means the samples taken before
+    # the target went were not all written.
+    floor = spin_floor(stats, what)
+    expect(spins >= floor, "%s: %d fault_spin samples kept, expected at least %.0f\n%s"
+           % (what, spins, floor, err))
 
 
 def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
@@ -326,6 +357,9 @@ def case_target_execs(profiler: str, interp: Interpreter, work: str, repeat: int
     target_dies(profiler, interp, work, repeat, ("exec",))
 
 
+CHURN_FLOOR = 1000  # threads per second
+
+
 def case_thread_churn(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
     for blocking in MODES:
         for n in range(repeat):
@@ -348,59 +382,121 @@ def case_thread_churn(profiler: str, interp: Interpreter, work: str, repeat: int
                 figures = json.load(f)
             seen = samples_in(stacks, "fault_creator") + samples_in(stacks, "fault_short")
             expect(seen > 0, "%s: no churn frames sampled\n%s" % (what, err))
-            expect(created >= 300, "%s: the target made only %d threads in the recording"
-                   % (what, created))
-            log("thread_churn: %s: %d threads created in %.1f s; %d samples, %d errors counted"
-                % (what, created, elapsed, figures.get("samples", -1), figures.get("errors", -1)))
+            # The churn the docs quote: 2,300-5,000 threads/s measured on the
+            # loaded 2-core test machine (load ~13), also while recorded with
+            # --blocking. Below 1,000/s the case would not test a high rate.
+            expect(created >= CHURN_FLOOR * elapsed,
+                   "%s: the target made only %d threads in %.1f s (%.0f/s, expected %d/s)"
+                   % (what, created, elapsed, created / elapsed, CHURN_FLOOR))
+            # A sample can fail while a thread state is freed under the
+            # walk (its thread list changed under every read); measured: at
+            # most 0.8% of the ticks on 3.11 and 3.14, 1.3-2.3% on 2.7
+            # nonblocking (whose list changes on every thread start), 1% with
+            # --blocking. Over 5% means the walker fails on churn itself,
+            # not on the odd race.
+            expect(figures["errors"] <= 0.05 * figures["samples"],
+                   "%s: %d errors in %d ticks (over 5%%)\n%s"
+                   % (what, figures["errors"], figures["samples"], err))
+            log("thread_churn: %s: %d threads created in %.1f s (%.0f/s); %d samples, %d errors"
+                % (what, created, elapsed, created / elapsed, figures["samples"], figures["errors"]))
     log("thread_churn: %d runs per mode, exit 0 on time" % repeat)
 
 
-def stdlib_roots(interp: Interpreter) -> List[str]:
-    """Directories a stdlib file name may start with, as the target sees them."""
-    prefix = os.path.dirname(os.path.dirname(interp.python))
-    roots = [os.path.join(prefix, "lib"), os.path.join(prefix, "Lib")]
-    for home in (interp.env.get("PYTHONHOME"),):
-        if home:
-            roots.append(home)
-    return roots
+# Prepended to FINALIZE_CODE for the run that records which frames can run
+# during its shutdown: a profile function, installed before any thread
+# starts, writes every (function, file) on the stack at each call (the
+# function as the collapsed output names it: co_qualname from 3.11), as it
+# happens, to the file named by %(calls)r. It keeps what it needs in
+# default arguments, because 2.7 sets module globals to None while it
+# finalizes.
+CALLS_PRELUDE = r'''
+import os as _pf_os, sys as _pf_sys, threading as _pf_threading
+def _pf_profile(frame, event, arg, _seen=set(), _write=_pf_os.write,
+                _fd=_pf_os.open(%(calls)r, _pf_os.O_WRONLY | _pf_os.O_APPEND)):
+    if event != "call":
+        return
+    while frame is not None:
+        code = frame.f_code
+        key = "%%s\t%%s\n" %% (getattr(code, "co_qualname", code.co_name), code.co_filename)
+        if key not in _seen:
+            _seen.add(key)
+            _write(_fd, key.encode("utf-8") if not isinstance(key, bytes) else key)
+        frame = frame.f_back
+_pf_threading.setprofile(_pf_profile)
+_pf_sys.setprofile(_pf_profile)
+'''
+
+WAKE_DELAYS = (0.0, 0.001, 0.005, 0.02)
+PREWAKE = "os.write(w, b'x' * 4); time.sleep(0.3)"
+SCRIPT = "<the fixture>"
 
 
-def check_no_garbage(stacks, interp: Interpreter, script: str, what: str) -> int:
-    """Every frame is the fixture's, the stdlib's or <unknown>; returns samples."""
-    roots = stdlib_roots(interp)
-    known_functions = set(re.findall(r"def (fault_\w+)", FINALIZE_CODE)) | {"<module>"}
-    total = 0
+def shutdown_frames(interp: Interpreter, work: str) -> set:
+    """{(function, file)} of every frame that runs in FINALIZE_CODE's life,
+    its shutdown included, as the interpreter itself reports it (one run
+    per wake delay under CALLS_PRELUDE); the fixture's file is SCRIPT."""
+    seen = set()
+    for delay in WAKE_DELAYS:
+        calls_dir = interp.temp_dir()
+        try:
+            os.chmod(calls_dir, 0o777)
+            calls = os.path.join(calls_dir, "calls.tsv")
+            open(calls, "w").close()
+            # The I/O threads are also woken once before the shutdown: a
+            # wake that comes only after it may find the process gone in
+            # this slower, profiled run, and what it runs must be seen.
+            code = (CALLS_PRELUDE % {"calls": interp.inside_path(calls)}
+                    + FINALIZE_CODE % {"wake_delay": delay, "prewake": PREWAKE})
+            with Code(interp, code) as target:
+                script = interp.inside_path(target.script)
+                target.send("go")
+                target.proc.wait(timeout=READY_TIMEOUT)
+            with open(calls, encoding="utf-8") as f:
+                for line in f:
+                    function, _, filename = line.rstrip("\n").partition("\t")
+                    seen.add((function, SCRIPT if filename == script else filename))
+        finally:
+            shutil.rmtree(calls_dir, ignore_errors=True)
+    expect({("fault_daemon_spin", SCRIPT), ("fault_exit", SCRIPT)} <= seen,
+           "the profile function saw neither the fixture's threads nor its exit: %s"
+           % sorted(seen))
+    return seen
+
+
+def check_no_garbage(stacks, legit: set, script: str, what: str) -> Tuple[int, int]:
+    """Every frame is one that runs in this fixture's life and shutdown
+    (LEGIT, recorded by the interpreter itself), <unknown> or <no Python
+    frames>; returns (samples, samples with an <unknown> frame). A failure
+    means a frame was read from freed or reused memory and printed as a
+    plausible one."""
+    total = unknown = 0
     for frames, count in stacks:
         total += count
+        if ("<unknown>", "<unknown>") in frames:
+            unknown += count
         for function, filename in frames:
             if (function, filename) in (("<unknown>", "<unknown>"), (NO_FRAMES, "")):
                 continue
-            if filename == script:
-                expect(function in known_functions,
-                       "%s: unknown function %r in the fixture" % (what, function))
-                continue
-            # <string>: code the standard library compiles from text (e.g.
-            # namedtuple's, when a shutdown warning imports tokenize).
-            if (filename.startswith("<frozen ") or filename == "<string>"
-                    or any(filename.startswith(r + "/") for r in roots)):
-                expect(re.fullmatch(r"[\w.<>]+", function) is not None,
-                       "%s: garbage function name %r in %s" % (what, function, filename))
-                continue
-            raise Failure("%s: frame %r (%r) is neither the fixture's, the standard library's "
-                          "nor <unknown>: read from freed memory? Its stack: %s"
-                          % (what, function, filename, frames))
-    return total
+            key = (function, SCRIPT if filename == script else filename)
+            if key not in legit:
+                raise Failure("%s: frame %r (%r) never runs in this fixture, its shutdown "
+                              "included: read from freed memory? Its stack: %s"
+                              % (what, function, filename, frames))
+    return total, unknown
 
 
 def case_finalization(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
     rng = random.Random(33608)
+    legit = shutdown_frames(interp, work)
+    log("finalization: %d (function, file) pairs run in the fixture's life and shutdown"
+        % len(legit))
     for blocking in MODES:
         runs = repeat if not blocking else max(1, repeat // 2)
-        total = 0
+        total = unknown = 0
         for n in range(runs):
             what = "%s #%d" % ("--blocking" if blocking else "nonblocking", n + 1)
             out = os.path.join(work, "final.txt")
-            code_text = FINALIZE_CODE % {"wake_delay": rng.choice([0.0, 0.001, 0.005, 0.02])}
+            code_text = FINALIZE_CODE % {"wake_delay": rng.choice(WAKE_DELAYS), "prewake": ""}
             with Code(interp, code_text) as target:
                 script = interp.inside_path(target.script)
                 rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "2000",
@@ -411,20 +507,74 @@ def case_finalization(profiler: str, interp: Interpreter, work: str, repeat: int
             expect(code == EXIT_TARGET_EXITED, "%s: exit %d, expected 7\n%s" % (what, code, err))
             with open(out, encoding="utf-8") as f:
                 stacks = parse_collapsed(f.read(), what)
-            total += check_no_garbage(stacks, interp, script, what)
+            samples, unknowns = check_no_garbage(stacks, legit, script, what)
+            total += samples
+            unknown += unknowns
             expect(samples_in(stacks, "fault_daemon_spin") > 0,
                    "%s: no daemon thread sampled\n%s" % (what, err))
-        log("finalization: %s: %d shutdowns sampled at 2000/s, %d samples, no foreign frame"
-            % ("--blocking" if blocking else "nonblocking", runs, total))
+        # An <unknown> frame is the honest answer for a code object that
+        # failed its checks, but measured there were none (0 in about 280
+        # thousand samples on 2.7, 3.11 and 3.14): many would mean the
+        # walker reads freed objects and only its checks save it.
+        expect(unknown <= 0.001 * total, "%s: %d of %d samples hold an <unknown> frame"
+               % ("--blocking" if blocking else "nonblocking", unknown, total))
+        log("finalization: %s: %d shutdowns sampled at 2000/s, %d samples (%d with an "
+            "<unknown> frame), no foreign frame"
+            % ("--blocking" if blocking else "nonblocking", runs, total, unknown))
+
+
+def traced_stops(pid: int, tracer: int) -> List[int]:
+    """Tasks of PID in a ptrace stop ('t') under TRACER."""
+    stopped = []
+    for tid, state in task_states(pid).items():
+        if state != "t":
+            continue
+        try:
+            with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+                if any(line.split() == ["TracerPid:", str(tracer)] for line in f):
+                    stopped.append(tid)
+        except OSError:
+            pass
+    return stopped
+
+
+def freeze_mid_sample(rec: Recorder, pid: int, rng: random.Random) -> int:
+    """SIGSTOPs the profiler at a moment it holds threads of PID stopped
+    (tries again, SIGCONT and a short random wait between, until it does);
+    returns how many threads it held. The caller's SIGKILL then lands with
+    them stopped, which is the case under test."""
+    for _ in range(400):
+        os.kill(rec.proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 2 * TIMEOUT_SCALE
+        while task_states(rec.proc.pid).get(rec.proc.pid) != "T":
+            expect(time.monotonic() < deadline, "the profiler did not stop on SIGSTOP")
+            time.sleep(0.0005)
+        held = traced_stops(pid, rec.proc.pid)
+        if held:
+            return len(held)
+        os.kill(rec.proc.pid, signal.SIGCONT)
+        time.sleep(rng.uniform(0, 0.003))
+    raise Failure("in 400 tries the --blocking profiler never held a thread stopped: "
+                  "the kill could not be made to land mid-sample")
 
 
 def case_sigkill(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
     rng = random.Random(9)
     out = os.path.join(work, "killed.txt")
+    mid_sample = 0
     with Code(interp, SPIN_CODE % {"workers": 3}) as target:
         for n in range(repeat):
             rec = Recorder(record_argv(profiler, target.pid, out, True, "--rate", "1000"))
-            time.sleep(rng.uniform(0.02, 0.4))
+            # A slow (sanitized) profiler needs longer to attach: the moments
+            # are stretched with the deadlines.
+            time.sleep(rng.uniform(0.02, 0.4) * TIMEOUT_SCALE)
+            if n % 2:
+                # Every other kill is made to land while the profiler holds
+                # threads stopped (checked in /proc): the case the kernel's
+                # detach on the tracer's exit must handle. The others land
+                # at random moments.
+                freeze_mid_sample(rec, target.pid, rng)
+                mid_sample += 1
             rec.kill()
             # The kernel detaches a dead tracer's tracees as the tracer
             # exits; once it is reaped nothing may be stopped.
@@ -435,8 +585,9 @@ def case_sigkill(profiler: str, interp: Interpreter, work: str, repeat: int) -> 
         target.send("count")
         after = int(target.read())
         expect(after > before, "the target's main thread stopped making progress")
-    log("sigkill: %d SIGKILLs of a --blocking recording at random moments; the target was "
-        "never left stopped and kept running" % repeat)
+    log("sigkill: %d SIGKILLs of a --blocking recording (%d at random moments, %d while it held "
+        "threads stopped); the target was never left stopped and kept running"
+        % (repeat, repeat - mid_sample, mid_sample))
 
 
 def case_two_profilers(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
@@ -446,7 +597,9 @@ def case_two_profilers(profiler: str, interp: Interpreter, work: str, repeat: in
             with Code(interp, SPIN_CODE % {"workers": 1}) as target:
                 outs = [os.path.join(work, "two-%d.txt" % i) for i in range(2)]
                 recs = [Recorder(record_argv(profiler, target.pid, o, blocking, "-d", "2",
-                                             "--rate", "200")) for o in outs]
+                                             "--rate", "200", "--idle", "--stats-json",
+                                             o + ".json"))
+                        for o in outs]
                 results = [r.finish() for r in recs]
                 check_running(target, what, grace=0.5)
             worked = 0
@@ -455,7 +608,9 @@ def case_two_profilers(profiler: str, interp: Interpreter, work: str, repeat: in
                     expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
                     with open(out, encoding="utf-8") as f:
                         spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
-                    expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
+                    floor = spin_floor(out + ".json", what)
+                    expect(spins >= floor, "%s: %d fault_spin samples, expected at least %.0f\n%s"
+                           % (what, spins, floor, err))
                     worked += 1
                 else:
                     expect(code in (2, 3, 4) and err.startswith("pyflame"),
@@ -476,25 +631,44 @@ def wait_traced(pid: int, timeout: float = 10) -> int:
     raise Failure("the tracer never attached to %d" % pid)
 
 
-def check_traced_result(code: int, err: str, out: str, what: str, stopped_by_tracer: bool) -> str:
-    """A working sample (exit 0 with fault_spin samples, unless the tracer
-    holds the target stopped) or a clear error naming the tracer problem."""
-    if code == EXIT_OK:
+def check_traced(code: int, err: str, out: str, stats: str, blocking: bool, what: str) -> str:
+    """What docs/reliability.md promises for a target another tool traces.
+
+    Nonblocking (recorded with --idle): exit 0 and the main thread's
+    fault_spin in the samples: running under strace, or the stopped stacks
+    under gdb (which holds every thread stopped). The main thread never
+    leaves fault_spin, so each tick that yielded a sample shows it; the
+    floor allows the ticks counted as errors and 10% more. A failure means
+    a traced target is not sampled (or, under gdb, its stopped threads are
+    dropped). --blocking: the seize is refused; exit 4 naming the other
+    tracer, and the profile so far written whole (a collapsed file, empty
+    here: no tick got a sample)."""
+    if blocking:
+        expect(code == EXIT_PERMISSION and err.startswith("pyflame")
+               and "already traced by another tool" in err,
+               "%s: exit %d, expected %d saying the target is already traced\n%s"
+               % (what, code, EXIT_PERMISSION, err))
+        expect(os.path.isfile(out), "%s: no profile written at %s\n%s" % (what, out, err))
         with open(out, encoding="utf-8") as f:
-            spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
-        if stopped_by_tracer or spins > 20:
-            return "exit 0, %d fault_spin samples" % spins
-        raise Failure("%s: exit 0 but only %d fault_spin samples: neither a working sample nor "
-                      "a clear error\n%s" % (what, spins, err))
-    expect(code > 0 and err.startswith("pyflame") and "trac" in err.lower(),
-           "%s: exit %d without a clear message about the other tracer\n%s" % (what, code, err))
-    return "exit %d: %s" % (code, err.strip().splitlines()[0])
+            data = f.read()
+        parse_collapsed(data, what)
+        expect(data == "" or data.endswith("\n"), "%s: the profile is torn: %r" % (what, data[-200:]))
+        return "exit 4 saying it is already traced, profile written (%d bytes)" % len(data)
+    expect(code == EXIT_OK, "%s: exit %d, expected 0\n%s" % (what, code, err))
+    with open(out, encoding="utf-8") as f:
+        spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
+    with open(stats) as f:
+        figures = json.load(f)
+    floor = 0.9 * (figures["samples"] - figures["errors"])
+    expect(figures["samples"] >= 50 and spins >= floor,
+           "%s: %d fault_spin samples of %d ticks (%d errors), expected at least %.0f\n%s"
+           % (what, spins, figures["samples"], figures["errors"], floor, err))
+    return "exit 0, %d fault_spin samples of %d ticks" % (spins, figures["samples"])
 
 
 def case_traced(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
     tools = [t for t in ("strace", "gdb") if shutil.which(t)]
-    if not tools:
-        raise Skip("neither strace nor gdb is installed (test/tools/fuzz.sh installs them)")
+    absent = [t for t in ("strace", "gdb") if t not in tools]
     failures = []
     for tool in tools:
         with Code(interp, SPIN_CODE % {"workers": 1}) as target:
@@ -513,14 +687,20 @@ def case_traced(profiler: str, interp: Interpreter, work: str, repeat: int) -> N
                     for n in range(repeat):
                         what = "%s, %s #%d" % (tool, "--blocking" if blocking else "nonblocking", n + 1)
                         out = os.path.join(work, "traced.txt")
-                        rec = Recorder(record_argv(profiler, target.pid, out, blocking, "-d", "1",
-                                                   "--rate", "200"))
+                        stats = os.path.join(work, "traced.json")
+                        for path in (out, stats):
+                            if os.path.exists(path):
+                                os.unlink(path)
+                        extra = ["-d", "1", "--rate", "200", "--stats-json", stats]
+                        if not blocking:
+                            extra.append("--idle")  # gdb holds the threads stopped: idle
+                        rec = Recorder(record_argv(profiler, target.pid, out, blocking, *extra))
                         try:
                             code, err = rec.finish(timeout=15)
                             elapsed = time.monotonic() - rec.started
                             expect(elapsed < 8, "%s: -d 1 took %.1f s" % (what, elapsed))
-                            log("traced: %s: %s" % (what, check_traced_result(code, err, out, what,
-                                                                              tool == "gdb")))
+                            log("traced: %s: %s" % (what, check_traced(code, err, out, stats,
+                                                                       blocking, what)))
                         except Failure as e:
                             failures.append(str(e))
                             log("traced: %s: FAILED" % what)
@@ -529,6 +709,10 @@ def case_traced(profiler: str, interp: Interpreter, work: str, repeat: int) -> N
                 tracer.wait()
     if failures:
         raise Failure("\n".join(failures))
+    if absent:
+        raise Missing("%s not installed, so a target traced by it was not tried "
+                      "(scripts/setup.sh and test/tools/fuzz.sh install strace and gdb)"
+                      % " and ".join(absent))
 
 
 def wait_spinning(target: Code) -> None:
@@ -816,11 +1000,14 @@ def case_deleted_exe(profiler: str, interp: Interpreter, work: str, repeat: int)
                         expect("(deleted)" in f.read(), "%s: maps do not show the file deleted" % what)
                     out = os.path.join(work, "deleted.txt")
                     code, err = Recorder(record_argv(profiler, target.pid, out, False, "-d", "1",
-                                                     "--rate", "200")).finish()
+                                                     "--rate", "200", "--idle", "--stats-json",
+                                                     out + ".json")).finish()
                     expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err))
                     with open(out, encoding="utf-8") as f:
                         spins = samples_in(parse_collapsed(f.read(), what), "fault_spin")
-                    expect(spins > 50, "%s: only %d fault_spin samples\n%s" % (what, spins, err))
+                    floor = spin_floor(out + ".json", what)
+                    expect(spins >= floor, "%s: %d fault_spin samples, expected at least %.0f\n%s"
+                           % (what, spins, floor, err))
             finally:
                 shutil.rmtree(bindir, ignore_errors=True)
         log("deleted_exe: executable %s after start: recorded correctly %d times" % (how, repeat))

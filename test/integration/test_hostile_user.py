@@ -38,7 +38,8 @@ import time
 from typing import List, Optional, Sequence
 
 from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_PERMISSION, EXIT_USAGE, PROFILER_TIMEOUT,
-                          READY_TIMEOUT, Cases, Failure, Interpreter, Result, Skip, kill_group, log,
+                          READY_TIMEOUT, Cases, Failure, Interpreter, Missing, Result, Skip, kill_group, log,
+                          skip_verdict,
                           read_manifest, run, stopped_tasks)
 
 NOBODY = 65534
@@ -136,7 +137,7 @@ class CapEnv:
             raise Skip("needs root (to setcap a copy and run it as uid %d)" % NOBODY)
         for tool in ("setcap", "setpriv"):
             if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
-                raise Skip("%s is missing (scripts/setup.sh installs %s)"
+                raise Missing("%s is missing (scripts/setup.sh installs %s)"
                            % (tool, "libcap2-bin" if tool == "setcap" else "util-linux"))
         self.interp = interp
         self.work = tempfile.mkdtemp(prefix="pyflame-hostile-")
@@ -607,7 +608,7 @@ def choose(manifest: str, bin_dir: str, need_nobody: bool):
         if need_nobody and not world_runnable(interp.python):
             continue
         return binary, interp
-    raise Skip("no unchrooted interpreter in %s%s has a pyflame binary in %s"
+    raise Missing("no unchrooted interpreter in %s%s has a pyflame binary in %s"
                % (manifest, " that nobody can run" if need_nobody else "", bin_dir))
 
 
@@ -626,8 +627,9 @@ def main() -> int:
         log("hostile-user/%s: %s against %s" % (args.group, binary, interp.name))
         env = CapEnv(binary, interp) if args.group == "capability" else OutEnv(binary, interp)
     except Skip as e:
-        log("SKIP: %s" % e)
-        return 77
+        verdict = skip_verdict(e)
+        log("%s: %s" % (verdict, e))
+        return 1 if verdict == "FAIL" else 77
     try:
         for name, body in (CAP_CASES if args.group == "capability" else OUT_CASES):
             if args.case and name not in args.case:

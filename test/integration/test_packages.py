@@ -28,7 +28,7 @@ import signal
 import tempfile
 from typing import Dict, List, Optional, Sequence
 
-from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter, Result, Skip,
+from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter, Missing, Result, Skip,
                           log, main_wrapper, read_manifest, run, start_python)
 
 # What `ldd pyflameX.Y` may show: libc, the C++ runtime, and the libraries
@@ -267,11 +267,6 @@ def run_lintian(debs: Dict[str, str]) -> str:
     return "lintian: no errors, %d warnings" % len(warnings)
 
 
-def has_record(binary: str) -> bool:
-    result = run([binary, "record", "--help"])
-    return result.returncode == 0 and "--format" in result.stdout_text
-
-
 def profile_through_wrapper(interps: List[Interpreter], binaries: List[str]) -> List[str]:
     notes = []
     for interp in interps:
@@ -289,39 +284,39 @@ def profile_through_wrapper(interps: List[Interpreter], binaries: List[str]) -> 
                 raise Failure("%s: unexpected dump\n%s" % (interp.name, result.describe()))
         notes.append("%s dump ok" % interp.name)
 
+    # record is part of every binary: its absence is a failure, never a note.
     first = interps[0]
-    if has_record("/usr/bin/pyflame" + first.minor):
-        with start_python(first, SPIN_CODE) as target:
-            with tempfile.TemporaryDirectory(prefix="pyflame-pkg-") as tmp:
-                out = os.path.join(tmp, "profile.txt")
-                result = run_installed([PYFLAME, "record", "-p", str(target.pid), "-d", "1",
-                                        "-f", "collapsed", "-o", out, "--no-status"])
-                check(result, "%s record of %s" % (PYFLAME, first.name))
-                with open(out, encoding="utf-8") as f:
-                    text = f.read()
-                if "pyflame_package_spin" not in text:
-                    raise Failure("record of %s lacks the spinning function\n%s"
-                                  % (first.name, text[:2000]))
-        notes.append("%s record -p ok" % first.name)
-        # The command form: the wrapper reads the interpreter's file, not a process.
-        launched = next((i for i in interps if not i.chrooted and i.mode == "shared"), None)
-        if launched is not None:
-            with tempfile.TemporaryDirectory(prefix="pyflame-pkg-") as tmp:
-                out = os.path.join(tmp, "profile.txt")
-                env = dict(launched.environment())
-                env.update(INSTALL_ENV)
-                result = run_installed([PYFLAME, "record", "-f", "collapsed", "-o", out,
-                                        "--no-status", "--", launched.python, "-c", SPIN_FOR_CODE],
-                                       env)
-                check(result, "%s record -- %s" % (PYFLAME, launched.python))
-                with open(out, encoding="utf-8") as f:
-                    text = f.read()
-                if "pyflame_package_spin" not in text:
-                    raise Failure("record -- %s lacks the spinning function\n%s"
-                                  % (launched.name, text[:2000]))
-            notes.append("%s record -- COMMAND ok" % launched.name)
-    else:
-        notes.append("record: not in the binaries yet")
+    with start_python(first, SPIN_CODE) as target:
+        with tempfile.TemporaryDirectory(prefix="pyflame-pkg-") as tmp:
+            out = os.path.join(tmp, "profile.txt")
+            result = run_installed([PYFLAME, "record", "-p", str(target.pid), "-d", "1",
+                                    "-f", "collapsed", "-o", out, "--no-status"])
+            check(result, "%s record of %s" % (PYFLAME, first.name))
+            with open(out, encoding="utf-8") as f:
+                text = f.read()
+            if "pyflame_package_spin" not in text:
+                raise Failure("record of %s lacks the spinning function\n%s"
+                              % (first.name, text[:2000]))
+    notes.append("%s record -p ok" % first.name)
+    # The command form: the wrapper reads the interpreter's file, not a process.
+    launched = next((i for i in interps if not i.chrooted and i.mode == "shared"), None)
+    if launched is None:
+        raise Missing("no unchrooted --enable-shared interpreter for `record -- COMMAND` "
+                      "(test/interpreters/provision.sh provides pyenv builds)")
+    with tempfile.TemporaryDirectory(prefix="pyflame-pkg-") as tmp:
+        out = os.path.join(tmp, "profile.txt")
+        env = dict(launched.environment())
+        env.update(INSTALL_ENV)
+        result = run_installed([PYFLAME, "record", "-f", "collapsed", "-o", out,
+                                "--no-status", "--", launched.python, "-c", SPIN_FOR_CODE],
+                               env)
+        check(result, "%s record -- %s" % (PYFLAME, launched.python))
+        with open(out, encoding="utf-8") as f:
+            text = f.read()
+        if "pyflame_package_spin" not in text:
+            raise Failure("record -- %s lacks the spinning function\n%s"
+                          % (launched.name, text[:2000]))
+    notes.append("%s record -- COMMAND ok" % launched.name)
     return notes
 
 
@@ -382,7 +377,7 @@ def main() -> int:
     for tool in ("dpkg", "dpkg-deb", "dpkg-query", "dpkg-shlibdeps", "file", "cpack", "lintian",
                  "ldd"):
         if shutil.which(tool) is None:
-            raise Skip("%s is not installed (test/tools/packaging.sh installs the tools)" % tool)
+            raise Missing("%s is not installed (test/tools/packaging.sh installs the tools)" % tool)
     purge_leftovers()
     already = installed_pyflame_packages()
     if already:

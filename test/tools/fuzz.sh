@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the reliability tests use: clang and its libFuzzer runtime
 # (test/fuzz/run.sh), strace and gdb (test_faults.py's already-traced
-# target). Idempotent; never fails the run: without a tool the tests that
-# need it print SKIP.
+# target). Idempotent; never fails the run itself: without a tool the tests
+# that need it print SKIP (and fail under CI=true, see docs/reliability.md).
 set -u
 need=()
 command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1 || need+=(clang)

@@ -18,7 +18,14 @@ with types.CodeType / code.replace(); CPython then decodes them for us.
 Usage (from the repository root; the script is Python 2.7 and 3 compatible):
     python3 test/unit/gen_line_table_cases.py --all [PYTHON ...] \
         > test/unit/line_table_cases.inc
+The checked-in file was made with every pyenv interpreter plus
+    I=/var/cache/pyflame/interpreters
+    /usr/bin/python3.14@$I/sid-3.14/root /usr/bin/python3.15@$I/sid-3.15/root
 With no PYTHON arguments, --all uses every ~/.pyenv/versions/*/bin/python.
+A PYTHON of the form PATH@ROOT runs PATH inside the chroot ROOT (the Debian
+unstable 3.14 and 3.15 of test/interpreters, whose libc is newer than the
+host's): the script is copied into ROOT/tmp and, if ROOT has no libffi (ctypes
+needs it; the test chroots leave it out), the host's libffi.so.8 with it.
 Run without --all, it prints the cases of the interpreter running it.
 """
 
@@ -391,6 +398,31 @@ def version_key(path):
     return tuple(int(x) for x in m.groups()) if m else (0,)
 
 
+def run_one(python):
+    """The cases of one interpreter: PYTHON, or PATH@ROOT in a chroot."""
+    if "@" not in python:
+        return subprocess.check_output([python, os.path.abspath(__file__)])
+    import shutil
+    import tempfile
+    path, root = python.split("@", 1)
+    work = tempfile.mkdtemp(prefix="gen-line-table-", dir=os.path.join(root, "tmp"))
+    try:
+        inside = "/" + os.path.relpath(work, root)
+        shutil.copy(os.path.abspath(__file__), work)
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+        if not glob.glob(os.path.join(root, "usr/lib/*/libffi.so.*")):
+            host = glob.glob("/usr/lib/*/libffi.so.8")
+            if not host:
+                raise SystemExit("%s has no libffi and neither has the host" % root)
+            shutil.copy(host[0], work)
+            env["LD_LIBRARY_PATH"] = inside
+        chroot = shutil.which("chroot", path="/usr/sbin:/usr/bin:/sbin:/bin") or "chroot"
+        script = inside + "/" + os.path.basename(__file__)
+        return subprocess.check_output([chroot, root, path, script], env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def generate_all(pythons):
     if not pythons:
         pythons = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")),
@@ -401,8 +433,7 @@ def generate_all(pythons):
              "// that interpreter's PyCode_Addr2Line answers for byte offsets\n"
              "// -2 .. len(co_code) + %d (kNoLine where it answers -1).\n" % PAST_END]
     for python in pythons:
-        parts.append(subprocess.check_output([python, os.path.abspath(__file__)])
-                     .decode("utf-8"))
+        parts.append(run_one(python).decode("utf-8"))
     sys.stdout.write("".join(parts))
 
 
