@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
@@ -154,6 +155,25 @@ WaitResult wait_for_stop(pid_t tid, Clock::time_point deadline) {
   }
 }
 
+// Whether thread `tid` of `pid` is exiting (or gone): the kernel refuses to
+// seize a thread that has passed exit_notify (EPERM, as for a thread some
+// other tracer holds), so a refusal from an exiting one is not a refusal.
+bool thread_exiting(pid_t pid, pid_t tid) {
+  constexpr unsigned long kPfExiting = 0x4;  // PF_EXITING, include/linux/sched.h
+  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  if (!stat) return errno == ENOENT || errno == ESRCH;
+  size_t paren = stat->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
+  const char state = (*stat)[paren + 2];
+  if (state == 'Z' || state == 'X') return true;
+  const char* p = stat->c_str() + paren + 1;
+  for (int field = 3; field < 9; ++field) {  // to field 9, the flags
+    while (*p == ' ') ++p;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return (std::strtoul(p, nullptr, 10) & kPfExiting) != 0;
+}
+
 // Detaches the stragglers that have stopped by now, forgets those gone.
 void settle_stragglers() {
   std::erase_if(g_stragglers, [](pid_t tid) {
@@ -184,6 +204,7 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid), job_control_(std::make_uniq
       if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         if (errno == ESRCH) continue;  // the thread just exited
         int err = errno;
+        if (err == EPERM && thread_exiting(pid, tid)) continue;  // it is exiting
         resume_all();
         if (err == EPERM)
           throw Error(ExitCode::kPermissionDenied,

@@ -182,6 +182,40 @@ def case_target_exits(binaries: Dict[str, str], interps: List[Interpreter]) -> s
     return summary
 
 
+BLOCKING_EXIT_RUNS = 40
+
+
+def case_blocking_exit_race(binary: str, interp: Interpreter) -> str:
+    """dump --blocking of a target that exits meanwhile: 0, 3 or 7, never 4.
+
+    The kernel refuses to seize a thread past its exit (EPERM, as for a
+    thread another tracer holds), and the exited process stays a zombie
+    until its parent reaps it. Here it is reaped only after the dump, so
+    every exit between the attach and the seize is such a refusal; it was
+    reported as "already traced by another tool" (exit 4).
+    """
+    outcomes: Dict[str, int] = {}
+    failures: List[str] = []
+    for run_number in range(BLOCKING_EXIT_RUNS):
+        with start_python(interp, EXITING_CODE) as target:
+            result = dump(binary, target.pid, blocking=True)
+            outcomes[result.status()] = outcomes.get(result.status(), 0) + 1
+            try:
+                check_race_run(result, target.pid)
+            except Failure as e:
+                failures.append("run %d: %s\n%s" % (run_number, e, result.describe()))
+            try:
+                target.proc.wait(timeout=READY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                failures.append("run %d: target %d did not exit after the dump (left stopped? %s)"
+                                % (run_number, target.pid, stopped_tasks(target.pid)))
+    summary = "%d runs: %s" % (BLOCKING_EXIT_RUNS, ", ".join(
+        "%d x %s" % (n, status) for status, n in sorted(outcomes.items())))
+    if failures:
+        raise Failure("%d failed; %s\n%s" % (len(failures), summary, "\n".join(failures[:3])))
+    return summary
+
+
 def case_blocking_resumes(binary: str, interp: Interpreter) -> None:
     with start_python(interp, SPINNING_PINGPONG_CODE) as target:
         result = dump(binary, target.pid, blocking=True)
@@ -241,7 +275,7 @@ def main() -> int:
                   lambda: case_wrong_version(binary, other))
 
     if not usable:
-        for name in ("permission_denied", "target_exits", "blocking_resumes"):
+        for name in ("permission_denied", "target_exits", "blocking_exit_race", "blocking_resumes"):
             cases.run(name, lambda: _skip(why_none))
     else:
         first = usable[0]
@@ -249,6 +283,8 @@ def main() -> int:
                   lambda: case_permission_denied(binaries[first.minor], first))
         cases.run("target_exits[%s]" % ",".join(m for m in minors if m in binaries and m in {i.minor for i in usable}),
                   lambda: case_target_exits(binaries, usable))
+        cases.run("blocking_exit_race[%s]" % first.name,
+                  lambda: case_blocking_exit_race(binaries[first.minor], first))
         for minor, interp in per_minor.items():
             if minor in binaries:
                 cases.run("blocking_resumes[%s]" % interp.name,
