@@ -25,6 +25,8 @@
 namespace pyflame::core {
 namespace {
 
+Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
+
 struct DumpOptions {
   int pid = 0;
   bool json = false;
@@ -32,6 +34,8 @@ struct DumpOptions {
 };
 
 int dump(const PythonModule& module, const DumpOptions& options) {
+  // The same rule as record's -p: a PID is a positive number.
+  if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
 
@@ -115,8 +119,6 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
   cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
 }
-
-Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
 
 RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,
                                 std::optional<double> default_duration) {

@@ -89,6 +89,36 @@ def case_bad_usage(binary: str) -> None:
     expect(run([binary, "dump"]), EXIT_USAGE)
     expect(run([binary, "dump", "-p", "not-a-pid"]), EXIT_USAGE)
     expect(run([binary, "no-such-subcommand"]), EXIT_USAGE)
+    # One rule for dump and record: a PID is a positive number (dump -p 0
+    # exited 3, record -p 0 exited 2).
+    for pid in ("0", "-3"):
+        expect(run([binary, "dump", "-p", pid]), EXIT_USAGE, "PID")
+        expect(run([binary, "record", "-p", pid, "-d", "1"]), EXIT_USAGE, "PID")
+
+
+def kernel_thread() -> Optional[int]:
+    """A kernel thread's PID (PF_KTHREAD in its flags), or None if none is visible."""
+    for name in sorted(os.listdir("/proc"), key=lambda n: (len(n), n)):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[6]) & 0x00200000:  # field 9, PF_KTHREAD
+            return int(name)
+    return None
+
+
+def case_kernel_thread(binary: str) -> None:
+    """A kernel thread is not a Python process (5); it said "exited" (7)."""
+    pid = kernel_thread()
+    if pid is None:
+        raise Skip("no kernel thread visible in /proc (a PID namespace?)")
+    expect(dump(binary, pid), EXIT_NOT_PYTHON, str(pid), "kernel thread")
+    expect(run([binary, "record", "-p", str(pid), "-d", "1"]), EXIT_NOT_PYTHON, str(pid), "kernel thread")
 
 
 def case_no_such_process(binary: str) -> None:
@@ -250,6 +280,7 @@ def main() -> int:
         cases.run("bad_usage[%s]" % minor, lambda: case_bad_usage(binary))
         cases.run("no_such_process[%s]" % minor, lambda: case_no_such_process(binary))
         cases.run("not_python[%s]" % minor, lambda: case_not_python(binary))
+        cases.run("kernel_thread[%s]" % minor, lambda: case_kernel_thread(binary))
 
     try:
         interps = read_manifest(args.manifest)
