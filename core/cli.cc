@@ -11,6 +11,7 @@
 #include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
+#include "core/fd_limit.h"
 #include "core/output_file.h"
 #include "core/privilege.h"
 #include "core/python_module.h"
@@ -183,6 +184,7 @@ std::vector<std::string> split_command(int& argc, char** argv) {
 
 int run(const PythonModule& module, int argc, char** argv) {
   privilege::init();  // first: with more privilege than our caller, become the caller
+  raise_open_file_limit();
   const BuildInfo& info = module.build_info();
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app(fmt::format("{}: a sampling profiler for CPython {}.{} processes",

@@ -194,8 +194,11 @@ bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
 
 bool Process::alive() const {
   if (::kill(pid_, 0) != 0 && errno == ESRCH) return false;
+  errno = 0;
   auto t = task(pid_);
-  return t && t->state != 'Z' && t->state != 'X';
+  // Out of descriptors tells nothing about the target: it is there.
+  if (!t) return errno == EMFILE || errno == ENFILE;
+  return t->state != 'Z' && t->state != 'X';
 }
 
 std::vector<Mapping> Process::maps() const {

@@ -23,6 +23,7 @@
 
 #include "core/attach.h"
 #include "core/errors.h"
+#include "core/fd_limit.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/output_file.h"
@@ -117,6 +118,7 @@ class LaunchedCommand {
       // Not our SIGPIPE disposition (ignored) nor our stop handlers.
       ::signal(SIGPIPE, SIG_DFL);
       for (int sig : kStopSignals) ::signal(sig, SIG_DFL);
+      restore_open_file_limit();
       ::execvp(args[0], args.data());
       int err = errno;
       ssize_t ignored = ::write(fds[1], &err, sizeof err);
