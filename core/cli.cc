@@ -131,14 +131,19 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   o.pid = a.pid;
   o.command = std::move(command);
   if (a.rate && a.interval) throw usage("give --rate or -r/--interval, not both");
+  // The rate's bounds are the interval's: from one sample an hour (a rate
+  // closer to 0 makes the interval infinite, or too long for a clock) to
+  // 1,000,000 a second.
   constexpr double kMaxRate = 1e6;
+  constexpr double kMaxInterval = 3600;
   if (a.rate) {
-    if (!(*a.rate > 0) || *a.rate > kMaxRate)
-      throw usage(fmt::format("--rate must be between 0 and {:.0f} samples per second, not {}", kMaxRate, *a.rate));
+    if (!(*a.rate >= 1.0 / kMaxInterval) || *a.rate > kMaxRate)
+      throw usage(fmt::format("--rate must be between 1/3600 (one sample an hour) and {:.0f} samples "
+                              "per second, not {}", kMaxRate, *a.rate));
     o.interval_seconds = 1.0 / *a.rate;
   }
   if (a.interval) {
-    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > 3600)
+    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > kMaxInterval)
       throw usage(fmt::format("-r/--interval must be between 0.000001 and 3600 seconds, not {}", *a.interval));
     o.interval_seconds = *a.interval;
   }

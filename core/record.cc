@@ -436,6 +436,12 @@ int record(const PythonModule& module, const RecordOptions& options) {
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
     start = Clock::now();
     auto next = start;
+    // The end of the duration: no sleep goes past it (at 1/s a drawn
+    // interval of up to 1.5 s would overshoot -d 2 by a second).
+    std::optional<Clock::time_point> deadline;
+    if (options.duration_seconds)
+      deadline = start + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(*options.duration_seconds));
     while (interpreter) {
       if (g_stop_signal != 0) break;
       if (command && command->poll()) {
@@ -514,6 +520,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
       if (next <= t1) {
         ++counters.late;
         next = t1;
+      } else if (deadline && next >= *deadline) {
+        sleep_until(*deadline);
+        if (g_stop_signal == 0) break;  // the duration is over
       } else {
         sleep_until(next);
       }

@@ -7,8 +7,10 @@ Each case runs one pyflame binary (the first interpreter of the manifest
 whose pyflameX.Y is built) with a bad command line or in a bad environment
 and checks the documented exit code and a clear message on stderr:
 
-- bad --rate / -r / --duration values, an unknown --format, -p together with
-  a command, no target at all: exit 2, the offending value named;
+- bad --rate / -r / --duration values (a rate below one sample an hour
+  too), an unknown --format, -p together with a command, no target at all:
+  exit 2, the offending value named;
+- -d honoured whatever the interval (--rate 0.001 -d 0.3 ends in 0.3 s);
 - an output that cannot be written (a missing directory, a directory, a
   directory nobody may not write to): exit 2 *before* sampling starts: the
   launched command never runs, an attached target is not touched;
@@ -32,7 +34,8 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_TARGET_EXITED,
+from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION,
+                          EXIT_TARGET_EXITED,
                           EXIT_USAGE, PINGPONG_CODE, TEST_FAIL, TEST_PASS, TEST_SKIP, Failure,
                           Interpreter, Result, Skip, log, read_manifest, run, start_python,
                           stopped_tasks)
@@ -118,7 +121,9 @@ class Env:
 
 
 def case_bad_rate(env: Env) -> None:
-    for value in ("0", "-1", "nan", "inf", "1e12", "abc"):
+    # 1e-320 made the interval infinite (and the loop spin); the minimum is
+    # one sample an hour, the longest -r.
+    for value in ("0", "-1", "nan", "inf", "1e12", "abc", "1e-320", "0.0002"):
         expect(env.attach("--rate", value, "-d", "1"), EXIT_USAGE, "rate")
     for value in ("0", "-0.5", "nan", "1e9"):
         expect(env.attach("-r", value, "-d", "1"), EXIT_USAGE, "interval")
@@ -128,6 +133,22 @@ def case_bad_rate(env: Env) -> None:
 def case_bad_duration(env: Env) -> None:
     for value in ("0", "-1", "nan", "-inf", "abc"):
         expect(env.attach("-d", value), EXIT_USAGE, "duration")
+    env.check_target_untouched()
+
+
+def case_duration_honoured(env: Env) -> None:
+    """-d ends the recording on time, however long the interval: no sleep
+    passes the deadline (a 5 s mean interval made -d 1 last 2.5-7.5 s, an
+    interval of 1000 s made -d 0.3 last until killed)."""
+    for rate, duration in (("0.2", 1.0), ("0.001", 0.3), ("1", 2.0)):
+        result = env.attach("--rate", rate, "-d", str(duration), "-o", os.devnull)
+        if result.returncode != 0:
+            raise Failure("--rate %s -d %s: %s\n%s" % (rate, duration, result.status(), result.describe()))
+        # Attaching takes a moment (more on a loaded machine); the sampling
+        # itself must not outlast the duration by a whole interval.
+        if result.seconds > duration + 1.5:
+            raise Failure("--rate %s -d %s took %.1f s\n%s"
+                          % (rate, duration, result.seconds, result.describe()))
     env.check_target_untouched()
 
 
@@ -248,6 +269,7 @@ def case_permission(env: Env) -> None:
 CASES = [
     ("bad_rate", case_bad_rate),
     ("bad_duration", case_bad_duration),
+    ("duration_honoured", case_duration_honoured),
     ("unknown_format", case_unknown_format),
     ("target_conflicts", case_target_conflicts),
     ("output_missing_directory", case_output_missing_directory),
