@@ -180,6 +180,26 @@ class LaunchedCommand {
   std::optional<int> status_;
 };
 
+// Ends our part in a launched command the one documented way, whatever
+// ended the recording: after a stop signal it gets a second to exit from
+// the same Ctrl-C, then the signal; otherwise it is waited for (it shares
+// our terminal: it must not go on printing after we have gone).
+void finish_command(LaunchedCommand& command, int stop_signal) {
+  if (stop_signal != 0 && !command.exited()) {
+    // A Ctrl-C on the terminal reached the command too; give it a moment
+    // before passing the signal on, so that it does not get it twice.
+    if (!command.wait(1.0)) {
+      ::kill(command.pid(), stop_signal);
+      command.wait(5.0);
+    }
+  } else if (!command.exited()) {
+    std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n",
+                 command.pid());
+    command.wait();
+  }
+  std::fprintf(stderr, "pyflame: the command %s\n", command.describe().c_str());
+}
+
 std::string join_command(const std::vector<std::string>& argv) {
   std::string out;
   for (const std::string& a : argv) {
@@ -396,6 +416,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   StatusLine status(options.status);
   bool target_exited = false;
   bool target_execed = false;
+  bool attached = false;  // an interpreter was found
   std::optional<Error> fatal;  // ends the recording; reported after the profile is written
   auto start = Clock::now();
   double elapsed = 0;
@@ -419,6 +440,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
       }
     }
     if (interpreter) profile.python_version = interpreter->python_version();
+    attached = interpreter != nullptr;
     const std::optional<ExeIdentity> exe = exe_identity(pid);
     int permission_refusals = 0;
 
@@ -535,20 +557,39 @@ int record(const PythonModule& module, const RecordOptions& options) {
   status.clear();
   profile.duration_seconds = elapsed;
 
-  std::string text = write_profile(format, profile);
-  std::string where;
-  if (output) {
-    output->commit(text);
-    where = fmt::format("{} profile written to {}", format_name(format), output->description());
-  } else {
-    write_standard_output(text);
-    where = fmt::format("{} profile written to standard output", format_name(format));
-  }
-  if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
-
   const int stop_signal = g_stop_signal;
+  if (command && !attached && stop_signal == 0) {
+    // Nothing to profile: say so, rather than write an empty profile.
+    finish_command(*command, 0);
+    std::fprintf(stderr, "pyflame: the command never started a Python %d.%d interpreter that pyflame "
+                         "could read (it is not Python %d.%d, or it exited before its interpreter "
+                         "was up); no profile\n",
+                 module.build_info().major, module.build_info().minor, module.build_info().major,
+                 module.build_info().minor);
+    return static_cast<int>(ExitCode::kNotPython);
+  }
+
+  std::string where;
+  try {
+    std::string text = write_profile(format, profile);
+    if (output) {
+      output->commit(text);
+      where = fmt::format("{} profile written to {}", format_name(format), output->description());
+    } else {
+      write_standard_output(text);
+      where = fmt::format("{} profile written to standard output", format_name(format));
+    }
+    if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
+  } catch (const Error& e) {
+    if (!command) throw;
+    // The command is ended as on every other path before we report.
+    std::fprintf(stderr, "%s\n", e.what());
+    finish_command(*command, stop_signal);
+    return static_cast<int>(e.code());
+  }
+
   std::fprintf(stderr,
-               "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.0f/s); "
+               "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.3g/s); "
                "%llu errors (dropped samples), %llu torn (thread stacks that moved under every "
                "read: dropped, %.2f%%; %llu retries), %llu late; %s\n",
                static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
@@ -563,25 +604,14 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
   if (fatal) {
     std::fprintf(stderr, "%s\n", fatal->what());
-    if (command) command->wait();
+    if (command) finish_command(*command, stop_signal);
     return static_cast<int>(fatal->code());
   }
   if (target_execed)
     std::fprintf(stderr, "pyflame: process %d executed another program; the profile holds what "
                          "was sampled before\n", pid);
   if (command) {
-    if (stop_signal != 0 && !command->exited()) {
-      // A Ctrl-C on the terminal reached the command too; give it a moment
-      // before passing the signal on, so that it does not get it twice.
-      if (!command->wait(1.0)) {
-        ::kill(command->pid(), stop_signal);
-        command->wait(5.0);
-      }
-    } else if (!command->exited()) {
-      std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n", pid);
-      command->wait();
-    }
-    std::fprintf(stderr, "pyflame: the command %s\n", command->describe().c_str());
+    finish_command(*command, stop_signal);
     if (stop_signal != 0) return 128 + stop_signal;
     return command->exit_code();
   }

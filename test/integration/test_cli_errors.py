@@ -11,6 +11,9 @@ and checks the documented exit code and a clear message on stderr:
   too), an unknown --format, -p together with a command, no target at all:
   exit 2, the offending value named;
 - -d honoured whatever the interval (--rate 0.001 -d 0.3 ends in 0.3 s);
+- a launched command that is no Python: exit 5, saying so, no profile; a
+  launched recording whose profile cannot be written (/dev/full): exit 1,
+  after the command has ended;
 - an output that cannot be written (a missing directory, a directory, a
   directory nobody may not write to): exit 2 *before* sampling starts: the
   launched command never runs, an attached target is not touched;
@@ -34,7 +37,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION,
+from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_PERMISSION,
                           EXIT_TARGET_EXITED,
                           EXIT_USAGE, PINGPONG_CODE, TEST_FAIL, TEST_PASS, TEST_SKIP, Failure,
                           Interpreter, Result, Skip, log, read_manifest, run, start_python,
@@ -220,6 +223,58 @@ def case_output_permission(env: Env) -> None:
         raise Failure("%s was created by nobody" % output)
 
 
+def case_launch_not_python(env: Env) -> None:
+    """A command that never starts a Python interpreter is reported as such
+    (exit 5), not as an empty profile with exit 0."""
+    out = os.path.join(env.work, "not-python.txt")
+    for command in (["/bin/sleep", "1"], ["/bin/true"]):
+        result = env.record("-o", out, "--", *command)
+        expect(result, EXIT_NOT_PYTHON, "never started a Python", fast=False)
+        if os.path.exists(out):
+            raise Failure("a profile was written for %s\n%s" % (command, result.describe()))
+
+
+def case_launch_write_fails(env: Env) -> None:
+    """In launch mode with -d, a profile that cannot be written (a full
+    device) exits 1 only after the command has ended: it never goes on
+    running (and printing) after pyflame is gone."""
+    marker = os.path.join(env.work, "command-done")
+    if os.path.exists(marker):
+        os.unlink(marker)
+    code = ("import time\n"
+            "end = time.time() + 2\n"
+            "while time.time() < end: pass\n"
+            "open(%r, 'w').close()\n" % marker)
+    argv = [env.binary, "record", "-d", "0.5", "-o", "/dev/full", "--"] + env.interp.command(["-c", code])
+    # Not run(): its pipes would wait for the command too. The command's
+    # output goes to a file; pyflame's own exit is what is timed.
+    with tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env.interp.environment(), start_new_session=True)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise Failure("pyflame hung")
+        done = os.path.exists(marker)
+        seconds = time.monotonic() - start
+        err.seek(0)
+        message = err.read().decode("utf-8", "replace")
+    try:
+        os.killpg(proc.pid, 9)  # whatever is left of the command
+    except ProcessLookupError:
+        pass
+    if status != 1 or "No space left on device" not in message:
+        raise Failure("expected exit 1 naming the full device, got %d after %.1f s\n%s"
+                      % (status, seconds, message))
+    if not done:
+        raise Failure("pyflame exited (after %.1f s) while the command still ran\n%s" % (seconds, message))
+    if "written" in message:
+        raise Failure("claims the profile was written\n%s" % message)
+
+
 def case_no_such_process(env: Env) -> None:
     pid = free_pid()
     expect(env.record("-p", str(pid), "-d", "1"), EXIT_NO_PROCESS, str(pid))
@@ -275,6 +330,8 @@ CASES = [
     ("output_missing_directory", case_output_missing_directory),
     ("output_is_directory", case_output_is_directory),
     ("output_permission", case_output_permission),
+    ("launch_not_python", case_launch_not_python),
+    ("launch_write_fails", case_launch_write_fails),
     ("no_such_process", case_no_such_process),
     ("zombie", case_zombie),
     ("permission", case_permission),
