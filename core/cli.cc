@@ -11,6 +11,7 @@
 #include "core/attach.h"
 #include "core/dump_writer.h"
 #include "core/errors.h"
+#include "core/fd_limit.h"
 #include "core/output_file.h"
 #include "core/privilege.h"
 #include "core/python_module.h"
@@ -25,6 +26,8 @@
 namespace pyflame::core {
 namespace {
 
+Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
+
 struct DumpOptions {
   int pid = 0;
   bool json = false;
@@ -32,6 +35,8 @@ struct DumpOptions {
 };
 
 int dump(const PythonModule& module, const DumpOptions& options) {
+  // The same rule as record's -p: a PID is a positive number.
+  if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
 
@@ -116,8 +121,6 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
 }
 
-Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
-
 RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,
                                 std::optional<double> default_duration) {
   RecordOptions o;
@@ -128,14 +131,19 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   o.pid = a.pid;
   o.command = std::move(command);
   if (a.rate && a.interval) throw usage("give --rate or -r/--interval, not both");
+  // The rate's bounds are the interval's: from one sample an hour (a rate
+  // closer to 0 makes the interval infinite, or too long for a clock) to
+  // 1,000,000 a second.
   constexpr double kMaxRate = 1e6;
+  constexpr double kMaxInterval = 3600;
   if (a.rate) {
-    if (!(*a.rate > 0) || *a.rate > kMaxRate)
-      throw usage(fmt::format("--rate must be between 0 and {:.0f} samples per second, not {}", kMaxRate, *a.rate));
+    if (!(*a.rate >= 1.0 / kMaxInterval) || *a.rate > kMaxRate)
+      throw usage(fmt::format("--rate must be between 1/3600 (one sample an hour) and {:.0f} samples "
+                              "per second, not {}", kMaxRate, *a.rate));
     o.interval_seconds = 1.0 / *a.rate;
   }
   if (a.interval) {
-    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > 3600)
+    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > kMaxInterval)
       throw usage(fmt::format("-r/--interval must be between 0.000001 and 3600 seconds, not {}", *a.interval));
     o.interval_seconds = *a.interval;
   }
@@ -181,6 +189,7 @@ std::vector<std::string> split_command(int& argc, char** argv) {
 
 int run(const PythonModule& module, int argc, char** argv) {
   privilege::init();  // first: with more privilege than our caller, become the caller
+  raise_open_file_limit();
   const BuildInfo& info = module.build_info();
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app(fmt::format("{}: a sampling profiler for CPython {}.{} processes",

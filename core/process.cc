@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 
 #include "core/errors.h"
 #include "core/log.h"
@@ -41,8 +42,33 @@ std::optional<std::string> read_text_file(const std::string& path) {
   return text;
 }
 
+namespace {
+
+// Field 9 of /proc/PID/stat holds the task's flags; PF_KTHREAD marks a
+// kernel thread (include/linux/sched.h).
+bool is_kernel_thread(pid_t pid) {
+  constexpr unsigned long kPfKthread = 0x00200000;
+  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  size_t paren = stat->rfind(')');
+  if (paren == std::string::npos) return false;
+  const char* p = stat->c_str() + paren + 1;
+  for (int field = 3; field <= 9; ++field) {  // fields after the comm: 3 (state) ...
+    while (*p == ' ') ++p;
+    if (field == 9) return (std::strtoul(p, nullptr, 10) & kPfKthread) != 0;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return false;
+}
+
+}  // namespace
+
 Process::Process(pid_t pid) : pid_(pid), proc_("/proc/" + std::to_string(pid)) {
   if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) throw_no_such_process(pid);
+  // A kernel thread has no memory of its own, let alone an interpreter.
+  if (is_kernel_thread(pid))
+    throw Error(ExitCode::kNotPython, "pyflame: process " + std::to_string(pid) +
+                                          " is a kernel thread, not a Python process");
   // A zombie has no memory left to read.
   if (auto t = task(pid); t && (t->state == 'Z' || t->state == 'X'))
     throw Error(ExitCode::kTargetExited,
@@ -168,8 +194,11 @@ bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
 
 bool Process::alive() const {
   if (::kill(pid_, 0) != 0 && errno == ESRCH) return false;
+  errno = 0;
   auto t = task(pid_);
-  return t && t->state != 'Z' && t->state != 'X';
+  // Out of descriptors tells nothing about the target: it is there.
+  if (!t) return errno == EMFILE || errno == ENFILE;
+  return t->state != 'Z' && t->state != 'X';
 }
 
 std::vector<Mapping> Process::maps() const {

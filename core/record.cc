@@ -23,6 +23,7 @@
 
 #include "core/attach.h"
 #include "core/errors.h"
+#include "core/fd_limit.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/output_file.h"
@@ -117,6 +118,7 @@ class LaunchedCommand {
       // Not our SIGPIPE disposition (ignored) nor our stop handlers.
       ::signal(SIGPIPE, SIG_DFL);
       for (int sig : kStopSignals) ::signal(sig, SIG_DFL);
+      restore_open_file_limit();
       ::execvp(args[0], args.data());
       int err = errno;
       ssize_t ignored = ::write(fds[1], &err, sizeof err);
@@ -177,6 +179,26 @@ class LaunchedCommand {
   pid_t pid_ = -1;
   std::optional<int> status_;
 };
+
+// Ends our part in a launched command the one documented way, whatever
+// ended the recording: after a stop signal it gets a second to exit from
+// the same Ctrl-C, then the signal; otherwise it is waited for (it shares
+// our terminal: it must not go on printing after we have gone).
+void finish_command(LaunchedCommand& command, int stop_signal) {
+  if (stop_signal != 0 && !command.exited()) {
+    // A Ctrl-C on the terminal reached the command too; give it a moment
+    // before passing the signal on, so that it does not get it twice.
+    if (!command.wait(1.0)) {
+      ::kill(command.pid(), stop_signal);
+      command.wait(5.0);
+    }
+  } else if (!command.exited()) {
+    std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n",
+                 command.pid());
+    command.wait();
+  }
+  std::fprintf(stderr, "pyflame: the command %s\n", command.describe().c_str());
+}
 
 std::string join_command(const std::vector<std::string>& argv) {
   std::string out;
@@ -397,6 +419,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   StatusLine status(options.status);
   bool target_exited = false;
   bool target_execed = false;
+  bool attached = false;  // an interpreter was found
   std::optional<Error> fatal;  // ends the recording; reported after the profile is written
   auto start = Clock::now();
   double elapsed = 0;
@@ -420,6 +443,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
       }
     }
     if (interpreter) profile.python_version = interpreter->python_version();
+    attached = interpreter != nullptr;
     const std::optional<ExeIdentity> exe = exe_identity(pid);
     int permission_refusals = 0;
 
@@ -437,6 +461,12 @@ int record(const PythonModule& module, const RecordOptions& options) {
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
     start = Clock::now();
     auto next = start;
+    // The end of the duration: no sleep goes past it (at 1/s a drawn
+    // interval of up to 1.5 s would overshoot -d 2 by a second).
+    std::optional<Clock::time_point> deadline;
+    if (options.duration_seconds)
+      deadline = start + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(*options.duration_seconds));
     while (interpreter) {
       if (g_stop_signal != 0) break;
       if (command && command->poll()) {
@@ -515,6 +545,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
       if (next <= t1) {
         ++counters.late;
         next = t1;
+      } else if (deadline && next >= *deadline) {
+        sleep_until(*deadline);
+        if (g_stop_signal == 0) break;  // the duration is over
       } else {
         sleep_until(next);
       }
@@ -527,20 +560,39 @@ int record(const PythonModule& module, const RecordOptions& options) {
   status.clear();
   profile.duration_seconds = elapsed;
 
-  std::string text = write_profile(format, profile);
-  std::string where;
-  if (output) {
-    output->commit(text);
-    where = fmt::format("{} profile written to {}", format_name(format), output->description());
-  } else {
-    write_standard_output(text);
-    where = fmt::format("{} profile written to standard output", format_name(format));
-  }
-  if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
-
   const int stop_signal = g_stop_signal;
+  if (command && !attached && stop_signal == 0) {
+    // Nothing to profile: say so, rather than write an empty profile.
+    finish_command(*command, 0);
+    std::fprintf(stderr, "pyflame: the command never started a Python %d.%d interpreter that pyflame "
+                         "could read (it is not Python %d.%d, or it exited before its interpreter "
+                         "was up); no profile\n",
+                 module.build_info().major, module.build_info().minor, module.build_info().major,
+                 module.build_info().minor);
+    return static_cast<int>(ExitCode::kNotPython);
+  }
+
+  std::string where;
+  try {
+    std::string text = write_profile(format, profile);
+    if (output) {
+      output->commit(text);
+      where = fmt::format("{} profile written to {}", format_name(format), output->description());
+    } else {
+      write_standard_output(text);
+      where = fmt::format("{} profile written to standard output", format_name(format));
+    }
+    if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
+  } catch (const Error& e) {
+    if (!command) throw;
+    // The command is ended as on every other path before we report.
+    std::fprintf(stderr, "%s\n", e.what());
+    finish_command(*command, stop_signal);
+    return static_cast<int>(e.code());
+  }
+
   std::fprintf(stderr,
-               "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.0f/s); "
+               "pyflame: %llu samples of %zu thread(s) in %.1f s (%.1f samples/s, asked %.3g/s); "
                "%llu errors (dropped samples), %llu torn (thread stacks that moved under every "
                "read: dropped, %.2f%%; %llu retries), %llu late; %s\n",
                static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
@@ -564,25 +616,14 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
   if (fatal) {
     std::fprintf(stderr, "%s\n", fatal->what());
-    if (command) command->wait();
+    if (command) finish_command(*command, stop_signal);
     return static_cast<int>(fatal->code());
   }
   if (target_execed)
     std::fprintf(stderr, "pyflame: process %d executed another program; the profile holds what "
                          "was sampled before\n", pid);
   if (command) {
-    if (stop_signal != 0 && !command->exited()) {
-      // A Ctrl-C on the terminal reached the command too; give it a moment
-      // before passing the signal on, so that it does not get it twice.
-      if (!command->wait(1.0)) {
-        ::kill(command->pid(), stop_signal);
-        command->wait(5.0);
-      }
-    } else if (!command->exited()) {
-      std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n", pid);
-      command->wait();
-    }
-    std::fprintf(stderr, "pyflame: the command %s\n", command->describe().c_str());
+    finish_command(*command, stop_signal);
     if (stop_signal != 0) return 128 + stop_signal;
     return command->exit_code();
   }

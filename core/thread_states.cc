@@ -1,6 +1,7 @@
 #include "core/thread_states.h"
 
 #include <fcntl.h>
+#include <cerrno>
 #include <unistd.h>
 
 #include <charconv>
@@ -83,9 +84,22 @@ ThreadStates::~ThreadStates() {
     if (t.stat_fd >= 0) ::close(t.stat_fd);
 }
 
-std::optional<char> ThreadStates::read_state(Task& t) {
+std::string ThreadStates::stat_path(pid_t tid) const {
+  return "/proc/" + std::to_string(process_.pid()) + "/task/" + std::to_string(tid) + "/stat";
+}
+
+std::optional<char> ThreadStates::read_state(pid_t tid, Task& t) {
   char buf[512];
-  ssize_t n = ::pread(t.stat_fd, buf, sizeof buf, 0);
+  ssize_t n;
+  if (t.stat_fd >= 0) {
+    n = ::pread(t.stat_fd, buf, sizeof buf, 0);
+  } else {
+    int fd = ::open(stat_path(tid).c_str(), O_RDONLY | O_CLOEXEC);
+    // Out of descriptors is not "gone": keep the last state known.
+    if (fd < 0) return errno == EMFILE || errno == ENFILE ? std::optional<char>(t.state) : std::nullopt;
+    n = ::pread(fd, buf, sizeof buf, 0);
+    ::close(fd);
+  }
   if (n <= 0) return std::nullopt;
   return state_from_stat(std::string_view(buf, static_cast<size_t>(n)));
 }
@@ -95,12 +109,20 @@ ThreadStates::Task* ThreadStates::task(pid_t tid) {
   std::string dir = "/proc/" + std::to_string(process_.pid()) + "/task/" + std::to_string(tid);
   Task t;
   t.stat_fd = ::open((dir + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
-  if (t.stat_fd < 0) return nullptr;
-  auto state = read_state(t);
-  if (!state) {
+  if (t.stat_fd < 0) {
+    // Gone; or out of descriptors (another part of pyflame, or the limit is
+    // low): then read it the slow way, never report it as gone.
+    if (errno != EMFILE && errno != ENFILE) return nullptr;
+  } else if (kept_fds_ >= kMaxKeptFds) {
     ::close(t.stat_fd);
+    t.stat_fd = -1;
+  }
+  auto state = read_state(tid, t);
+  if (!state || *state == '?') {
+    if (t.stat_fd >= 0) ::close(t.stat_fd);
     return nullptr;
   }
+  if (t.stat_fd >= 0) ++kept_fds_;
   t.state = *state;
   if (auto comm = read_text_file(dir + "/comm")) {
     while (!comm->empty() && comm->back() == '\n') comm->pop_back();
@@ -112,7 +134,10 @@ ThreadStates::Task* ThreadStates::task(pid_t tid) {
 void ThreadStates::forget(pid_t tid) {
   auto it = tasks_.find(tid);
   if (it == tasks_.end()) return;
-  ::close(it->second.stat_fd);
+  if (it->second.stat_fd >= 0) {
+    ::close(it->second.stat_fd);
+    --kept_fds_;
+  }
   tasks_.erase(it);
   if (!other_namespace_) {
     std::erase_if(tid_of_ident_, [tid](const auto& entry) { return entry.second == tid; });
@@ -129,7 +154,7 @@ void ThreadStates::forget(pid_t tid) {
 void ThreadStates::read_states() {
   std::vector<pid_t> gone;
   for (auto& [tid, t] : tasks_) {
-    if (auto state = read_state(t)) {
+    if (auto state = read_state(tid, t)) {
       t.state = *state;
     } else {
       gone.push_back(tid);

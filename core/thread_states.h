@@ -1,5 +1,7 @@
 // Per-sample thread details from /proc, kept cheap for `record`: the kernel
-// state (running or not) of each thread through a stat file kept open, names
+// state (running or not) of each thread through a stat file kept open (for
+// the first kMaxKeptFds threads; the others' are opened for each read, so a
+// target with thousands of threads never exhausts our descriptors), names
 // read once per thread, and for interpreters that do not record TIDs the
 // pthread -> TID mapping resolved once per thread. A target in another PID
 // namespace (a container) records its own TIDs; they are mapped to ours
@@ -38,13 +40,18 @@ class ThreadStates {
   void fill(Snapshot& snapshot);
 
  private:
+  // Stat files kept open at most: well under the usual soft limit of 1024,
+  // with room for the rest of pyflame (memory, maps, output files).
+  static constexpr size_t kMaxKeptFds = 256;
+
   struct Task {
-    int stat_fd = -1;
+    int stat_fd = -1;  // -1: over the budget, opened for each read
     char state = '?';
     std::string name;
   };
   Task* task(pid_t tid);  // opens it if new; nullptr if the thread is gone
-  std::optional<char> read_state(Task& task);
+  std::optional<char> read_state(pid_t tid, Task& task);
+  std::string stat_path(pid_t tid) const;
   void forget(pid_t tid);
   // Target-namespace TIDs to ours; identity when the target shares our PID
   // namespace. rescan() reads the NSpid of every thread not read yet.
@@ -53,6 +60,7 @@ class ThreadStates {
 
   const Process& process_;
   std::unordered_map<pid_t, Task> tasks_;
+  size_t kept_fds_ = 0;
   std::unordered_map<uint64_t, pid_t> tid_of_ident_;  // pthread ident -> TID (< 3.11), target's
   bool other_namespace_ = false;
   std::unordered_map<pid_t, pid_t> host_tid_;  // target's TID -> ours

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
@@ -21,6 +22,9 @@ namespace pyflame::core {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How long one stop of the target may wait for its threads to stop, all of
+// them together: the bound on how long a sample holds the target beyond the
+// read itself. A thread not stopped by then is sampled running.
 constexpr auto kStopDeadline = std::chrono::milliseconds(200);
 constexpr auto kStopSpin = std::chrono::microseconds(50);
 // How often, while threads are seized, the reaper runs.
@@ -109,6 +113,28 @@ class ReapTimer {
   itimerval old_timer_{};
 };
 
+// Blocks the job-control stops (Ctrl-Z's SIGTSTP, SIGTTIN, SIGTTOU) while
+// the target's threads are held: a stop of ours then would keep them stopped
+// until we are continued. One that comes meanwhile stops us once they are
+// released. (SIGSTOP cannot be blocked: see docs/reliability.md.)
+class JobControlBlock {
+ public:
+  JobControlBlock() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTSTP);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
+    ::sigprocmask(SIG_BLOCK, &set, &old_);
+  }
+  ~JobControlBlock() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  JobControlBlock(const JobControlBlock&) = delete;
+  JobControlBlock& operator=(const JobControlBlock&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
 namespace {
 
 enum class WaitResult { kStopped, kGone, kTimedOut };
@@ -129,6 +155,25 @@ WaitResult wait_for_stop(pid_t tid, Clock::time_point deadline) {
   }
 }
 
+// Whether thread `tid` of `pid` is exiting (or gone): the kernel refuses to
+// seize a thread that has passed exit_notify (EPERM, as for a thread some
+// other tracer holds), so a refusal from an exiting one is not a refusal.
+bool thread_exiting(pid_t pid, pid_t tid) {
+  constexpr unsigned long kPfExiting = 0x4;  // PF_EXITING, include/linux/sched.h
+  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  if (!stat) return errno == ENOENT || errno == ESRCH;
+  size_t paren = stat->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
+  const char state = (*stat)[paren + 2];
+  if (state == 'Z' || state == 'X') return true;
+  const char* p = stat->c_str() + paren + 1;
+  for (int field = 3; field < 9; ++field) {  // to field 9, the flags
+    while (*p == ' ') ++p;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return (std::strtoul(p, nullptr, 10) & kPfExiting) != 0;
+}
+
 // Detaches the stragglers that have stopped by now, forgets those gone.
 void settle_stragglers() {
   std::erase_if(g_stragglers, [](pid_t tid) {
@@ -143,7 +188,7 @@ void settle_stragglers() {
 
 }  // namespace
 
-ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
+ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid), job_control_(std::make_unique<JobControlBlock>()) {
   static_assert(std::atomic<pid_t>::is_always_lock_free, "the reaper reads these in a signal handler");
   settle_stragglers();
   privilege::check_target(pid);  // nothing, unless we run with more privilege than our caller
@@ -151,6 +196,7 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
   privilege::Raised raised;  // CAP_SYS_PTRACE for the seize, if we hold it
   // New threads may appear while we stop the others; repeat until a pass
   // finds none we have not stopped (bounded, for a target spawning forever).
+  const auto deadline = Clock::now() + kStopDeadline;
   for (int pass = 0; pass < 8; ++pass) {
     bool added = false;
     for (pid_t tid : task_ids(pid)) {
@@ -158,6 +204,7 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
       if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         if (errno == ESRCH) continue;  // the thread just exited
         int err = errno;
+        if (err == EPERM && thread_exiting(pid, tid)) continue;  // it is exiting
         resume_all();
         if (err == EPERM)
           throw Error(ExitCode::kPermissionDenied,
@@ -174,7 +221,7 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
       if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) continue;
       // A thread that never stops (a long uninterruptible wait) must not
       // hang the profiler: past the deadline it is sampled running.
-      if (wait_for_stop(tid, Clock::now() + kStopDeadline) == WaitResult::kTimedOut)
+      if (wait_for_stop(tid, deadline) == WaitResult::kTimedOut)
         PYFLAME_DEBUG_LOG("thread {} did not stop within the deadline", tid);
     }
     if (!added) break;
@@ -188,7 +235,10 @@ ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid) {
   }
 }
 
-ThreadStopper::~ThreadStopper() { resume_all(); }
+ThreadStopper::~ThreadStopper() {
+  resume_all();
+  job_control_.reset();  // last: a pending stop of ours comes after the release
+}
 
 void ThreadStopper::resume_all() {
   for (pid_t tid : stopped_) {
@@ -206,6 +256,12 @@ void ThreadStopper::resume_all() {
   }
   stopped_.clear();
   reaper_.reset();
+  // A job-control stop is pending: it takes effect as soon as it is
+  // unblocked. Give the stragglers a moment to stop and be released first.
+  sigset_t pending;
+  if (!g_stragglers.empty() && ::sigpending(&pending) == 0 &&
+      (sigismember(&pending, SIGTSTP) || sigismember(&pending, SIGTTIN) || sigismember(&pending, SIGTTOU)))
+    release_stragglers(std::chrono::milliseconds(200));
 }
 
 void ThreadStopper::release_stragglers(std::chrono::milliseconds patience) {

@@ -10,6 +10,7 @@
 namespace pyflame::core {
 
 class ReapTimer;
+class JobControlBlock;
 
 // Seizes and interrupts every thread of `pid` on construction and detaches
 // (which resumes them) on destruction: RAII, so no exit path leaves the
@@ -33,6 +34,8 @@ class ThreadStopper {
   void resume_all();
 
   pid_t pid_;
+  // Holds off Ctrl-Z (SIGTSTP, SIGTTIN, SIGTTOU) while threads are held.
+  std::unique_ptr<JobControlBlock> job_control_;
   std::vector<pid_t> stopped_;
   // Reaps exited tracees while threads are seized (see the .cc).
   std::unique_ptr<ReapTimer> reaper_;

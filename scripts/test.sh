@@ -3,15 +3,28 @@
 # the build dependencies, provisions the test interpreters, builds every
 # pyflameX.Y and runs ctest, then builds everything again with ASan+UBSan
 # and runs the whole ctest once more under the sanitizers.
+#
+#   scripts/test.sh [--stress] [CTEST ARGS...]
+#
+# --stress runs the ctest step with a CPU hog on every core
+# (scripts/with-cpu-hogs.sh; the tests see PYFLAME_TEST_STRESS=1), the way a
+# busy CI machine runs it: no test may depend on an idle machine. E.g.
+# `scripts/test.sh --stress -R '^record/'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+stress=()
+if [ "${1:-}" = --stress ]; then
+  stress=(scripts/with-cpu-hogs.sh)
+  shift
+fi
 
 scripts/setup.sh
 test/interpreters/provision.sh
 for tool in test/tools/*.sh; do "$tool"; done  # browsers, go: tests skip visibly without them
 cmake --preset default
 cmake --build --preset default
-ctest --preset default "$@"
+"${stress[@]}" ctest --preset default "$@"
 # The whole suite again under AddressSanitizer + UBSan (build-sanitize/),
 # minus the few tests scripts/sanitize.sh names with its reasons
 # (PYFLAME_SKIP_SANITIZE=1 skips this step).

@@ -7,8 +7,13 @@ Each case runs one pyflame binary (the first interpreter of the manifest
 whose pyflameX.Y is built) with a bad command line or in a bad environment
 and checks the documented exit code and a clear message on stderr:
 
-- bad --rate / -r / --duration values, an unknown --format, -p together with
-  a command, no target at all: exit 2, the offending value named;
+- bad --rate / -r / --duration values (a rate below one sample an hour
+  too), an unknown --format, -p together with a command, no target at all:
+  exit 2, the offending value named;
+- -d honoured whatever the interval (--rate 0.001 -d 0.3 ends in 0.3 s);
+- a launched command that is no Python: exit 5, saying so, no profile; a
+  launched recording whose profile cannot be written (/dev/full): exit 1,
+  after the command has ended;
 - an output that cannot be written (a missing directory, a directory, a
   directory nobody may not write to): exit 2 *before* sampling starts: the
   launched command never runs, an attached target is not touched;
@@ -32,8 +37,8 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_TARGET_EXITED,
-                          EXIT_USAGE, PINGPONG_CODE, Cases, Failure,
+from pyflame_test import (free_pid, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_PERMISSION,
+                          EXIT_TARGET_EXITED, EXIT_USAGE, PINGPONG_CODE, Cases, Failure,
                           Interpreter, Result, Skip, log, missing, read_manifest, run, start_python,
                           stopped_tasks)
 
@@ -93,7 +98,9 @@ class Env:
 
 
 def case_bad_rate(env: Env) -> None:
-    for value in ("0", "-1", "nan", "inf", "1e12", "abc"):
+    # 1e-320 made the interval infinite (and the loop spin); the minimum is
+    # one sample an hour, the longest -r.
+    for value in ("0", "-1", "nan", "inf", "1e12", "abc", "1e-320", "0.0002"):
         expect(env.attach("--rate", value, "-d", "1"), EXIT_USAGE, "rate")
     for value in ("0", "-0.5", "nan", "1e9"):
         expect(env.attach("-r", value, "-d", "1"), EXIT_USAGE, "interval")
@@ -103,6 +110,22 @@ def case_bad_rate(env: Env) -> None:
 def case_bad_duration(env: Env) -> None:
     for value in ("0", "-1", "nan", "-inf", "abc"):
         expect(env.attach("-d", value), EXIT_USAGE, "duration")
+    env.check_target_untouched()
+
+
+def case_duration_honoured(env: Env) -> None:
+    """-d ends the recording on time, however long the interval: no sleep
+    passes the deadline (a 5 s mean interval made -d 1 last 2.5-7.5 s, an
+    interval of 1000 s made -d 0.3 last until killed)."""
+    for rate, duration in (("0.2", 1.0), ("0.001", 0.3), ("1", 2.0)):
+        result = env.attach("--rate", rate, "-d", str(duration), "-o", os.devnull)
+        if result.returncode != 0:
+            raise Failure("--rate %s -d %s: %s\n%s" % (rate, duration, result.status(), result.describe()))
+        # Attaching takes a moment (more on a loaded machine); the sampling
+        # itself must not outlast the duration by a whole interval.
+        if result.seconds > duration + 1.5:
+            raise Failure("--rate %s -d %s took %.1f s\n%s"
+                          % (rate, duration, result.seconds, result.describe()))
     env.check_target_untouched()
 
 
@@ -174,6 +197,58 @@ def case_output_permission(env: Env) -> None:
         raise Failure("%s was created by nobody" % output)
 
 
+def case_launch_not_python(env: Env) -> None:
+    """A command that never starts a Python interpreter is reported as such
+    (exit 5), not as an empty profile with exit 0."""
+    out = os.path.join(env.work, "not-python.txt")
+    for command in (["/bin/sleep", "1"], ["/bin/true"]):
+        result = env.record("-o", out, "--", *command)
+        expect(result, EXIT_NOT_PYTHON, "never started a Python", fast=False)
+        if os.path.exists(out):
+            raise Failure("a profile was written for %s\n%s" % (command, result.describe()))
+
+
+def case_launch_write_fails(env: Env) -> None:
+    """In launch mode with -d, a profile that cannot be written (a full
+    device) exits 1 only after the command has ended: it never goes on
+    running (and printing) after pyflame is gone."""
+    marker = os.path.join(env.work, "command-done")
+    if os.path.exists(marker):
+        os.unlink(marker)
+    code = ("import time\n"
+            "end = time.time() + 2\n"
+            "while time.time() < end: pass\n"
+            "open(%r, 'w').close()\n" % marker)
+    argv = [env.binary, "record", "-d", "0.5", "-o", "/dev/full", "--"] + env.interp.command(["-c", code])
+    # Not run(): its pipes would wait for the command too. The command's
+    # output goes to a file; pyflame's own exit is what is timed.
+    with tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env.interp.environment(), start_new_session=True)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise Failure("pyflame hung")
+        done = os.path.exists(marker)
+        seconds = time.monotonic() - start
+        err.seek(0)
+        message = err.read().decode("utf-8", "replace")
+    try:
+        os.killpg(proc.pid, 9)  # whatever is left of the command
+    except ProcessLookupError:
+        pass
+    if status != 1 or "No space left on device" not in message:
+        raise Failure("expected exit 1 naming the full device, got %d after %.1f s\n%s"
+                      % (status, seconds, message))
+    if not done:
+        raise Failure("pyflame exited (after %.1f s) while the command still ran\n%s" % (seconds, message))
+    if "written" in message:
+        raise Failure("claims the profile was written\n%s" % message)
+
+
 def case_no_such_process(env: Env) -> None:
     pid = free_pid()
     expect(env.record("-p", str(pid), "-d", "1"), EXIT_NO_PROCESS, str(pid))
@@ -223,11 +298,14 @@ def case_permission(env: Env) -> None:
 CASES = [
     ("bad_rate", case_bad_rate),
     ("bad_duration", case_bad_duration),
+    ("duration_honoured", case_duration_honoured),
     ("unknown_format", case_unknown_format),
     ("target_conflicts", case_target_conflicts),
     ("output_missing_directory", case_output_missing_directory),
     ("output_is_directory", case_output_is_directory),
     ("output_permission", case_output_permission),
+    ("launch_not_python", case_launch_not_python),
+    ("launch_write_fails", case_launch_write_fails),
     ("no_such_process", case_no_such_process),
     ("zombie", case_zombie),
     ("permission", case_permission),

@@ -90,6 +90,36 @@ def case_bad_usage(binary: str) -> None:
     expect(run([binary, "dump"]), EXIT_USAGE)
     expect(run([binary, "dump", "-p", "not-a-pid"]), EXIT_USAGE)
     expect(run([binary, "no-such-subcommand"]), EXIT_USAGE)
+    # One rule for dump and record: a PID is a positive number (dump -p 0
+    # exited 3, record -p 0 exited 2).
+    for pid in ("0", "-3"):
+        expect(run([binary, "dump", "-p", pid]), EXIT_USAGE, "PID")
+        expect(run([binary, "record", "-p", pid, "-d", "1"]), EXIT_USAGE, "PID")
+
+
+def kernel_thread() -> Optional[int]:
+    """A kernel thread's PID (PF_KTHREAD in its flags), or None if none is visible."""
+    for name in sorted(os.listdir("/proc"), key=lambda n: (len(n), n)):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[6]) & 0x00200000:  # field 9, PF_KTHREAD
+            return int(name)
+    return None
+
+
+def case_kernel_thread(binary: str) -> None:
+    """A kernel thread is not a Python process (5); it said "exited" (7)."""
+    pid = kernel_thread()
+    if pid is None:
+        raise Skip("no kernel thread visible in /proc (a PID namespace?)")
+    expect(dump(binary, pid), EXIT_NOT_PYTHON, str(pid), "kernel thread")
+    expect(run([binary, "record", "-p", str(pid), "-d", "1"]), EXIT_NOT_PYTHON, str(pid), "kernel thread")
 
 
 def case_no_such_process(binary: str) -> None:
@@ -183,6 +213,40 @@ def case_target_exits(binaries: Dict[str, str], interps: List[Interpreter]) -> s
     return summary
 
 
+BLOCKING_EXIT_RUNS = 40
+
+
+def case_blocking_exit_race(binary: str, interp: Interpreter) -> str:
+    """dump --blocking of a target that exits meanwhile: 0, 3 or 7, never 4.
+
+    The kernel refuses to seize a thread past its exit (EPERM, as for a
+    thread another tracer holds), and the exited process stays a zombie
+    until its parent reaps it. Here it is reaped only after the dump, so
+    every exit between the attach and the seize is such a refusal; it was
+    reported as "already traced by another tool" (exit 4).
+    """
+    outcomes: Dict[str, int] = {}
+    failures: List[str] = []
+    for run_number in range(BLOCKING_EXIT_RUNS):
+        with start_python(interp, EXITING_CODE) as target:
+            result = dump(binary, target.pid, blocking=True)
+            outcomes[result.status()] = outcomes.get(result.status(), 0) + 1
+            try:
+                check_race_run(result, target.pid)
+            except Failure as e:
+                failures.append("run %d: %s\n%s" % (run_number, e, result.describe()))
+            try:
+                target.proc.wait(timeout=READY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                failures.append("run %d: target %d did not exit after the dump (left stopped? %s)"
+                                % (run_number, target.pid, stopped_tasks(target.pid)))
+    summary = "%d runs: %s" % (BLOCKING_EXIT_RUNS, ", ".join(
+        "%d x %s" % (n, status) for status, n in sorted(outcomes.items())))
+    if failures:
+        raise Failure("%d failed; %s\n%s" % (len(failures), summary, "\n".join(failures[:3])))
+    return summary
+
+
 def case_blocking_resumes(binary: str, interp: Interpreter) -> None:
     with start_python(interp, SPINNING_PINGPONG_CODE) as target:
         result = dump(binary, target.pid, blocking=True)
@@ -216,6 +280,7 @@ def main() -> int:
         cases.run("bad_usage[%s]" % minor, lambda: case_bad_usage(binary))
         cases.run("no_such_process[%s]" % minor, lambda: case_no_such_process(binary))
         cases.run("not_python[%s]" % minor, lambda: case_not_python(binary))
+        cases.run("kernel_thread[%s]" % minor, lambda: case_kernel_thread(binary))
 
     try:
         interps = read_manifest(args.manifest)
@@ -241,7 +306,7 @@ def main() -> int:
                   lambda: case_wrong_version(binary, other))
 
     if not usable:
-        for name in ("permission_denied", "target_exits", "blocking_resumes"):
+        for name in ("permission_denied", "target_exits", "blocking_exit_race", "blocking_resumes"):
             cases.run(name, lambda: _skip(why_none))
     else:
         first = usable[0]
@@ -249,6 +314,8 @@ def main() -> int:
                   lambda: case_permission_denied(binaries[first.minor], first))
         cases.run("target_exits[%s]" % ",".join(m for m in minors if m in binaries and m in {i.minor for i in usable}),
                   lambda: case_target_exits(binaries, usable))
+        cases.run("blocking_exit_race[%s]" % first.name,
+                  lambda: case_blocking_exit_race(binaries[first.minor], first))
         for minor, interp in per_minor.items():
             if minor in binaries:
                 cases.run("blocking_resumes[%s]" % interp.name,

@@ -8,7 +8,8 @@ and spin_c, measured by the workload itself) under interpreter NAME and
 records it with DIR/pyflame<minor>:
 
 - attach (-p PID -d 4 --rate 500): sampled shares match the measured ones within 5
-  percentage points (without --blocking, whose stops perturb the workload); each spin function's samples sit on its HOT line; exit 0;
+  percentage points (more when a loaded machine gave fewer than 900 samples:
+  three standard errors) (without --blocking, whose stops perturb the workload); each spin function's samples sit on its HOT line; exit 0;
 - launch (-- python fixture --exit-code 3): the command's own output passes
   through, its exit code is pyflame's, the speedscope profile is whole;
 - Ctrl-C (SIGINT) and SIGTERM to the profiler while it records without a
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import re
 import shutil
@@ -62,10 +64,30 @@ SPIN_SHARE = 0.9
 # the launch and -t checks accept any sample in the fixture's own frames; the
 # attach accuracy check is unchanged.
 SANITIZED = os.environ.get("PYFLAME_TEST_SANITIZED") == "1"
+# Every count below is judged against what the run achieved (the samples it
+# took, from --stats-json or the summary line), never against what an idle
+# machine gives: scripts/test.sh --stress (PYFLAME_TEST_STRESS=1) runs these
+# tests with a CPU hog on every core, where the rate reached and the
+# fixture's share of the CPU both drop.
+SUMMARY = re.compile(r"pyflame: (\d+) samples of \d+ thread\(s\)")
 EXIT_TARGET_EXITED = 7
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
+
+
+def summary_samples(err: str, what: str) -> int:
+    """The samples taken, from pyflame's summary line on stderr."""
+    m = SUMMARY.search(err)
+    expect(m is not None, "%s: no summary line on stderr\n%s" % (what, err))
+    return int(m.group(1))
+
+
+def tolerance_for(samples: int) -> float:
+    """The accuracy asked of a split read from SAMPLES samples: 5 points, or
+    three standard errors of a share near one half when there are too few
+    samples for 5 points to mean anything (under 900)."""
+    return max(TOLERANCE, 3 * math.sqrt(0.25 / max(samples, 1)))
 
 
 def hot_lines() -> Dict[str, int]:
@@ -204,6 +226,7 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
            % (total, floor, spent_total, figures["achieved_rate"], err))
     expect(figures["samples"] >= 0.5 * 500 * float(seconds),
            "attach: %d ticks in %s s at --rate 500" % (figures["samples"], seconds))
+    tolerance = tolerance_for(total)
     spent = {name: after[name] - before[name] for name in SPINS}
     measured_total = sum(spent.values())
     report = []
@@ -214,9 +237,10 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         if blocking:
             expect(counts[name] > 0, "attach: %s never sampled" % name)
         else:
-            expect(abs(sampled - measured) <= TOLERANCE,
-                   "attach: %s sampled %.1f%% but the workload measured %.1f%% (over 5 points)\n%s"
-                   % (name, 100 * sampled, 100 * measured, "\n".join(report)))
+            expect(abs(sampled - measured) <= tolerance,
+                   "attach: %s sampled %.1f%% but the workload measured %.1f%% (over %.1f points "
+                   "for %d samples)\n%s"
+                   % (name, 100 * sampled, 100 * measured, 100 * tolerance, total, "\n".join(report)))
         # The spin loop is one line; the `def` line (the call's start) may be
         # caught now and then.
         on_hot = lines[name].get(hot[name], 0)
@@ -366,15 +390,21 @@ def test_classic_forms(profiler: str, interp: Interpreter, work: str) -> None:
         expect(all(frames[0][0].startswith("thread ") for frames, _ in stacks),
                "classic --threads: a stack without its thread frame")
         counts, _ = spin_samples(stacks)
-        # -s 1 at -r 0.005: about 200 samples.
-        expect(100 <= sum(counts.values()) <= 260, "classic -s 1 -r 0.005: %s samples" % counts)
+        # -s 1 at -r 0.005 asks 200/s: never more samples than that allows
+        # (plus the jitter's), most of those taken in the spin functions.
+        taken = summary_samples(err, "classic -p")
+        expect("asked 200/s" in err and taken <= 260,
+               "classic -s 1 -r 0.005: %d samples taken\n%s" % (taken, err))
+        expect(0.5 * taken <= sum(counts.values()) <= taken,
+               "classic -s 1 -r 0.005: %s samples in the spins of %d taken" % (counts, taken))
         # --flamechart to standard output: one timestamped stack per sample.
         code, text, err = Recorder([profiler, "-p", str(target.pid), "-s", "0.5",
                                     "--flamechart"]).finish()
         expect(code == 0, "classic --flamechart: exit %d\n%s" % (code, err))
         times = [float(line.split(" ", 1)[0]) for line in text.splitlines()]
-        expect(len(times) >= 20 and times == sorted(times) and times[-1] < 1.0,
-               "classic --flamechart: timestamps %s" % times[:5])
+        taken = summary_samples(err, "classic --flamechart")
+        expect(len(times) >= max(1, 0.5 * taken) and times == sorted(times) and times[-1] < 1.0,
+               "classic --flamechart: %d timestamps of %d samples: %s" % (len(times), taken, times[:5]))
     fixture = os.path.join(work, "fixture_record.py")
     shutil.copyfile(FIXTURE, fixture)
     stats = os.path.join(work, "classic-stats.json")
@@ -419,7 +449,9 @@ def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bo
            % (code, EXIT_TARGET_EXITED, err))
     with open(out, encoding="utf-8") as f:
         counts, _ = spin_samples(parse_collapsed(f.read()))
-    expect(sum(counts.values()) > 50, "target exit: only %s samples kept" % counts)
+    taken = summary_samples(err, "target exit")
+    expect(sum(counts.values()) >= max(1, 0.25 * taken),
+           "target exit: only %s samples kept of %d taken" % (counts, taken))
     log("target exit: exit 7, %d spin samples kept" % sum(counts.values()))
 
 
