@@ -15,13 +15,14 @@ import dataclasses
 import json
 import os
 import select
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # Exit codes of pyflameX.Y (the interface under test).
 EXIT_OK = 0
@@ -568,3 +569,26 @@ def wait_for_idle_states(pid: int, idle: Dict[int, bool], max_running: Optional[
 def stopped_tasks(pid: int) -> List[str]:
     return ["%d:%s" % (tid, state) for tid, state in sorted(task_states(pid).items())
             if state in "Tt"]
+
+
+# A frame of pyflame's collapsed format: "function (file:line)", no line
+# when it has none.
+COLLAPSED_FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
+
+
+def parse_collapsed(text: str) -> List[Tuple[List[Tuple[str, str, Optional[int]]], int]]:
+    """pyflame's collapsed lines as ([(function, file, line)] root first, count)."""
+    stacks = []
+    for raw in text.splitlines():
+        stack, _, count = raw.rpartition(" ")
+        if not stack or not count.isdigit():
+            raise Failure("malformed collapsed line %r" % raw)
+        frames = []
+        for label in stack.split(";"):
+            m = COLLAPSED_FRAME.match(label)
+            if not m:
+                raise Failure("malformed frame %r in %r" % (label, raw))
+            line = m.group("line")
+            frames.append((m.group("function"), m.group("filename"), int(line) if line else None))
+        stacks.append((frames, int(count)))
+    return stacks

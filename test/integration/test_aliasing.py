@@ -33,7 +33,7 @@ import tempfile
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, READY_TIMEOUT, Failure, Target,
                           find_interpreter, log, main_wrapper, profiler_path, read_line, run)
-from test_churn import parse_collapsed
+from pyflame_test import parse_collapsed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPINS = ("spin_a", "spin_b", "spin_c")

@@ -56,11 +56,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, READY_TIMEOUT, Failure,
                           Interpreter, Skip, Target, find_interpreter, log, main_wrapper,
-                          profiler_path, read_line, run, stopped_tasks)
+                          parse_collapsed, profiler_path, read_line, run, stopped_tasks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE_FILES = ("fixture_churn.py", "fixture_churn_async.py")
-FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
 RESUMES = re.compile(r"#\s*resumes\s+(?P<names>\w+(\s+\w+)*)\s*$")
 
 IMPOSSIBLE_MAX = 0.001      # share of samples
@@ -230,24 +229,6 @@ class Oracle:
 def label(frame: Frame) -> str:
     function, filename, line = frame
     return "%s (%s%s)" % (function, filename, "" if line is None else ":%d" % line)
-
-
-def parse_collapsed(text: str) -> List[Tuple[List[Frame], int]]:
-    """pyflame's collapsed lines as ([(function, file, line)] root first, count)."""
-    stacks = []
-    for raw in text.splitlines():
-        stack, _, count = raw.rpartition(" ")
-        if not stack or not count.isdigit():
-            raise Failure("malformed collapsed line %r" % raw)
-        frames = []
-        for text_label in stack.split(";"):
-            m = FRAME.match(text_label)
-            if not m:
-                raise Failure("malformed frame %r in %r" % (text_label, raw))
-            line = m.group("line")
-            frames.append((m.group("function"), m.group("filename"), int(line) if line else None))
-        stacks.append((frames, int(count)))
-    return stacks
 
 
 def classify_stacks(oracle: Oracle, stacks: Iterable[Tuple[Sequence[Frame], int]]):

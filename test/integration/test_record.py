@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, Failure, Interpreter, Missing, Target,
                           find_interpreter, log, main_wrapper, profiler_path, read_line,
-                          stopped_tasks, READY_TIMEOUT)
+                          parse_collapsed, stopped_tasks, READY_TIMEOUT)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixture_record.py")
@@ -73,7 +73,6 @@ SUMMARY = re.compile(r"pyflame: (\d+) samples of \d+ thread\(s\)")
 EXIT_TARGET_EXITED = 7
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
 
 
 def summary_samples(err: str, what: str) -> int:
@@ -99,24 +98,6 @@ def hot_lines() -> Dict[str, int]:
             if m:
                 lines[m.group(1)] = number
     return lines
-
-
-def parse_collapsed(text: str) -> List[Tuple[List[Tuple[str, str, Optional[int]]], int]]:
-    """Collapsed lines as ([(function, filename, line)] root first, count)."""
-    stacks = []
-    for raw in text.splitlines():
-        stack, _, count = raw.rpartition(" ")
-        if not stack or not count.isdigit():
-            raise Failure("malformed collapsed line %r" % raw)
-        frames = []
-        for label in stack.split(";"):
-            m = FRAME.match(label)
-            if not m:
-                raise Failure("malformed frame %r in %r" % (label, raw))
-            line = m.group("line")
-            frames.append((m.group("function"), m.group("filename"), int(line) if line else None))
-        stacks.append((frames, int(count)))
-    return stacks
 
 
 def spin_samples(stacks) -> Tuple[Dict[str, int], Dict[str, Dict[Optional[int], int]]]:
