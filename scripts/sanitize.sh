@@ -50,6 +50,6 @@ export PYFLAME_TEST_TIMEOUT_SCALE="${PYFLAME_TEST_TIMEOUT_SCALE:-3}"
 # Their slow samples skew the launched recordings of test_record.py (see there).
 export PYFLAME_TEST_SANITIZED=1
 status=0
-ctest --preset sanitize --test-dir "$build" -E "$exclude_regex" "${extra[@]}" || status=$?
+ctest --preset sanitize --test-dir "$build" -j2 -E "$exclude_regex" "${extra[@]}" || status=$?
 echo "sanitize.sh: build $((built - start)) s, tests $((SECONDS - built)) s, total $((SECONDS - start)) s"
 exit $status
