@@ -106,11 +106,12 @@ void frame_cycle() {
   auto interp = walker(image);  // the frames' strings live in it
   Snapshot s;
   CHECK(interp->sample(s));
-  CHECK(!s.threads.empty() && s.threads[0].truncated);
+  CHECK(!s.threads.empty() && s.threads[0].truncated && s.threads[0].torn);
   if (!s.threads.empty()) CHECK(s.threads[0].frames.size() < 100);
 }
 
-// The first thread's innermost frame reads as <unknown>, and only it.
+// The first thread's innermost frame reads as <unknown>, and only it; the
+// thread is torn (not shown).
 void expect_leaf_unknown(const FakeImage& image, const char* name) {
   auto interp = walker(image);  // the frames' strings live in it
   Snapshot s;
@@ -121,6 +122,7 @@ void expect_leaf_unknown(const FakeImage& image, const char* name) {
   }
   CHECK(s.threads[0].frames[0].function == "<unknown>");
   CHECK(s.threads[0].frames[1].function == "middle");
+  CHECK(s.threads[0].torn);  // read, but never shown: dropped and counted
 }
 
 void wild_code_pointer() {

@@ -791,6 +791,12 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   // coroutine: one that does is a suspended generator's frame (its link
   // cleared), reached by a torn read (the one root check 2.7 has).
   if (!raw_.empty() && infos_.back() != nullptr && infos_.back()->generator) rooted_[slot] = 0;
+  // A live frame holds a reference to its code object: one that fails its
+  // checks was read from a frame that is no more (a torn read), or is
+  // hostile. Either way the stack is not shown: it is read again or
+  // dropped, never shown with an <unknown> frame.
+  for (size_t i = 0; i < raw_.size(); ++i)
+    if (!raw_[i].bad && infos_[i] == nullptr) rooted_[slot] = 0;
 
   // The outermost frames unchanged since this slot's last sample (same raw
   // frame, same live code object: the Frames' views into it are valid) are
