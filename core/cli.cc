@@ -39,6 +39,7 @@ int dump(const PythonModule& module, const DumpOptions& options) {
   if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
+  interpreter->set_strict(true);  // read once, by a person: confirm twice
 
   Snapshot snapshot;
   snapshot.pid = options.pid;

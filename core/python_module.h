@@ -32,6 +32,12 @@ class Interpreter {
   // frames a thread's stack still shares with the last sample (and reuse
   // the storage); any other Snapshot is simply filled anew.
   virtual bool sample(Snapshot& out) = 0;
+  // From now on, a stack that moved is shown only if one more reading of
+  // its words, a little later and in a call of its own, agrees too: for a
+  // one-shot dump, where a stack that cycles fast could otherwise show
+  // each word the same phase in two readings (rare, but a dump is read
+  // by a person, once).
+  virtual void set_strict(bool strict) = 0;
 };
 
 class PythonModule {

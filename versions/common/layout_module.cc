@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -147,6 +149,7 @@ class LayoutInterpreter : public core::Interpreter {
 
   std::string python_version() const override { return version_; }
   bool sample(core::Snapshot& out) override;
+  void set_strict(bool strict) override { strict_ = strict; }
 
  private:
   void locate(const TargetSymbols& symbols);
@@ -177,6 +180,8 @@ class LayoutInterpreter : public core::Interpreter {
   // Whether each thread of the last walk read one moment of its stack:
   // marks the others torn; false if any is (or the thread list moved).
   bool confirm(core::Snapshot& out, size_t threads);
+  // set_strict(): one more reading of the moving stacks confirm() let through.
+  void confirm_again(core::Snapshot& out, size_t threads);
   // The field at `offset` of the object at `base`, whose bytes are `buf`,
   // noted as a word the thread's walk depends on.
   template <typename T>
@@ -297,6 +302,8 @@ class LayoutInterpreter : public core::Interpreter {
   bool list_clean_ = false;      // so did the thread list's
   bool walk_rooted_ = false;
   core::WitnessCheck recheck_;
+  bool strict_ = false;           // see core::Interpreter::set_strict()
+  std::vector<core::Witness> strict_words_, strict_reread_;
 };
 
 void LayoutInterpreter::locate(const TargetSymbols& symbols) {
@@ -549,7 +556,31 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
     out.threads[t].torn = !held || !rooted_[t];
     ok &= !out.threads[t].torn;
   }
-  return ok;
+  if (strict_) confirm_again(out, threads);
+  return ok && !std::ranges::any_of(std::span(out.threads).first(threads),
+                                    [](const core::ThreadSample& t) { return t.torn; });
+}
+
+void LayoutInterpreter::confirm_again(core::Snapshot& out, size_t threads) {
+  // A third reading of the words of every stack that moved (known or
+  // not), 100 us later and in its own call, must agree as well.
+  ::usleep(100);
+  strict_words_.clear();
+  for (size_t t = 0; t < threads; ++t) {
+    if (out.threads[t].torn || (known_[t] && moved_lately_[t] == 0)) continue;
+    const auto& latest = latest_stacks_[t];
+    strict_words_.insert(strict_words_.end(), latest.begin(), latest.end());
+  }
+  if (strict_words_.empty()) return;
+  recheck_.reread(target_, strict_words_, strict_reread_);
+  size_t at = 0;
+  for (size_t t = 0; t < threads; ++t) {
+    if (out.threads[t].torn || (known_[t] && moved_lately_[t] == 0)) continue;
+    const auto& latest = latest_stacks_[t];
+    const std::span<const core::Witness> now(strict_reread_.data() + at, latest.size());
+    at += latest.size();
+    if (!core::same_words(now, latest)) out.threads[t].torn = true;
+  }
 }
 
 bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
