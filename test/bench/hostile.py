@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "fuzz"))
 from make_corpus import many_symtabs_elf, sparse_rodata_elf  # noqa: E402
 from pyflame_test import DEFAULT_MANIFEST, find_interpreter, profiler_path  # noqa: E402
 from test_hostile_target import (BOMB, MAPPER, RSS_CEILING_MIB, Started,  # noqa: E402
-                                 measure)
+                                 measure, write_library)
 
 
 def target_rss(pid):
@@ -51,10 +51,7 @@ def bomb_row(profiler, python, n):
 def file_row(profiler, python, what, content, size):
     work = tempfile.mkdtemp(prefix="pyflame-bench-")
     try:
-        lib = os.path.join(work, "libpython3.11.so.1.0")
-        with open(lib, "wb") as f:
-            f.write(content)
-            f.truncate(max(size, len(content)))
+        lib = write_library(work, content, size)
         with Started([python, "-c", MAPPER, lib]) as target:
             m = measure([profiler, "dump", "-p", str(target.pid)], 120)
             err = (m.err.strip().splitlines() or [""])[-1]

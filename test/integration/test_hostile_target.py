@@ -187,13 +187,20 @@ def check_refusal(m: Measured, what: str) -> str:
                                                     m.err.strip().splitlines()[-1][:160])
 
 
+def write_library(work: str, content: bytes, size: int) -> str:
+    """A crafted file named as 3.11's libpython in WORK: CONTENT, then
+    sparse up to SIZE bytes."""
+    lib = os.path.join(work, "libpython3.11.so.1.0")
+    with open(lib, "wb") as f:
+        f.write(content)
+        f.truncate(max(size, len(content)))
+    return lib
+
+
 def crafted_library(static_python: str, profiler: str, content: bytes, size: int, what: str) -> str:
     work = tempfile.mkdtemp(prefix="pyflame-hostile-")
     try:
-        lib = os.path.join(work, "libpython3.11.so.1.0")
-        with open(lib, "wb") as f:
-            f.write(content)
-            f.truncate(max(size, len(content)))
+        lib = write_library(work, content, size)
         with Started([static_python, "-c", MAPPER, lib]) as target:
             m = measure([profiler, "dump", "-p", str(target.pid)], FILE_DEADLINE * 3)
             return check_refusal(m, what)
