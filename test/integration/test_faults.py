@@ -403,10 +403,13 @@ def case_thread_churn(profiler: str, interp: Interpreter, work: str, repeat: int
             # most 0.8% of the ticks on 3.11 and 3.14, 1.3-2.3% on 2.7
             # nonblocking (whose list changes on every thread start), 1% with
             # --blocking. Over 5% means the walker fails on churn itself,
-            # not on the odd race.
-            expect(figures["errors"] <= 0.05 * figures["samples"],
-                   "%s: %d errors in %d ticks (over 5%%)\n%s"
-                   % (what, figures["errors"], figures["samples"], err))
+            # not on the odd race. Under the sanitizers a walk takes ten
+            # times as long, and so sees the list change about ten times as
+            # often (measured there: 18%): a quarter.
+            limit = 0.25 if os.environ.get("PYFLAME_TEST_SANITIZED") == "1" else 0.05
+            expect(figures["errors"] <= limit * figures["samples"],
+                   "%s: %d errors in %d ticks (over %.0f%%)\n%s"
+                   % (what, figures["errors"], figures["samples"], 100 * limit, err))
             log("thread_churn: %s: %d threads created in %.1f s (%.0f/s); %d samples, %d errors"
                 % (what, created, elapsed, created / elapsed, figures["samples"], figures["errors"]))
     log("thread_churn: %d runs per mode, exit 0 on time" % repeat)
