@@ -886,7 +886,11 @@ def record_namespace(profiler: str, pid: int, work: str, blocking: bool, what: s
         if any(f == "fault_busy" for f, _ in frames):
             expect(root.group(1) == "pf-busy", "%s: fault_busy under %r" % (what, frames[0]))
     good = counters["samples"] - counters["errors"]
-    expect(good >= 50, "%s: only %d good samples in 1 s at 200/s\n%s" % (what, good, err))
+    # A quarter of the asked rate, a third of that under the sanitizers
+    # (PYFLAME_TEST_TIMEOUT_SCALE: 30/s measured there on 2.7): below it
+    # the claims above rest on too few samples.
+    floor = 50 / float(os.environ.get("PYFLAME_TEST_TIMEOUT_SCALE", "1"))
+    expect(good >= floor, "%s: only %d good samples in 1 s at 200/s\n%s" % (what, good, err))
     expect(not stopped_tasks(pid), "%s: target left stopped" % what)
     return counters, stacks
 
