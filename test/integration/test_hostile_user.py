@@ -520,6 +520,11 @@ def case_out_head(env: OutEnv) -> None:
         raise Failure("`| head -1` is not quiet: %s\n%s" % (others, r.describe()))
 
 
+# A sanitized profiler starts several times slower (scripts/sanitize.sh
+# sets the scale): the waits for it to be recording stretch with it.
+STARTUP_SCALE = float(os.environ.get("PYFLAME_TEST_TIMEOUT_SCALE", "1"))
+
+
 def case_out_signals(env: OutEnv) -> None:
     for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
         out = os.path.join(env.work, "sig-%s.txt" % sig.name)
@@ -527,7 +532,7 @@ def case_out_signals(env: OutEnv) -> None:
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
-            time.sleep(0.7)
+            time.sleep(0.7 * STARTUP_SCALE)
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=PROFILER_TIMEOUT)
         finally:
@@ -550,7 +555,7 @@ def case_out_stale_temp(env: OutEnv) -> None:
     proc = subprocess.Popen([env.binary, "record", "-p", str(env.target.pid), "--idle", "-o", out],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    time.sleep(0.5)
+    time.sleep(0.5 * STARTUP_SCALE)
     kill_group(proc)
     proc.wait()
     left = env.leftovers()
