@@ -215,7 +215,12 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         sampled = counts[name] / total
         measured = spent[name] / measured_total
         report.append("%s sampled %.1f%% measured %.1f%%" % (name, 100 * sampled, 100 * measured))
-        if blocking:
+        if blocking or SANITIZED:
+            # Under ASan a sample takes 10-20 times as long, and a stack that
+            # moves while it is read is read again (docs/how-it-works.md, "A
+            # consistent sample"): samples caught near the end of a short
+            # call are retried later, so the shares lean to the longer call
+            # (55-64% for 50%, measured). The split is checked unsanitized.
             expect(counts[name] > 0, "attach: %s never sampled" % name)
         else:
             expect(abs(sampled - measured) <= tolerance,
