@@ -462,13 +462,13 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
 }
 
 bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
-  // (known_ was set by the walk: see note().)
   // A thread's walk saw one moment when every word it depended on reads
   // the same at a later time: then, barring a word that changed and changed
   // back in between, each held its value at the instant between the two
   // reads. The earlier reading is the last one of the same words (the last
   // sample's, or the second reading of a failed walk of this sample), so a
-  // stack that held still costs no second read. The others need a second
+  // stack that held still costs no second read (known_, set by the walk:
+  // see note()). The others need a second
   // reading: the copy of their words read in the same call as the walk's
   // bytes, after them (prefetched: the words of stacks that moved last
   // time), where it holds all of them and the walk read nothing more;
@@ -543,7 +543,6 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
       return false;
     }
   }
-  bool ok = true;
   for (size_t t = 0; t < threads; ++t) {
     bool held = known_[t];
     if (!held) {
@@ -554,10 +553,9 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
       latest_stacks_[t].assign(now.begin(), now.end());
     }
     out.threads[t].torn = !held || !rooted_[t];
-    ok &= !out.threads[t].torn;
   }
   if (strict_) confirm_again(out, threads);
-  return ok && !std::ranges::any_of(std::span(out.threads).first(threads),
+  return !std::ranges::any_of(std::span(out.threads).first(threads),
                                     [](const core::ThreadSample& t) { return t.torn; });
 }
 
