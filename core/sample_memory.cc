@@ -18,7 +18,15 @@ void SampleMemory::begin(WitnessCheck* check) {
       lo = r.base;
       hi = r.base + r.length;
     }
+    if (hi - lo >= kPage) recent_.use(lo, hi);  // frame windows, not code headers
     plan_.push_back({lo, static_cast<size_t>(hi - lo), 0, false});
+  }
+  recent_.next_sample();
+  size_t recent = 0;
+  for (const auto& [page, sample] : recent_.pages()) {
+    if (sample == recent_.last_sample()) continue;  // planned above
+    if (recent++ == kRecentPages) break;
+    plan_.push_back({page, kPage, 0, false});
   }
   ranges_.clear();
   coalesce_plan();
@@ -29,6 +37,7 @@ void SampleMemory::begin(WitnessCheck* check) {
     ++count;
   }
   plan_.resize(count);
+  if (check != nullptr) last_the_checked(check->planned());
   reserve(bytes);
   used_ = bytes;
   requests_.clear();
@@ -46,6 +55,24 @@ void SampleMemory::begin(WitnessCheck* check) {
   for (size_t i = 0; i < plan_.size(); ++i)
     if (ok_[i]) insert(plan_[i]);
   if (check != nullptr) check->done(ok_, plan_.size());
+}
+
+// A word's two readings are the copy of its page in the plan and its copy
+// in `check`'s reads, which come after the whole plan: the time between
+// them is the window in which a change of the word discards the sample. The
+// ranges that hold the checked words go last, so that the window spans the
+// copy of those pages only, not of every code object the walk used.
+void SampleMemory::last_the_checked(std::span<const Memory::ReadRequest> checked) {
+  checked_.clear();
+  for (const Memory::ReadRequest& r : checked) checked_.emplace_back(r.addr.value(), r.addr.value() + r.into.size());
+  std::sort(checked_.begin(), checked_.end());
+  auto holds_checked = [&](const Range& r) {
+    // The first checked range that ends after r's start.
+    auto it = std::upper_bound(checked_.begin(), checked_.end(), r.base,
+                               [](uint64_t a, const auto& c) { return a < c.second; });
+    return it != checked_.end() && it->first < r.base + r.length;
+  };
+  std::stable_partition(plan_.begin(), plan_.end(), [&](const Range& r) { return !holds_checked(r); });
 }
 
 bool SampleMemory::read(RemoteAddr addr, std::span<std::byte> into, bool window) {
@@ -93,7 +120,7 @@ void SampleMemory::read_many(std::span<const Memory::ReadRequest> requests, std:
 // Each remote range costs the kernel about as much as reading two more
 // pages (docs/benchmarks.md), so ranges that share a page or sit in
 // neighbouring pages are read as one. No page joins the read that was not
-// read last time: the pages in between were all read then.
+// read lately: the pages in between were all read then.
 void SampleMemory::coalesce_plan() {
   std::sort(plan_.begin(), plan_.end(), [](const Range& x, const Range& y) { return x.base < y.base; });
   size_t out = 0;

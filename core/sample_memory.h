@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/recent_pages.h"
 #include "core/witness.h"
 
 namespace pyflame::core {
@@ -23,6 +24,10 @@ class SampleMemory {
   static constexpr size_t kWindow = 8 * kPage;  // frames read together
   static constexpr size_t kMaxRanges = 1024;      // one process_vm_readv (IOV_MAX)
   static constexpr size_t kMaxBytes = 4 << 20;
+  // Frame pages not used by the last sample but by one of the 64 before
+  // it are read as well, up to 16 of them (see core/recent_pages.h).
+  static constexpr uint64_t kRecentSamples = 64;
+  static constexpr size_t kRecentPages = 16;
 
   explicit SampleMemory(const Memory& target) : target_(target) {}
 
@@ -54,6 +59,7 @@ class SampleMemory {
   };
 
   void coalesce_plan();
+  void last_the_checked(std::span<const Memory::ReadRequest> checked);
   const std::byte* serve(uint64_t a, size_t size);
   void keep(uint64_t base, std::span<const std::byte> data);
   void reserve(size_t bytes);
@@ -67,9 +73,11 @@ class SampleMemory {
   size_t used_ = 0;  // bytes of buffer_ in use this sample
   size_t last_ = SIZE_MAX;  // index of the range that served the last read
   uint64_t miss_count_ = 0;
+  RecentPages recent_{kRecentSamples, 256};
   std::vector<std::byte> window_, scratch_;
   std::vector<Memory::ReadRequest> requests_, misses_;
   std::vector<size_t> miss_index_;
+  std::vector<std::pair<uint64_t, uint64_t>> checked_;  // [base, end) of check's reads
   std::vector<bool> ok_, miss_ok_;
 };
 

@@ -65,7 +65,14 @@ def run_rounds(deadline):
     # early and shift the phase of the round (wall-clock spins lock onto the
     # sampling period that way).
     shares = (("spin_a", spin_a, 5), ("spin_b", spin_b, 3), ("spin_c", spin_c, 2))
-    unit = 1000
+    # A unit is 3000 iterations, 40-70 us (2.7-3.13, reference machine). A
+    # nonblocking sample of a stack that moves within the few microseconds
+    # of its two readings is read again (docs/how-it-works.md, "Short
+    # calls"), which leans a profile away from calls not much longer than
+    # that: with 1000-iteration units (spin_c about 25 us on 3.9) spin_a
+    # took 51-53% for its 50% here and up to 66% on a slower machine. The
+    # split is checked on calls well above that scale.
+    unit = 3000
     while not stop[0] and (deadline is None or now() < deadline):
         for name, function, share in shares:
             start = cpu_now()

@@ -13,6 +13,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/recent_pages.h"
 #include "core/sample_memory.h"
 #include "core/witness.h"
 #include "versions/common/line_table.h"
@@ -289,6 +290,11 @@ class LayoutInterpreter : public core::Interpreter {
   static constexpr int kMovedLately = 64;
   std::vector<int> moved_lately_;
   int list_moved_lately_ = 0;
+  // The pages of the stacks that moved lately, and up to kMovedPages of
+  // them that this walk did not use: a thread cycling through calls whose
+  // frames sit in pages of their own has them all prefetched.
+  static constexpr size_t kMovedPages = 16;
+  core::RecentPages moved_pages_{kMovedLately, 256};
   std::vector<std::pair<size_t, size_t>> stack_spans_;
   std::vector<std::vector<core::Witness>> latest_stacks_;  // by slot
   std::vector<uint8_t> rooted_;  // by slot: the stack ended at the thread's root
@@ -526,12 +532,22 @@ bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   for (size_t t = 0; t < threads; ++t) {
     if (moved_lately_[t] == 0) continue;
     const auto [begin, end] = stack_spans_[t];
+    const size_t from = prefetch_words_.size();
     if (known_[t]) {
       prefetch_words_.insert(prefetch_words_.end(), latest_stacks_[t].begin(), latest_stacks_[t].end());
     } else {
       prefetch_words_.insert(prefetch_words_.end(), stack_words_.begin() + static_cast<ptrdiff_t>(begin),
                              stack_words_.begin() + static_cast<ptrdiff_t>(end));
     }
+    for (size_t i = from; i < prefetch_words_.size(); ++i)
+      moved_pages_.use(prefetch_words_[i].addr, prefetch_words_[i].addr + prefetch_words_[i].size);
+  }
+  moved_pages_.next_sample();
+  size_t moved_pages = 0;
+  for (const auto& [page, sample] : moved_pages_.pages()) {
+    if (sample == moved_pages_.last_sample()) continue;  // among the words already
+    if (moved_pages++ == kMovedPages) break;
+    prefetch_words_.push_back(core::Witness(page, 0, sizeof(uint64_t)));
   }
   if (!list_known) {
     const bool list_held = core::same_words(second_list_, list_words_);
