@@ -14,6 +14,14 @@
 
 #include "core/utf8.h"
 #include "core/writers.h"
+// Generated from flamegraph.css and flamegraph.js (cmake/PyflameEmbed.cmake),
+// byte for byte. The script gets the geometry from the <svg> element's data-*
+// attributes and each frame's place in samples from its own (data-s start,
+// data-n count, data-d depth), so zooming is arithmetic: a frame is drawn
+// when it is an ancestor of the zoomed one (full width) or inside it
+// (scaled), hidden otherwise.
+#include "embedded/flamegraph_css.h"
+#include "embedded/flamegraph_js.h"
 
 namespace pyflame::core {
 namespace {
@@ -88,7 +96,7 @@ void append_xml(std::string& out, std::string_view s) {
 }
 
 // The label as it fits in `width`: whole, cut to "prefix..", or empty. Counts
-// code points, as the script's Array.from(label) does, so both agree.
+// code points, as fit() in flamegraph.js does, so both agree.
 std::string fit_text(const std::string& label, double width) {
   const double room = width - 2 * kTextPadding;
   const size_t fits = room > 0 ? static_cast<size_t>(room / kCharWidth) : 0;
@@ -205,163 +213,6 @@ std::vector<Placed> place_frames(const std::vector<Node>& nodes) {
   return placed;
 }
 
-constexpr std::string_view kStyle = R"css(
-text { font-family: monospace; font-size: 12px; fill: rgb(0,0,0); }
-.background { fill: rgb(248,248,248); }
-.title { font-family: sans-serif; font-size: 17px; font-weight: bold; text-anchor: middle; }
-.subtitle { text-anchor: middle; fill: rgb(80,80,80); }
-.control { cursor: pointer; fill: rgb(0,80,170); text-decoration: underline; }
-.hidden { display: none; }
-.frame { cursor: pointer; }
-.frame text { pointer-events: none; }
-.frame:hover rect { stroke: rgb(0,0,0); stroke-width: 0.5; }
-.frame.match rect { fill: rgb(230,0,230); }
-)css";
-
-// Frames carry their place in samples (data-s start, data-n count, data-d
-// depth) so zooming is arithmetic: a frame is drawn when it is an ancestor of
-// the zoomed one (full width) or inside it (scaled), hidden otherwise.
-constexpr std::string_view kScript = R"js(
-'use strict';
-(function () {
-  const svg = document.documentElement;
-  const total = Number(svg.getAttribute('data-samples'));
-  const left = Number(svg.getAttribute('data-x'));
-  const fullWidth = Number(svg.getAttribute('data-width'));
-  const charWidth = Number(svg.getAttribute('data-char-width'));
-  const padding = Number(svg.getAttribute('data-text-padding'));
-  const details = document.getElementById('details');
-  const matched = document.getElementById('matched');
-  const resetControl = document.getElementById('reset');
-  const searchControl = document.getElementById('search');
-  const frames = Array.from(document.querySelectorAll('g.frame'));
-  const info = new Map();
-  for (const g of frames) {
-    const title = g.querySelector('title').textContent;
-    info.set(g, {
-      start: Number(g.getAttribute('data-s')),
-      count: Number(g.getAttribute('data-n')),
-      depth: Number(g.getAttribute('data-d')),
-      func: g.getAttribute('data-f'),
-      label: title.slice(0, title.lastIndexOf('\n')),
-      rect: g.querySelector('rect'),
-      text: g.querySelector('text'),
-    });
-  }
-  let lastTerm = '';
-
-  // Same rule as the writer's fit_text().
-  function fit(label, width) {
-    const fits = width > 2 * padding ? Math.floor((width - 2 * padding) / charWidth) : 0;
-    if (fits < 3) return '';
-    const chars = Array.from(label);
-    return chars.length <= fits ? label : chars.slice(0, fits - 2).join('') + '..';
-  }
-  function place(g, x, width) {
-    const f = info.get(g);
-    f.rect.setAttribute('x', x.toFixed(2));
-    f.rect.setAttribute('width', width.toFixed(2));
-    f.text.setAttribute('x', (x + padding).toFixed(2));
-    f.text.textContent = fit(f.label, width);
-    g.classList.remove('hidden');
-  }
-  function describe(count) {
-    const percent = total > 0 ? (100 * count / total).toFixed(2) : '0.00';
-    return count + (count === 1 ? ' sample, ' : ' samples, ') + percent + '%';
-  }
-
-  function zoom(id) {
-    const target = document.getElementById(id);
-    const z = target && info.get(target);
-    if (!z) return false;
-    for (const g of frames) {
-      const f = info.get(g);
-      const inside = f.start >= z.start && f.start + f.count <= z.start + z.count;
-      const encloses = f.start <= z.start && f.start + f.count >= z.start + z.count;
-      if (f.depth < z.depth && encloses) {
-        place(g, left, fullWidth);
-      } else if (f.depth >= z.depth && inside) {
-        place(g, left + (f.start - z.start) / z.count * fullWidth, f.count / z.count * fullWidth);
-      } else {
-        g.classList.add('hidden');
-      }
-    }
-    resetControl.classList.remove('hidden');
-    return true;
-  }
-  function reset() {
-    for (const g of frames) {
-      const f = info.get(g);
-      place(g, left + f.start / total * fullWidth, f.count / total * fullWidth);
-    }
-    resetControl.classList.add('hidden');
-  }
-  // A regular expression, or a plain substring when the term is not one,
-  // matched against function names. Returns the matched share of all
-  // samples in percent; a match nested in another counts once.
-  function search(term) {
-    lastTerm = term || '';
-    for (const g of frames) g.classList.remove('match');
-    if (!lastTerm) {
-      matched.textContent = '';
-      return 0;
-    }
-    let test;
-    try {
-      const re = new RegExp(lastTerm);
-      test = (s) => re.test(s);
-    } catch (e) {
-      test = (s) => s.includes(lastTerm);
-    }
-    const hits = [];
-    for (const g of frames) {
-      const f = info.get(g);
-      if (test(f.func)) {
-        g.classList.add('match');
-        hits.push(f);
-      }
-    }
-    // Frames overlap in samples only when one is inside the other.
-    hits.sort((a, b) => a.start - b.start || b.count - a.count);
-    let count = 0;
-    let end = -1;
-    for (const f of hits) {
-      if (f.start >= end) {
-        count += f.count;
-        end = f.start + f.count;
-      }
-    }
-    const percent = total > 0 ? 100 * count / total : 0;
-    matched.textContent = 'Matched: ' + percent.toFixed(1) + '%';
-    return percent;
-  }
-
-  svg.addEventListener('click', (event) => {
-    const g = event.target.closest('g.frame');
-    if (g) {
-      zoom(g.id);
-    } else if (event.target === resetControl) {
-      reset();
-    } else if (event.target === searchControl) {
-      const term = window.prompt('Search function names (regular expression or text):', lastTerm);
-      if (term !== null) search(term);
-    }
-  });
-  svg.addEventListener('mouseover', (event) => {
-    const g = event.target.closest('g.frame');
-    if (g) {
-      const f = info.get(g);
-      details.textContent = f.label + ' (' + describe(f.count) + ')';
-    }
-  });
-  svg.addEventListener('mouseout', (event) => {
-    if (event.target.closest('g.frame')) details.textContent = ' ';
-  });
-
-  window.pyflame = { zoom, reset, search };
-})();
-)js";
-
 void append_frame(std::string& out, const Node& node, const Placed& p, uint64_t total,
                   uint32_t id, double y) {
   const auto share = [&](uint64_t n) {
@@ -392,8 +243,8 @@ void append_header(std::string& out, const Profile& profile, uint64_t total, dou
       R"(data-char-width="{5}" data-text-padding="{6}">)"
       "\n",
       kImageWidth, height, total, kMargin, kFramesWidth, kCharWidth, kTextPadding);
-  out += "<style>";
-  out += kStyle;
+  out += "<style>\n";
+  out += embedded::kFlamegraphStyle;
   out += "</style>\n";
   out += fmt::format(R"(<rect class="background" x="0" y="0" width="{}" height="{}"/>)"
                      "\n",
@@ -455,8 +306,8 @@ std::string write_flamegraph_svg(const Profile& profile) {
   }
   out += "</g>\n";
   // Last, so that the frames exist when it runs.
-  out += "<script><![CDATA[";
-  out += kScript;
+  out += "<script><![CDATA[\n";
+  out += embedded::kFlamegraphScript;
   out += "]]></script>\n</svg>\n";
   return out;
 }
