@@ -1,6 +1,7 @@
 // Setup errors: thrown while attaching and locating the interpreter, caught
 // only by the command-line front end, which maps each to an exit code.
-// Per-sample failures are not exceptions; they are counted (see sampler).
+// A sample that fails ends no run: record.cc's sampling loop counts it in
+// its errors and goes on, unless the target is gone or out of reach.
 #pragma once
 
 #include <stdexcept>

@@ -1,12 +1,12 @@
 // Line-number decoders for every CPython code-object line table format.
 //
 // These are pure functions over bytes copied out of the target: they know no
-// Python header and no struct layout, so every version module shares them and
-// they can be unit-tested and fuzzed on their own. The bytes are untrusted
-// (a torn read, a freed object, a hostile process): every decoder is
-// bounds-checked, runs in time linear in the table size, never recurses and
-// never overflows; a table CPython could not have written gives std::nullopt
-// rather than a plausible-looking line.
+// Python header and no struct layout, so the one walker uses them for every
+// version and they can be unit-tested and fuzzed on their own. The bytes are
+// untrusted (a torn read, a freed object, a hostile process): every decoder
+// is bounds-checked, runs in time linear in the table size, never recurses
+// and never overflows; a table CPython could not have written gives
+// std::nullopt rather than a plausible-looking line.
 //
 // Which format a code object carries:
 //
@@ -72,9 +72,10 @@ std::optional<int> linetable_310_line(std::span<const std::byte> table, int firs
 std::optional<int> location_table_line(std::span<const std::byte> table, int first_line,
                                        int byte_offset) noexcept;
 
-// All four formats behind one switch, for callers (and fuzzers) that carry
-// the format as data. A version module knows its format at compile time and
-// may call the specific decoder directly.
+// All four formats behind one switch, for callers that carry the format as
+// data: the walker (layout_module.cc), compiled once for every version, takes
+// it from the layout table's line_table_model, and the unit tests and the
+// fuzzer from their inputs.
 enum class Format {
   kLnotabUnsigned,  // 2.7 - 3.5
   kLnotabSigned,    // 3.6 - 3.9
