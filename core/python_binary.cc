@@ -83,7 +83,6 @@ PythonBinary PythonBinary::find(const Process& process) {
     auto v = version_from_file_name(basename(path));
     if (!v || basename(path).substr(0, 3) != "lib") continue;
     b.target_path_ = std::string(path);
-    b.shared_ = true;
     b.version_ = *v;
     b.elf_ = std::make_shared<ElfFile>(process.open_mapped_file(m), b.target_path_);
     break;

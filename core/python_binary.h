@@ -29,7 +29,6 @@ class PythonBinary {
 
   const ElfFile& elf() const { return *elf_; }
   const std::string& target_path() const { return target_path_; }
-  bool is_shared_library() const { return shared_; }
   uint64_t load_bias() const { return bias_; }
   const PythonVersionId& version() const { return version_; }
   const std::vector<Mapping>& maps() const { return maps_; }
@@ -43,7 +42,6 @@ class PythonBinary {
  private:
   std::shared_ptr<ElfFile> elf_;
   std::string target_path_;
-  bool shared_ = false;
   uint64_t bias_ = 0;
   PythonVersionId version_;
   std::vector<Mapping> maps_;

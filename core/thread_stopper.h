@@ -22,8 +22,6 @@ class ThreadStopper {
   ThreadStopper(const ThreadStopper&) = delete;
   ThreadStopper& operator=(const ThreadStopper&) = delete;
 
-  size_t stopped_count() const { return stopped_.size(); }
-
   // A thread that had not stopped by the deadline stays traced until it
   // stops; the next ThreadStopper detaches it. Call this before waiting on
   // anything else (and before exiting): it detaches those that stop within
