@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Provision the interpreters the integration tests profile and write
-# DIR/manifest.tsv describing them.  See README.md next to this file and
-# DESIGN.md, section "Test interpreters".
+# DIR/manifest.tsv describing them.  See README.md next to this file.
 #
 # Usage: test/interpreters/provision.sh [DIR]
 #   DIR defaults to ${PYFLAME_TEST_INTERPRETERS:-/var/cache/pyflame/interpreters}
