@@ -34,7 +34,8 @@ std::string line_table_for(int model) {
 
 }  // namespace
 
-FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads)
+FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads,
+                     std::optional<size_t> gil_holder)
     : l_(layout) {
   const pyflame_layout& l = l_;
   symbols_.code_type = core::RemoteAddr(kCodeType);
@@ -77,16 +78,16 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
          thread_owner == l.owner_generator)
     ++thread_owner;
 
-  uint64_t previous_tstate = 0;
+  uint64_t previous_tstate = 0, gil = 0;
+  std::vector<uint64_t> tstates;
   for (const FakeThread& thread : threads) {
     const uint64_t tstate = allocate("tstate", l.sizeof_tstate);
+    tstates.push_back(tstate);
     if (previous_tstate == 0) {
       set(interp, l.interp_tstate_head, tstate);
-      if (current_slot) set(current_slot, 0, tstate);
+      // 3.12+: the GIL is the interpreter's (filled in below).
       if (l.interp_gil != PYFLAME_ABSENT && current_slot == 0) {
-        const uint64_t gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
-        set(gil, l.gil_locked, 1, static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8)));
-        set(gil, l.gil_last_holder, tstate);
+        gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
         set(interp, l.interp_gil, gil);
       }
     } else {
@@ -148,6 +149,17 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(cframe, l.cframe_current_frame, outer);
       set(tstate, l.tstate_cframe, cframe);
     }
+  }
+
+  // Who holds the GIL. Up to 3.11: the current thread state, NULL while
+  // no thread holds it. 3.12+: `locked`, and the last holder, which stays
+  // set when the GIL is released (the first thread's, then).
+  const uint64_t holder = gil_holder && *gil_holder < tstates.size() ? tstates[*gil_holder] : 0;
+  if (current_slot) set(current_slot, 0, holder);
+  if (gil != 0) {
+    const auto width = static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8));
+    set(gil, l.gil_locked, holder != 0, width);
+    set(gil, l.gil_last_holder, holder != 0 ? holder : tstates.front());
   }
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,7 +44,12 @@ class FakeImage : public core::Memory {
     std::vector<Field> fields;
   };
 
-  FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads);
+  // The thread `gil_holder` (an index into `threads`; nullopt: none) holds
+  // the GIL, in the version's own shape: the current thread state's slot
+  // (_PyThreadState_Current, _PyRuntime.gilstate.tstate_current) up to
+  // 3.11, the interpreter's GIL struct (locked, last_holder) from 3.12 on.
+  FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads,
+            std::optional<size_t> gil_holder = 0);
 
   const versions::TargetSymbols& symbols() const { return symbols_; }
   const std::vector<Object>& objects() const { return objects_; }

@@ -4,6 +4,7 @@
 // stack or a refused sample, never a wrong frame. Exit status: failures.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,8 +71,41 @@ void well_formed() {
       CHECK(t.frames[2].function == "main" && t.frames[2].filename == "app/main.py");
     }
     CHECK(s.threads[1].frames.size() == 1 && s.threads[1].frames[0].function == "worker");
-    CHECK(s.threads[0].holds_gil.value_or(true));  // the first thread holds the GIL
+    // The first thread holds the GIL (the image's default), the other not.
+    CHECK(s.threads[0].holds_gil == std::optional<bool>(true));
+    CHECK(s.threads[1].holds_gil == std::optional<bool>(false));
   }
+}
+
+// The GIL holder in each version's shape (see FakeImage): the first
+// thread, the second, or none (where 3.12+ keeps a last holder).
+void gil_holder() {
+  const std::optional<size_t> holders[] = {0, 1, std::nullopt};
+  for (const std::optional<size_t>& holder : holders) {
+    const char* name = !holder ? "no thread holds the GIL"
+                       : *holder == 0 ? "the first thread holds the GIL"
+                                      : "the second thread holds the GIL";
+    FakeImage image(L(), two_threads(), holder);
+    auto interp = walker(image);
+    Snapshot s;
+    CHECK(interp->sample(s));
+    CHECK(s.threads.size() == 2);
+    for (size_t i = 0; i < s.threads.size(); ++i)
+      CHECK(s.threads[i].holds_gil == std::optional<bool>(holder == i));
+  }
+}
+
+void gil_unknown() {
+  const char* name = "2.7, 3.6: without _PyThreadState_Current the GIL holder is unknown";
+  if (L().runtime_interpreters_head != PYFLAME_ABSENT) return;
+  FakeImage image(L(), two_threads());
+  pyflame::versions::TargetSymbols symbols = image.symbols();
+  symbols.tstate_current = pyflame::core::RemoteAddr();
+  auto interp = pyflame::versions::make_layout_interpreter(L(), image, 4242, symbols);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 2);
+  for (const auto& t : s.threads) CHECK(!t.holds_gil);
 }
 
 void deep_recursion() {
@@ -257,6 +291,8 @@ void debug_offsets_mismatch() {
 
 int main() {
   well_formed();
+  gil_holder();
+  gil_unknown();
   deep_recursion();
   frame_cycle();
   wild_code_pointer();
