@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "test/walker/fake_line_table.h"
 #include "versions/common/layout.h"
 #include "versions/common/layout_module.h"
 
@@ -20,7 +21,10 @@ namespace pyflame::test {
 struct FakeFrame {
   std::string function;
   std::string filename;
-  int first_line = 1;
+  int first_line = 1;                // co_firstlineno
+  std::string qualname = {};         // co_qualname (3.11+); empty: the same as `function`
+  std::vector<FakeLine> lines = {};  // the line table; empty: all of the code on first_line
+  int offset = 0;                    // the frame's instruction, in bytes from the code's start
 };
 
 struct FakeThread {
