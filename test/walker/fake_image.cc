@@ -19,22 +19,17 @@ int64_t end_of(std::initializer_list<int64_t> offsets) {
   return end;
 }
 
-// A line table that puts instruction offset 0 on the first line: empty for
-// co_lnotab (no entries: every offset is on co_firstlineno), one entry for
-// 3.10's (2 bytes, line delta 0), one "no column" entry for 3.11+'s
-// location table (one code unit, line delta 0): the formats' own encodings
-// (Objects/lnotab_notes.txt, InternalDocs/code_objects.md).
-std::string line_table_for(int model) {
-  switch (model) {
-    case PYFLAME_LINETABLE_310: return std::string("\x02\x00", 2);
-    case PYFLAME_LOCATION_TABLE: return std::string("\xe8\x00", 2);
-    default: return {};
-  }
+// The code's length in bytes: its line table's last entry and the frame's
+// instruction, and a little more, inside it.
+int code_bytes(const FakeFrame& frame) {
+  const int last = std::max(frame.offset, frame.lines.empty() ? 0 : frame.lines.back().offset);
+  return std::max(64, (last + 16 + 15) / 16 * 16);
 }
 
 }  // namespace
 
-FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads)
+FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads,
+                     std::optional<size_t> gil_holder)
     : l_(layout) {
   const pyflame_layout& l = l_;
   symbols_.code_type = core::RemoteAddr(kCodeType);
@@ -77,16 +72,16 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
          thread_owner == l.owner_generator)
     ++thread_owner;
 
-  uint64_t previous_tstate = 0;
+  uint64_t previous_tstate = 0, gil = 0;
+  std::vector<uint64_t> tstates;
   for (const FakeThread& thread : threads) {
     const uint64_t tstate = allocate("tstate", l.sizeof_tstate);
+    tstates.push_back(tstate);
     if (previous_tstate == 0) {
       set(interp, l.interp_tstate_head, tstate);
-      if (current_slot) set(current_slot, 0, tstate);
+      // 3.12+: the GIL is the interpreter's (filled in below).
       if (l.interp_gil != PYFLAME_ABSENT && current_slot == 0) {
-        const uint64_t gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
-        set(gil, l.gil_locked, 1, static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8)));
-        set(gil, l.gil_last_holder, tstate);
+        gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
         set(interp, l.interp_gil, gil);
       }
     } else {
@@ -99,6 +94,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
 
     std::vector<uint64_t> codes;
     for (const FakeFrame& f : thread.frames) codes.push_back(make_code(f));
+    auto lasti = [&](size_t i) { return static_cast<uint64_t>(thread.frames[i].offset); };
 
     if (l.frame_model == PYFLAME_FRAME_OBJECTS) {
       uint64_t outer = 0;
@@ -109,7 +105,9 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
         set(frame, l.ob_type, kFrameType);
         set(frame, l.frame_back, outer);
         set(frame, l.frame_code, codes[i]);
-        set(frame, l.frame_lasti, 0, static_cast<size_t>(l.sizeof_frame_lasti));
+        // f_lasti: in bytes, in code units from 3.10 on.
+        set(frame, l.frame_lasti, lasti(i) / static_cast<uint64_t>(l.lasti_unit_bytes),
+            static_cast<size_t>(l.sizeof_frame_lasti));
         outer = frame;
       }
       set(tstate, l.tstate_frame, outer);
@@ -137,7 +135,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       const uint64_t tag = (k % 2 == 1) ? (l.stackref_tag_mask & (~l.stackref_tag_mask + 1)) : 0;
       set(frame, l.iframe_code, codes[i] | tag);
       set(frame, l.iframe_previous, outer);
-      set(frame, l.iframe_instr, codes[i] + static_cast<uint64_t>(l.code_adaptive));
+      set(frame, l.iframe_instr, codes[i] + static_cast<uint64_t>(l.code_adaptive) + lasti(i));
       set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner), 1);
       outer = frame;
     }
@@ -148,6 +146,17 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(cframe, l.cframe_current_frame, outer);
       set(tstate, l.tstate_cframe, cframe);
     }
+  }
+
+  // Who holds the GIL. Up to 3.11: the current thread state, NULL while
+  // no thread holds it. 3.12+: `locked`, and the last holder, which stays
+  // set when the GIL is released (the first thread's, then).
+  const uint64_t holder = gil_holder && *gil_holder < tstates.size() ? tstates[*gil_holder] : 0;
+  if (current_slot) set(current_slot, 0, holder);
+  if (gil != 0) {
+    const auto width = static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8));
+    set(gil, l.gil_locked, holder != 0, width);
+    set(gil, l.gil_last_holder, holder != 0 ? holder : tstates.front());
   }
 }
 
@@ -205,20 +214,24 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   const pyflame_layout& l = l_;
   const uint64_t name = make_text(frame.function);
   const uint64_t filename = make_text(frame.filename);
-  const uint64_t table = make_bytes(line_table_for(l.line_table_model));
+  const uint64_t qualname = frame.qualname.empty() ? name : make_text(frame.qualname);
+  const int bytes = code_bytes(frame);
+  std::vector<FakeLine> lines = frame.lines;
+  if (lines.empty()) lines.push_back({0, frame.first_line});
+  const uint64_t table = make_bytes(encode_line_table(l, lines, frame.first_line, bytes));
   const int64_t size = end_of({l.code_name, l.code_qualname, l.code_filename, l.code_firstlineno,
-                               l.code_line_table, l.code_firsttraceable, l.code_adaptive}) + 64;
+                               l.code_line_table, l.code_firsttraceable, l.code_adaptive}) + bytes;
   const uint64_t code = allocate("code", size);
   set(code, l.ob_type, kCodeType);
   set(code, l.code_name, name);
-  set(code, l.code_qualname, name);
+  set(code, l.code_qualname, qualname);
   set(code, l.code_filename, filename);
   set(code, l.code_line_table, table);
   set(code, l.code_firstlineno, static_cast<uint64_t>(frame.first_line), 4);
   // The bytecode's length in code units (3.11+ checks instruction pointers
-  // against it): the 64 bytes after co_code_adaptive.
+  // against it): the bytes after co_code_adaptive.
   if (l.frame_model == PYFLAME_INTERPRETER_FRAMES)
-    set(code, l.ob_size, 64 / static_cast<uint64_t>(l.lasti_unit_bytes));
+    set(code, l.ob_size, static_cast<uint64_t>(bytes / l.lasti_unit_bytes));
   set(code, l.code_firsttraceable, 0, static_cast<size_t>(std::max<int64_t>(l.sizeof_firsttraceable, 1)));
   return code;
 }

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/memory.h"
+#include "test/walker/fake_line_table.h"
 #include "versions/common/layout.h"
 #include "versions/common/layout_module.h"
 
@@ -19,7 +21,10 @@ namespace pyflame::test {
 struct FakeFrame {
   std::string function;
   std::string filename;
-  int first_line = 1;
+  int first_line = 1;                // co_firstlineno
+  std::string qualname = {};         // co_qualname (3.11+); empty: the same as `function`
+  std::vector<FakeLine> lines = {};  // the line table; empty: all of the code on first_line
+  int offset = 0;                    // the frame's instruction, in bytes from the code's start
 };
 
 struct FakeThread {
@@ -43,7 +48,12 @@ class FakeImage : public core::Memory {
     std::vector<Field> fields;
   };
 
-  FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads);
+  // The thread `gil_holder` (an index into `threads`; nullopt: none) holds
+  // the GIL, in the version's own shape: the current thread state's slot
+  // (_PyThreadState_Current, _PyRuntime.gilstate.tstate_current) up to
+  // 3.11, the interpreter's GIL struct (locked, last_holder) from 3.12 on.
+  FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads,
+            std::optional<size_t> gil_holder = 0);
 
   const versions::TargetSymbols& symbols() const { return symbols_; }
   const std::vector<Object>& objects() const { return objects_; }

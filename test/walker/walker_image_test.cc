@@ -4,6 +4,7 @@
 // stack or a refused sample, never a wrong frame. Exit status: failures.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ namespace {
 using pyflame::core::Snapshot;
 using pyflame::test::FakeFrame;
 using pyflame::test::FakeImage;
+using pyflame::test::FakeLine;
 using pyflame::test::FakeThread;
 
 const pyflame_layout& L() { return *pyflame_measured_layout(); }
@@ -30,9 +32,16 @@ int failures = 0;
     }                                                                                \
   } while (0)
 
+// Each frame's instruction is past its line table's first entry, on a line
+// that is neither co_firstlineno nor the first entry's (the lines the
+// frames are on: 35, 24, 12; 9). Where the version has co_qualname, it
+// differs from co_name but for `main`.
 std::vector<FakeThread> two_threads() {
-  return {{0x1111, 101, {{"leaf", "app/leaf.py", 30}, {"middle", "app/mid.py", 20}, {"main", "app/main.py", 10}}},
-          {0x2222, 102, {{"worker", "app/worker.py", 5}}}};
+  return {{0x1111, 101,
+           {{"leaf", "app/leaf.py", 30, "Reader.leaf", {{0, 31}, {6, 32}, {20, 35}}, 22},
+            {"middle", "app/mid.py", 20, "outer.<locals>.middle", {{0, 21}, {10, 24}, {40, 26}}, 12},
+            {"main", "app/main.py", 10, "", {{0, 11}, {4, 12}}, 4}}},
+          {0x2222, 102, {{"worker", "app/worker.py", 5, "Pool.worker", {{0, 6}, {2, 7}, {4, 9}}, 6}}}};
 }
 
 std::unique_ptr<pyflame::core::Interpreter> walker(const FakeImage& image) {
@@ -49,9 +58,26 @@ uint64_t nth(const FakeImage& image, const char* kind, size_t n) {
 // The field of `object` at `offset` (from the layout), as an address.
 uint64_t field(uint64_t object, int64_t offset) { return object + static_cast<uint64_t>(offset); }
 
+// `f` is the frame of `want` (its name, its qualname where the version has
+// co_qualname, else none, and its file), on `line`.
+void check_frame(const pyflame::core::Frame& f, const FakeFrame& want, int line, const char* name) {
+  CHECK(f.function == want.function);
+  CHECK(f.filename == want.filename);
+  if (L().code_qualname != PYFLAME_ABSENT) {
+    CHECK(f.qualname == (want.qualname.empty() ? want.function : want.qualname));
+  } else {
+    CHECK(!f.qualname);
+  }
+  CHECK(f.line == line);
+  if (f.line != line)
+    std::fprintf(stderr, "  %s: line %d, expected %d\n", want.function.c_str(), f.line.value_or(-1),
+                 line);
+}
+
 void well_formed() {
   const char* name = "well-formed image reads back exactly, twice";
-  FakeImage image(L(), two_threads());
+  const std::vector<FakeThread> spec = two_threads();
+  FakeImage image(L(), spec);
   auto interp = walker(image);
   for (int round = 0; round < 2; ++round) {
     Snapshot s;
@@ -64,14 +90,80 @@ void well_formed() {
     CHECK(t.frames.size() == 3);
     CHECK(!t.truncated);
     if (t.frames.size() == 3) {
-      CHECK(t.frames[0].function == "leaf" && t.frames[0].filename == "app/leaf.py");
-      CHECK(t.frames[0].line == 30);
-      CHECK(t.frames[1].function == "middle" && t.frames[1].line == 20);
-      CHECK(t.frames[2].function == "main" && t.frames[2].filename == "app/main.py");
+      check_frame(t.frames[0], spec[0].frames[0], 35, name);
+      check_frame(t.frames[1], spec[0].frames[1], 24, name);
+      check_frame(t.frames[2], spec[0].frames[2], 12, name);
     }
-    CHECK(s.threads[1].frames.size() == 1 && s.threads[1].frames[0].function == "worker");
-    CHECK(s.threads[0].holds_gil.value_or(true));  // the first thread holds the GIL
+    CHECK(s.threads[1].thread_id == 0x2222);
+    CHECK(s.threads[1].frames.size() == 1);
+    if (s.threads[1].frames.size() == 1) check_frame(s.threads[1].frames[0], spec[1].frames[0], 9, name);
+    // The first thread holds the GIL (the image's default), the other not.
+    CHECK(s.threads[0].holds_gil == std::optional<bool>(true));
+    CHECK(s.threads[1].holds_gil == std::optional<bool>(false));
   }
+}
+
+// The GIL holder in each version's shape (see FakeImage): the first
+// thread, the second, or none (where 3.12+ keeps a last holder).
+void gil_holder() {
+  const std::optional<size_t> holders[] = {0, 1, std::nullopt};
+  for (const std::optional<size_t>& holder : holders) {
+    const char* name = !holder ? "no thread holds the GIL"
+                       : *holder == 0 ? "the first thread holds the GIL"
+                                      : "the second thread holds the GIL";
+    FakeImage image(L(), two_threads(), holder);
+    auto interp = walker(image);
+    Snapshot s;
+    CHECK(interp->sample(s));
+    CHECK(s.threads.size() == 2);
+    for (size_t i = 0; i < s.threads.size(); ++i)
+      CHECK(s.threads[i].holds_gil == std::optional<bool>(holder == i));
+  }
+}
+
+void gil_unknown() {
+  const char* name = "2.7, 3.6: without _PyThreadState_Current the GIL holder is unknown";
+  if (L().runtime_interpreters_head != PYFLAME_ABSENT) return;
+  FakeImage image(L(), two_threads());
+  pyflame::versions::TargetSymbols symbols = image.symbols();
+  symbols.tstate_current = pyflame::core::RemoteAddr();
+  auto interp = pyflame::versions::make_layout_interpreter(L(), image, 4242, symbols);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 2);
+  for (const auto& t : s.threads) CHECK(!t.holds_gil);
+}
+
+// Line tables with entries far apart (increments split over several
+// entries in every format), and, where the format has them, lines going
+// back: each frame on the line it was encoded with.
+void line_tables() {
+  const char* name = "multi-entry line tables read back the line of the frame's instruction";
+  const std::vector<FakeLine> far = {{0, 101}, {8, 400}, {300, 401}, {600, 1000}};
+  const std::vector<FakeLine> back = {{0, 300}, {4, 10}, {12, 11}, {20, 9}};
+  struct Case {
+    FakeFrame frame;
+    int line;
+  };
+  std::vector<Case> cases = {{{"far_end", "far.py", 100, "", far, 610}, 1000},
+                             {{"far_before", "far.py", 100, "", far, 298}, 400},
+                             {{"far_at", "far.py", 100, "", far, 300}, 401},
+                             {{"far_second", "far.py", 100, "", far, 8}, 400}};
+  if (L().line_table_model != PYFLAME_LNOTAB_UNSIGNED) {  // 2.7's lines only increase
+    cases.push_back({{"back_far", "back.py", 5, "", back, 4}, 10});
+    cases.push_back({{"back_up", "back.py", 5, "", back, 14}, 11});
+    cases.push_back({{"back_end", "back.py", 5, "", back, 22}, 9});
+  }
+  FakeThread thread{0x3333, 103, {}};
+  for (const Case& c : cases) thread.frames.push_back(c.frame);
+  FakeImage image(L(), {thread});
+  auto interp = walker(image);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 1 && s.threads[0].frames.size() == cases.size());
+  if (s.threads.size() != 1 || s.threads[0].frames.size() != cases.size()) return;
+  for (size_t i = 0; i < cases.size(); ++i)
+    check_frame(s.threads[0].frames[i], cases[i].frame, cases[i].line, name);
 }
 
 void deep_recursion() {
@@ -83,6 +175,8 @@ void deep_recursion() {
   Snapshot s;
   CHECK(interp->sample(s));
   CHECK(s.threads.size() == 1 && s.threads[0].frames.size() == 500);
+  // No line table given: the code is all on co_firstlineno.
+  if (!s.threads.empty() && !s.threads[0].frames.empty()) CHECK(s.threads[0].frames[0].line == 3);
 }
 
 // The pointer from the innermost frame to its caller, and its code pointer.
@@ -257,6 +351,9 @@ void debug_offsets_mismatch() {
 
 int main() {
   well_formed();
+  gil_holder();
+  gil_unknown();
+  line_tables();
   deep_recursion();
   frame_cycle();
   wild_code_pointer();
