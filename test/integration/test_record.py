@@ -5,20 +5,30 @@
 
 Runs fixture_record.py (a 50/30/20 split of CPU time between spin_a, spin_b
 and spin_c, measured by the workload itself) under interpreter NAME and
-records it with DIR/pyflame<minor>:
+records it with DIR/pyflame<minor>, every case in both modes (with
+--blocking on each recording when given it), chrooted interpreters included
+(the launched commands find their fixture inside the root):
 
-- attach (-p PID -d 4 --rate 500): sampled shares match the measured ones within 5
-  percentage points (more when a loaded machine gave fewer than 900 samples:
-  three standard errors) (without --blocking, whose stops perturb the workload); each spin function's samples sit on its HOT line; exit 0;
+- attach (-p PID -d 4 --rate 500; -d 6 with --blocking): sampled shares
+  match the measured ones within 5 percentage points (more when a loaded
+  machine gave fewer than 900 samples: three standard errors); with
+  --blocking, whose stops perturb the workload, the split is reported and
+  each function must be sampled; each spin function's samples sit on its
+  HOT line; exit 0;
 - launch (-- python fixture --exit-code 3): the command's own output passes
   through, its exit code is pyflame's, the speedscope profile is whole;
 - Ctrl-C (SIGINT) and SIGTERM to the profiler while it records without a
   duration: exit 130 / 143, a whole flamegraph / pprof file, the target
   still running and not stopped;
 - the target exiting during the recording: exit 7 and a whole profile;
-- --idle keeps the idle thread's samples, --gil only the GIL holder's;
+- --idle keeps the idle thread's samples, --gil only the GIL holder's, the
+  default none of them (with --blocking: fewer than --idle, and the output
+  says NOT CHECKED for "none": docs/reliability.md, "--blocking and idle");
 - a live status line on a terminal (script(1)), none on a pipe, a summary;
 - Pyflame's classic forms (-p -s -r -x --threads -o, --flamechart, -t).
+
+Each case prints PASS, FAIL or SKIP on its own line; one skipped case (no
+script(1) for the status line) makes the whole test skip, naming it.
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -259,10 +269,11 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         expect(not stray, "attach: %s: samples on lines %s, outside its body" % (name, stray))
     expect(figures["samples"] > 0 and figures["errors"] <= figures["samples"] * 0.05,
            "attach: stats %s" % figures)
-    log("attach: %d samples (%.0f%% of the spin CPU time x rate); %s; %.0f samples/s, "
-        "median %.1f us/sample"
+    log("attach: %d samples (%.0f%% of the spin CPU time x rate); %s; %d ticks (%d late) in %s s, "
+        "%.0f samples/s, median %.1f us/sample, p99 %.1f"
         % (total, 100.0 * total / max(1.0, spent_total * figures["achieved_rate"]), "; ".join(report),
-           figures["achieved_rate"], figures["sample_us_median"]))
+           figures["samples"], figures["late"], seconds, figures["achieved_rate"],
+           figures["sample_us_median"], figures["sample_us_p99"]))
 
 
 def test_launch(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
