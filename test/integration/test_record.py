@@ -476,28 +476,35 @@ def test_classic_forms(profiler: str, interp: Interpreter, work: str, blocking: 
     counts, _ = spin_samples(stacks)
     expect(figures["samples"] >= 0.5 * 100 * 0.5,
            "classic -t: %d ticks in %.2f s at 100/s" % (figures["samples"], figures["elapsed_seconds"]))
+    in_rounds = sum(count for frames, count in stacks
+                    if any(f[0] == "run_rounds" and f[1].endswith("fixture_record.py")
+                           for f in frames))
     if SANITIZED:
-        in_rounds = sum(count for frames, count in stacks
-                        if any(f[0] == "run_rounds" and f[1].endswith("fixture_record.py")
-                               for f in frames))
         expect(in_rounds > 10, "classic -t: %d samples in run_rounds on stdout (spins %s)"
                % (in_rounds, counts))
     else:
-        # The spin functions must have most of the samples the CPU time the
-        # fixture measured in them (its report, the JSON line on stdout)
-        # promises at the rate reached (see test_launch): about 45 samples
-        # at 100/s, few enough that one run's count spreads widely
-        # (measured on the loaded machine: 62-100% of that; why the low end
-        # is that low is not known). Under half means -t lost samples.
+        # The fixture's rounds (run_rounds, spins included) must have most
+        # of the samples the CPU time the fixture measured in its spins (its
+        # report, the JSON line on stdout) promises at the rate reached
+        # (see test_launch): about 45 samples at 100/s. Counting the spins
+        # alone is no measure: when the fixture runs unhindered (0.48 of
+        # its 0.5 s spinning) 10-27% of the samples land on run_rounds' own
+        # bookkeeping lines (its `with lock`), and the spins got 46-48% of
+        # that promise in 2 of 30 runs (nonblocking 3.13 and chrooted 2.7;
+        # 46-235% over the 30 runs of both modes). Under half in the
+        # rounds means -t lost samples; the spins must still hold most of
+        # the rounds' samples (measured: 70% and up).
         spent = sum(json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
                     ["spent"].values())
         floor = 0.5 * spent * figures["achieved_rate"]
-        expect(sum(counts.values()) >= floor,
-               "classic -t: %s samples on stdout, expected at least %.0f (%.3f s spinning at "
-               "%.0f/s)" % (counts, floor, spent, figures["achieved_rate"]))
-        log("classic -t: %d spin samples, %.0f%% of %.3f s spinning at %.0f/s"
-            % (sum(counts.values()), 100.0 * sum(counts.values()) / max(1.0, spent * figures["achieved_rate"]),
-               spent, figures["achieved_rate"]))
+        spins = sum(counts.values())
+        expect(in_rounds >= floor and spins >= 0.5 * in_rounds,
+               "classic -t: %d samples in run_rounds (spins %s) on stdout, expected at least "
+               "%.0f (%.3f s spinning at %.0f/s), half of them in the spins"
+               % (in_rounds, counts, floor, spent, figures["achieved_rate"]))
+        log("classic -t: %d samples in the rounds (%d in the spins), %.0f%% of %.3f s spinning "
+            "at %.0f/s" % (in_rounds, spins, 100.0 * in_rounds / max(1.0, spent * figures["achieved_rate"]),
+                           spent, figures["achieved_rate"]))
     log("classic forms: -p -s -r -x --threads -o, --flamechart, -t")
 
 
