@@ -143,7 +143,11 @@ class LaunchedCommand {
   bool poll() {
     if (status_) return true;
     int status;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) status_ = status;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_)
+      status_ = status;
+    else if (r < 0 && errno == ECHILD)  // reaped already, as a tracee (--blocking)
+      status_ = ThreadStopper::reaped_status(pid_);
     return status_.has_value();
   }
   // Waits until it ends; false if it did not within `seconds` (< 0: forever).

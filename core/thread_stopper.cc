@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "core/errors.h"
@@ -35,6 +36,22 @@ constexpr int kReapPeriodUs = 10000;
 constexpr size_t kMaxTracees = 16384;
 std::atomic<pid_t> g_tracees[kMaxTracees];
 std::atomic<size_t> g_tracee_slots{0};  // slots in use are below this
+
+// The wait status of the target's main thread, when we reaped it. A traced
+// thread that exits is reaped by its tracer; when the target is also our
+// child (`record --blocking -- CMD`) that one wait is the parent's too, and
+// the command's own wait then finds nothing (ECHILD) and would lose its
+// exit status. Written by the reaper (a signal handler) as well: atomics.
+std::atomic<pid_t> g_target_pid{0};
+std::atomic<pid_t> g_reaped_pid{0};
+std::atomic<int> g_reaped_status{0};
+
+// Async-signal-safe. `status` is what waitpid() gave for `tid`.
+void note_reaped(pid_t tid, int status) {
+  if (tid != g_target_pid.load() || !(WIFEXITED(status) || WIFSIGNALED(status))) return;
+  g_reaped_status.store(status);
+  g_reaped_pid.store(tid);
+}
 
 // Threads whose stop had not come by the deadline: still ours to detach
 // once they stop (a tracee can be detached only while stopped).
@@ -81,7 +98,7 @@ extern "C" void reap_exited_tracees(int) {
     if (info.si_pid != tid) continue;
     if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
       int status = 0;
-      ::waitpid(tid, &status, WNOHANG | __WALL);
+      if (::waitpid(tid, &status, WNOHANG | __WALL) == tid) note_reaped(tid, status);
     }
   }
   errno = saved_errno;
@@ -149,7 +166,11 @@ WaitResult wait_for_stop(pid_t tid, Clock::time_point deadline) {
     const bool spinning = Clock::now() < spin_until;
     int status = 0;
     pid_t r = ::waitpid(tid, &status, __WALL | (spinning ? WNOHANG : 0));
-    if (r == tid) return WIFSTOPPED(status) ? WaitResult::kStopped : WaitResult::kGone;
+    if (r == tid && WIFSTOPPED(status)) return WaitResult::kStopped;
+    if (r == tid) {
+      note_reaped(tid, status);
+      return WaitResult::kGone;
+    }
     if (r < 0 && errno != EINTR) return WaitResult::kGone;  // gone, or reaped by the reaper
     if (!spinning && Clock::now() >= deadline) return WaitResult::kTimedOut;
   }
@@ -181,6 +202,7 @@ void settle_stragglers() {
     pid_t r = ::waitpid(tid, &status, WNOHANG | __WALL);
     if (r == 0) return false;  // still not stopped
     if (r == tid && WIFSTOPPED(status)) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    else if (r == tid) note_reaped(tid, status);
     untrack(tid);
     return true;
   });
@@ -191,6 +213,7 @@ void settle_stragglers() {
 ThreadStopper::ThreadStopper(pid_t pid) : pid_(pid), job_control_(std::make_unique<JobControlBlock>()) {
   static_assert(std::atomic<pid_t>::is_always_lock_free, "the reaper reads these in a signal handler");
   settle_stragglers();
+  g_target_pid.store(pid);
   privilege::check_target(pid);  // nothing, unless we run with more privilege than our caller
   reaper_ = std::make_unique<ReapTimer>();
   privilege::Raised raised;  // CAP_SYS_PTRACE for the seize, if we hold it
@@ -247,10 +270,12 @@ void ThreadStopper::resume_all() {
       // A zombie is reaped now (an exec may be waiting for that); the
       // others stay ours until they stop or die (settle_stragglers).
       int status = 0;
-      if (::waitpid(tid, &status, WNOHANG | __WALL) == 0) {
+      const pid_t r = ::waitpid(tid, &status, WNOHANG | __WALL);
+      if (r == 0) {
         g_stragglers.push_back(tid);
         continue;
       }
+      if (r == tid) note_reaped(tid, status);
     }
     untrack(tid);
   }
@@ -262,6 +287,11 @@ void ThreadStopper::resume_all() {
   if (!g_stragglers.empty() && ::sigpending(&pending) == 0 &&
       (sigismember(&pending, SIGTSTP) || sigismember(&pending, SIGTTIN) || sigismember(&pending, SIGTTOU)))
     release_stragglers(std::chrono::milliseconds(200));
+}
+
+std::optional<int> ThreadStopper::reaped_status(pid_t pid) {
+  if (pid <= 0 || g_reaped_pid.load() != pid) return std::nullopt;
+  return g_reaped_status.load();
 }
 
 void ThreadStopper::release_stragglers(std::chrono::milliseconds patience) {

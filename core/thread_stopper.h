@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace pyflame::core {
@@ -27,6 +28,11 @@ class ThreadStopper {
   // anything else (and before exiting): it detaches those that stop within
   // `patience`. Whatever is left is released by the kernel when we exit.
   static void release_stragglers(std::chrono::milliseconds patience);
+
+  // The wait status of `pid` (the target's main thread) if a stopper
+  // reaped it as its tracer, which for a child of ours takes the status
+  // its own waitpid() would have had (that one then fails with ECHILD).
+  static std::optional<int> reaped_status(pid_t pid);
 
  private:
   void resume_all();

@@ -1,5 +1,7 @@
 # record against every provisioned interpreter: accuracy, hot lines, launch,
-# Ctrl-C, SIGTERM, target exit, --idle/--gil (test/integration/test_record.py).
+# Ctrl-C, SIGTERM, target exit, --idle/--gil, the status line, the classic
+# forms (test/integration/test_record.py): every case in both modes; about
+# 20-25 s per interpreter and mode on the 2-core machine.
 pyflame_add_interpreter_tests(record test_record.py 180)
 # The accuracy check (nonblocking) compares sampled shares with the
 # workload's own CPU time within 5 points: another test's busy threads on

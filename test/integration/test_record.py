@@ -5,20 +5,30 @@
 
 Runs fixture_record.py (a 50/30/20 split of CPU time between spin_a, spin_b
 and spin_c, measured by the workload itself) under interpreter NAME and
-records it with DIR/pyflame<minor>:
+records it with DIR/pyflame<minor>, every case in both modes (with
+--blocking on each recording when given it), chrooted interpreters included
+(the launched commands find their fixture inside the root):
 
-- attach (-p PID -d 4 --rate 500): sampled shares match the measured ones within 5
-  percentage points (more when a loaded machine gave fewer than 900 samples:
-  three standard errors) (without --blocking, whose stops perturb the workload); each spin function's samples sit on its HOT line; exit 0;
+- attach (-p PID -d 4 --rate 500; -d 6 with --blocking): sampled shares
+  match the measured ones within 5 percentage points (more when a loaded
+  machine gave fewer than 900 samples: three standard errors); with
+  --blocking, whose stops perturb the workload, the split is reported and
+  each function must be sampled; each spin function's samples sit on its
+  HOT line; exit 0;
 - launch (-- python fixture --exit-code 3): the command's own output passes
   through, its exit code is pyflame's, the speedscope profile is whole;
 - Ctrl-C (SIGINT) and SIGTERM to the profiler while it records without a
   duration: exit 130 / 143, a whole flamegraph / pprof file, the target
   still running and not stopped;
 - the target exiting during the recording: exit 7 and a whole profile;
-- --idle keeps the idle thread's samples, --gil only the GIL holder's;
+- --idle keeps the idle thread's samples, --gil only the GIL holder's, the
+  default none of them (with --blocking: fewer than --idle, and the output
+  says NOT CHECKED for "none": docs/reliability.md, "--blocking and idle");
 - a live status line on a terminal (script(1)), none on a pipe, a summary;
 - Pyflame's classic forms (-p -s -r -x --threads -o, --flamechart, -t).
+
+Each case prints PASS, FAIL or SKIP on its own line; one skipped case (no
+script(1) for the status line) makes the whole test skip, naming it.
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -26,6 +36,7 @@ Exit 0 pass, 1 fail, 77 skip.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -37,10 +48,10 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
-from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, Failure, Interpreter, Missing, Target,
-                          find_interpreter, log, main_wrapper, profiler_path, read_line,
+from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, Cases, Failure, Interpreter, Missing,
+                          Target, find_interpreter, log, main_wrapper, profiler_path, read_line,
                           parse_collapsed, stopped_tasks, READY_TIMEOUT)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -158,6 +169,27 @@ class Recorder:
         return self.proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+def mode_flags(blocking: bool) -> List[str]:
+    return ["--blocking"] if blocking else []
+
+
+@contextlib.contextmanager
+def command_dir(interp: Interpreter, work: str) -> Iterator[str]:
+    """A directory for a launched command's copy of the fixture: WORK, or
+    for a chrooted interpreter a fresh one inside its root (the command runs
+    there and must see the fixture; interp.inside_path refuses a path
+    outside the root), removed afterwards."""
+    if not interp.chrooted:
+        yield work
+        return
+    directory = interp.temp_dir()
+    try:
+        os.chmod(directory, 0o755)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise Failure(message)
@@ -178,7 +210,7 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         # --blocking costs more per sample (a stop and resume): record longer.
         seconds = "6" if blocking else "4"
         argv = [profiler, "record", "-p", str(target.pid), "-d", seconds, "--rate", "500",
-                "-o", out, "--stats-json", stats] + (["--blocking"] if blocking else [])
+                "-o", out, "--stats-json", stats] + mode_flags(blocking)
         code, _, err = Recorder(argv).finish()
         after = target.report()
         expect(code == 0, "attach: exit %d, expected 0\n%s" % (code, err))
@@ -237,22 +269,25 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         expect(not stray, "attach: %s: samples on lines %s, outside its body" % (name, stray))
     expect(figures["samples"] > 0 and figures["errors"] <= figures["samples"] * 0.05,
            "attach: stats %s" % figures)
-    log("attach: %d samples (%.0f%% of the spin CPU time x rate); %s; %.0f samples/s, "
-        "median %.1f us/sample"
+    log("attach: %d samples (%.0f%% of the spin CPU time x rate); %s; %d ticks (%d late) in %s s, "
+        "%.0f samples/s, median %.1f us/sample, p99 %.1f"
         % (total, 100.0 * total / max(1.0, spent_total * figures["achieved_rate"]), "; ".join(report),
-           figures["achieved_rate"], figures["sample_us_median"]))
+           figures["samples"], figures["late"], seconds, figures["achieved_rate"],
+           figures["sample_us_median"], figures["sample_us_p99"]))
 
 
 def test_launch(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
-    fixture = os.path.join(work, "fixture_record.py")
-    shutil.copyfile(FIXTURE, fixture)
     out = os.path.join(work, "launch.json")
     stats = os.path.join(work, "launch-stats.json")
-    argv = [profiler, "record", "--format", "speedscope", "-o", out, "--rate", "200",
-            "--stats-json", stats]
-    argv += (["--blocking"] if blocking else []) + ["--"]
-    argv += interp.command([interp.inside_path(fixture), "--seconds", "1.5", "--exit-code", "3"])
-    code, stdout, err = Recorder(argv, env=interp.environment()).finish()
+    # The command runs inside the interpreter's root, if it has one: its
+    # copy of the fixture must be there.
+    with command_dir(interp, work) as directory:
+        fixture = os.path.join(directory, "fixture_record.py")
+        shutil.copyfile(FIXTURE, fixture)
+        argv = [profiler, "record", "--format", "speedscope", "-o", out, "--rate", "200",
+                "--stats-json", stats] + mode_flags(blocking) + ["--"]
+        argv += interp.command([interp.inside_path(fixture), "--seconds", "1.5", "--exit-code", "3"])
+        code, stdout, err = Recorder(argv, env=interp.environment()).finish()
     expect(code == 3, "launch: exit %d, expected the command's 3\n%s" % (code, err))
     expect('"spent"' in stdout, "launch: the command's output did not pass through: %r" % stdout)
     expect("exited with status 3" in err, "launch: the summary does not report the command's exit\n%s" % err)
@@ -285,12 +320,15 @@ def test_launch(profiler: str, interp: Interpreter, work: str, blocking: bool) -
     floor = SPIN_SHARE * spent * figures["achieved_rate"] / 200
     expect(weights >= floor, "launch: speedscope profile holds %.3f s of samples, expected at "
            "least %.3f (%.3f s spinning at %.0f/s)" % (weights, floor, spent, figures["achieved_rate"]))
-    log("launch: exit 3 passed through, speedscope with %d frames, %.2f s sampled" % (len(names), weights))
+    log("launch: exit 3 passed through, speedscope with %d frames, %.2f s sampled (%.0f%% of %.3f s "
+        "spinning at %.0f/s), %d ticks in %.2f s"
+        % (len(names), weights, 100.0 * weights * 200 / max(1e-9, spent * figures["achieved_rate"]),
+           spent, figures["achieved_rate"], figures["samples"], figures["elapsed_seconds"]))
 
 
 def start_unbounded(profiler: str, target: Target, out: str, blocking: bool) -> Recorder:
     argv = [profiler, "record", "-p", str(target.pid), "-o", out, "--rate", "200"]
-    return Recorder(argv + (["--blocking"] if blocking else []))
+    return Recorder(argv + mode_flags(blocking))
 
 
 def test_stop_signal(profiler: str, interp: Interpreter, work: str, blocking: bool,
@@ -322,29 +360,45 @@ def test_stop_signal(profiler: str, interp: Interpreter, work: str, blocking: bo
     log("%s: exit %d, whole %s, target left running" % (signal.Signals(sig).name, code, out_name))
 
 
-def test_idle_and_gil(profiler: str, interp: Interpreter, work: str) -> None:
+def test_idle_and_gil(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     """--idle keeps the idle stdin-reading thread; --gil drops it again."""
     seen = {}
     with Fixture(interp) as target:
         for flags in (["--idle"], ["--idle", "--gil"], []):
             out = os.path.join(work, "idle.txt")
             argv = [profiler, "record", "-p", str(target.pid), "-d", "1", "--rate", "200",
-                    "--threads", "-o", out] + flags
+                    "--threads", "-o", out] + flags + mode_flags(blocking)
             code, _, err = Recorder(argv).finish()
             expect(code == 0, "%s: exit %d\n%s" % (flags, code, err))
+            check_target_running(target)
             with open(out, encoding="utf-8") as f:
                 stacks = parse_collapsed(f.read())
             seen[" ".join(flags)] = (
                 sum(n for frames, n in stacks if any(fn == "commands" for fn, _, _ in frames)),
                 sum(n for frames, n in stacks if any(fn in SPINS for fn, _, _ in frames)))
-    expect(seen["--idle"][0] > 0, "--idle: no sample of the idle thread: %s" % seen)
+    expect(seen["--idle"][0] > 0 and seen["--idle"][1] > 0,
+           "--idle: the idle thread or the spinning one never sampled: %s" % seen)
     expect(seen["--idle --gil"][0] == 0 and seen["--idle --gil"][1] > 0,
            "--gil: the thread without the GIL was sampled: %s" % seen)
-    expect(seen[""][0] == 0, "default: the idle thread was sampled: %s" % seen)
+    expect(seen[""][1] > 0, "default: the spinning thread never sampled: %s" % seen)
+    if blocking:
+        # Known, not fixed (docs/reliability.md, "--blocking and idle"):
+        # with --blocking an idle thread is kept as running in part of the
+        # samples (measured here: the idle stdin reader in 46-87 of about
+        # 200 ticks, 3.11 and 3.13). So "the default drops the idle thread"
+        # cannot be asserted in this mode; what holds is that it keeps no
+        # more of it than --idle, which keeps it at every tick.
+        expect(seen[""][0] <= seen["--idle"][0],
+               "default: more samples of the idle thread than with --idle: %s" % seen)
+        log("idle/gil: NOT CHECKED with --blocking: that the default drops the idle thread "
+            "(known, not fixed: docs/reliability.md, \"--blocking and idle\"); it kept it in "
+            "%d samples" % seen[""][0])
+    else:
+        expect(seen[""][0] == 0, "default: the idle thread was sampled: %s" % seen)
     log("idle/gil: (idle thread, spinning thread) samples %s" % seen)
 
 
-def test_status_line(profiler: str, interp: Interpreter, work: str) -> None:
+def test_status_line(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     """On a terminal a live status line appears; on a pipe it does not."""
     script = shutil.which("script")
     if script is None:
@@ -352,7 +406,7 @@ def test_status_line(profiler: str, interp: Interpreter, work: str) -> None:
                       "(bsdutils; scripts/setup.sh installs it)")
     out = os.path.join(work, "status.txt")
     with Fixture(interp) as target:
-        argv = [profiler, "record", "-p", str(target.pid), "-d", "1.5", "-o", out]
+        argv = [profiler, "record", "-p", str(target.pid), "-d", "1.5", "-o", out] + mode_flags(blocking)
         # script(1) runs the command on a new pseudo-terminal and copies what
         # it writes there to our stdout.
         code, tty_text, err = Recorder([script, "-qec", " ".join(argv), "/dev/null"]).finish()
@@ -363,67 +417,94 @@ def test_status_line(profiler: str, interp: Interpreter, work: str) -> None:
         expect(code == 0 and "Ctrl-C to stop" not in err,
                "status line: shown when stderr is not a terminal: %r" % err)
         expect("samples of" in err and "written to" in err, "no summary on stderr: %r" % err)
-    log("status line: shown on a terminal, not on a pipe; summary printed")
+        # The summary counts what was taken: the default 100/s for 1.5 s,
+        # at least half of that (below it sampling is broken, not slow).
+        taken = summary_samples(err, "status line")
+        expect(taken >= 0.5 * 100 * 1.5, "status line: the summary says %d samples in 1.5 s at "
+               "100/s\n%s" % (taken, err))
+        check_target_running(target)
+    log("status line: shown on a terminal, not on a pipe; summary printed (%d samples)" % taken)
 
 
-def test_classic_forms(profiler: str, interp: Interpreter, work: str) -> None:
+def test_classic_forms(profiler: str, interp: Interpreter, work: str, blocking: bool) -> None:
     """Pyflame's command lines: -p/-s/-r/-x/--threads/-o, --flamechart, -t."""
     out = os.path.join(work, "classic.txt")
+    flags = mode_flags(blocking)
     with Fixture(interp) as target:
         argv = [profiler, "-p", str(target.pid), "-s", "1", "-r", "0.005", "-x", "--threads",
-                "-o", out]
+                "-o", out] + flags
         code, _, err = Recorder(argv).finish()
         expect(code == 0, "classic -p: exit %d\n%s" % (code, err))
+        check_target_running(target)
         with open(out, encoding="utf-8") as f:
             stacks = parse_collapsed(f.read())
         expect(all(frames[0][0].startswith("thread ") for frames, _ in stacks),
                "classic --threads: a stack without its thread frame")
         counts, _ = spin_samples(stacks)
         # -s 1 at -r 0.005 asks 200/s: never more samples than that allows
-        # (plus the jitter's), most of those taken in the spin functions.
+        # (plus the jitter's), nor under half of it (sampling broken, not
+        # slow: see test_attach_accuracy), most of those taken in the spin
+        # functions.
         taken = summary_samples(err, "classic -p")
-        expect("asked 200/s" in err and taken <= 260,
+        expect("asked 200/s" in err and 0.5 * 200 * 1 <= taken <= 260,
                "classic -s 1 -r 0.005: %d samples taken\n%s" % (taken, err))
         expect(0.5 * taken <= sum(counts.values()) <= taken,
                "classic -s 1 -r 0.005: %s samples in the spins of %d taken" % (counts, taken))
         # --flamechart to standard output: one timestamped stack per sample.
         code, text, err = Recorder([profiler, "-p", str(target.pid), "-s", "0.5",
-                                    "--flamechart"]).finish()
+                                    "--flamechart"] + flags).finish()
         expect(code == 0, "classic --flamechart: exit %d\n%s" % (code, err))
+        check_target_running(target)
         times = [float(line.split(" ", 1)[0]) for line in text.splitlines()]
         taken = summary_samples(err, "classic --flamechart")
+        # Pyflame's classic rate is 100/s: at least half of its 50 samples.
+        expect(taken >= 0.5 * 100 * 0.5, "classic --flamechart: %d samples in 0.5 s" % taken)
         expect(len(times) >= max(1, 0.5 * taken) and times == sorted(times) and times[-1] < 1.0,
                "classic --flamechart: %d timestamps of %d samples: %s" % (len(times), taken, times[:5]))
-    fixture = os.path.join(work, "fixture_record.py")
-    shutil.copyfile(FIXTURE, fixture)
-    stats = os.path.join(work, "classic-stats.json")
-    argv = [profiler, "--stats-json", stats, "-t"] + interp.command(
-        [interp.inside_path(fixture), "--seconds", "0.5"])
-    code, text, err = Recorder(argv, env=interp.environment()).finish()
+    # -t launches the command: inside a chroot it must see the fixture there.
+    with command_dir(interp, work) as directory:
+        fixture = os.path.join(directory, "fixture_record.py")
+        shutil.copyfile(FIXTURE, fixture)
+        stats = os.path.join(work, "classic-stats.json")
+        argv = [profiler, "--stats-json", stats] + flags + ["-t"] + interp.command(
+            [interp.inside_path(fixture), "--seconds", "0.5"])
+        code, text, err = Recorder(argv, env=interp.environment()).finish()
     expect(code == 0, "classic -t: exit %d\n%s" % (code, err))
     with open(stats) as f:
         figures = json.load(f)
     stacks = parse_collapsed("\n".join(l for l in text.splitlines() if not l.startswith("{")))
     counts, _ = spin_samples(stacks)
+    expect(figures["samples"] >= 0.5 * 100 * 0.5,
+           "classic -t: %d ticks in %.2f s at 100/s" % (figures["samples"], figures["elapsed_seconds"]))
+    in_rounds = sum(count for frames, count in stacks
+                    if any(f[0] == "run_rounds" and f[1].endswith("fixture_record.py")
+                           for f in frames))
     if SANITIZED:
-        in_rounds = sum(count for frames, count in stacks
-                        if any(f[0] == "run_rounds" and f[1].endswith("fixture_record.py")
-                               for f in frames))
         expect(in_rounds > 10, "classic -t: %d samples in run_rounds on stdout (spins %s)"
                % (in_rounds, counts))
     else:
-        # The spin functions must have most of the samples the CPU time the
-        # fixture measured in them (its report, the JSON line on stdout)
-        # promises at the rate reached (see test_launch): about 45 samples
-        # at 100/s, few enough that one run's count spreads widely
-        # (measured on the loaded machine: 62-100% of that; why the low end
-        # is that low is not known). Under half means -t lost samples.
+        # The fixture's rounds (run_rounds, spins included) must have most
+        # of the samples the CPU time the fixture measured in its spins (its
+        # report, the JSON line on stdout) promises at the rate reached
+        # (see test_launch): about 45 samples at 100/s. Counting the spins
+        # alone is no measure: when the fixture runs unhindered (0.48 of
+        # its 0.5 s spinning) 10-27% of the samples land on run_rounds' own
+        # bookkeeping lines (its `with lock`), and the spins got 46-48% of
+        # that promise in 2 of 30 runs (nonblocking 3.13 and chrooted 2.7;
+        # 46-235% over the 30 runs of both modes). Under half in the
+        # rounds means -t lost samples; the spins must still hold most of
+        # the rounds' samples (measured: 70% and up).
         spent = sum(json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
                     ["spent"].values())
         floor = 0.5 * spent * figures["achieved_rate"]
-        expect(figures["samples"] >= 0.5 * 100 * 0.5 and sum(counts.values()) >= floor,
-               "classic -t: %s samples on stdout, expected at least %.0f (%.3f s spinning at "
-               "%.0f/s)" % (counts, floor, spent, figures["achieved_rate"]))
+        spins = sum(counts.values())
+        expect(in_rounds >= floor and spins >= 0.5 * in_rounds,
+               "classic -t: %d samples in run_rounds (spins %s) on stdout, expected at least "
+               "%.0f (%.3f s spinning at %.0f/s), half of them in the spins"
+               % (in_rounds, counts, floor, spent, figures["achieved_rate"]))
+        log("classic -t: %d samples in the rounds (%d in the spins), %.0f%% of %.3f s spinning "
+            "at %.0f/s" % (in_rounds, spins, 100.0 * in_rounds / max(1.0, spent * figures["achieved_rate"]),
+                           spent, figures["achieved_rate"]))
     log("classic forms: -p -s -r -x --threads -o, --flamechart, -t")
 
 
@@ -441,7 +522,7 @@ def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bo
     taken = summary_samples(err, "target exit")
     expect(sum(counts.values()) >= max(1, 0.25 * taken),
            "target exit: only %s samples kept of %d taken" % (counts, taken))
-    log("target exit: exit 7, %d spin samples kept" % sum(counts.values()))
+    log("target exit: exit 7, %d spin samples kept of %d taken" % (sum(counts.values()), taken))
 
 
 def main() -> int:
@@ -453,38 +534,28 @@ def main() -> int:
     args = parser.parse_args()
     interp = find_interpreter(args.manifest, args.interp)
     profiler = profiler_path(args.bin_dir, interp.minor)
+    blocking = args.blocking
+    log("record/%s/%s: every case below runs in this mode%s"
+        % (interp.name, "blocking" if blocking else "nonblocking",
+           " (--blocking on every recording)" if blocking else ""))
     work = tempfile.mkdtemp(prefix="pyflame-record-")
     os.chmod(work, 0o755)
-    unchecked: Optional[Missing] = None
+    cases = Cases()
     try:
-        test_attach_accuracy(profiler, interp, work, args.blocking)
-        test_stop_signal(profiler, interp, work, args.blocking, signal.SIGINT, EXIT_INTERRUPTED,
-                         "sigint.svg")
-        if not args.blocking:
-            if interp.chrooted:
-                # The launched command must see the fixture inside the root.
-                launch_dir = interp.temp_dir()
-                try:
-                    test_launch(profiler, interp, launch_dir, args.blocking)
-                finally:
-                    shutil.rmtree(launch_dir, ignore_errors=True)
-            else:
-                test_launch(profiler, interp, work, args.blocking)
-            test_stop_signal(profiler, interp, work, args.blocking, signal.SIGTERM,
-                             EXIT_TERMINATED, "sigterm.pb.gz")
-            test_target_exit(profiler, interp, work, args.blocking)
-            test_idle_and_gil(profiler, interp, work)
-            try:
-                test_status_line(profiler, interp, work)
-            except Missing as e:
-                unchecked = e  # the other checks still run; the test then skips
-            if not interp.chrooted:  # -t needs the fixture where the command sees it
-                test_classic_forms(profiler, interp, work)
+        cases.run("attach", lambda: test_attach_accuracy(profiler, interp, work, blocking))
+        cases.run("SIGINT", lambda: test_stop_signal(profiler, interp, work, blocking,
+                                                     signal.SIGINT, EXIT_INTERRUPTED, "sigint.svg"))
+        cases.run("launch", lambda: test_launch(profiler, interp, work, blocking))
+        cases.run("SIGTERM", lambda: test_stop_signal(profiler, interp, work, blocking,
+                                                      signal.SIGTERM, EXIT_TERMINATED,
+                                                      "sigterm.pb.gz"))
+        cases.run("target exit", lambda: test_target_exit(profiler, interp, work, blocking))
+        cases.run("idle/gil", lambda: test_idle_and_gil(profiler, interp, work, blocking))
+        cases.run("status line", lambda: test_status_line(profiler, interp, work, blocking))
+        cases.run("classic forms", lambda: test_classic_forms(profiler, interp, work, blocking))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if unchecked is not None:
-        raise unchecked
-    return 0
+    return cases.summary()
 
 
 if __name__ == "__main__":
