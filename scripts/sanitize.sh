@@ -53,7 +53,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_stri
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # Sanitized binaries are slower: stretch the integration deadlines.
 export PYFLAME_TEST_TIMEOUT_SCALE="${PYFLAME_TEST_TIMEOUT_SCALE:-3}"
-# Their slow samples skew the launched recordings of test_record.py (see there).
+# Bounds that scale with a walk's time widen (test_faults.py, test_hostile_target.py).
 export PYFLAME_TEST_SANITIZED=1
 status=0
 ctest --preset sanitize --test-dir "$build" -j2 -E "$exclude_regex" "${extra[@]}" || status=$?
