@@ -55,9 +55,9 @@ add_test(NAME cli-errors
                  --bin-dir ${bin_dir} --manifest ${manifest})
 set_tests_properties(cli-errors PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180)
 
-# A hostile local user (docs/reliability.md): a setcap'd copy run as nobody,
-# and output paths that are not ours to replace.
-foreach(group capability output)
+# A hostile local user (docs/reliability.md): a setcap'd or setuid-root copy
+# run as nobody, and output paths that are not ours to replace.
+foreach(group capability setuid output)
   add_test(NAME hostile-user/${group}
            COMMAND ${Python3_EXECUTABLE} ${integration}/test_hostile_user.py
                    --bin-dir ${bin_dir} --manifest ${manifest} --group ${group})

@@ -2,7 +2,7 @@
 """Integration test: a hostile local user against pyflame (docs/reliability.md,
 "A hostile local user").
 
-    test_hostile_user.py --bin-dir DIR --group capability|output [--manifest PATH]
+    test_hostile_user.py --bin-dir DIR --group capability|setuid|output [--manifest PATH]
 
 capability: a copy of pyflameX.Y with `setcap cap_sys_ptrace+ep`, run as
   nobody (setpriv, no inheritable capabilities), may profile only nobody's
@@ -11,6 +11,9 @@ capability: a copy of pyflameX.Y with `setcap cap_sys_ptrace+ep`, run as
   nothing (no function name on stdout, no output file, target never
   stopped); against nobody's own target it works, with
   kernel.yama.ptrace_scope=1 where the kernel has Yama (restored after).
+
+setuid: the same cases against a copy installed setuid root (chown root,
+  mode 4755) instead: all of root's powers, not only CAP_SYS_PTRACE.
 
 output: as root, `-o` never replaces what is not a regular file (a device
   node, a FIFO, a symbolic link to /proc/self/fd/1, /proc/self/fd/1), `-o -`
@@ -132,7 +135,10 @@ def expect_code(result: Result, codes, *needles: str) -> None:
 
 
 class CapEnv:
-    def __init__(self, binary: str, interp: Interpreter) -> None:
+    """A privileged copy of BINARY: `setcap cap_sys_ptrace+ep`, or with
+    SETUID a setuid-root one."""
+
+    def __init__(self, binary: str, interp: Interpreter, setuid: bool = False) -> None:
         if os.geteuid() != 0:
             raise Skip("needs root (to setcap a copy and run it as uid %d)" % NOBODY)
         for tool in ("setcap", "setpriv"):
@@ -145,8 +151,13 @@ class CapEnv:
         self.binary = os.path.join(self.work, os.path.basename(binary))
         shutil.copy(binary, self.binary)
         os.chmod(self.binary, 0o755)
-        setcap = shutil.which("setcap", path="/usr/sbin:/usr/bin:/sbin:/bin")
-        r = subprocess.run([setcap, "cap_sys_ptrace+ep", self.binary], capture_output=True)
+        if setuid:
+            os.chown(self.binary, 0, 0)
+            os.chmod(self.binary, 0o4755)
+            r = subprocess.CompletedProcess([], 0, b"", b"")
+        else:
+            setcap = shutil.which("setcap", path="/usr/sbin:/usr/bin:/sbin:/bin")
+            r = subprocess.run([setcap, "cap_sys_ptrace+ep", self.binary], capture_output=True)
         if r.returncode != 0:
             shutil.rmtree(self.work, ignore_errors=True)
             raise Skip("setcap on %s failed (file system without capabilities?): %s"
@@ -165,7 +176,10 @@ class CapEnv:
         probe = run(as_user_argv(NOBODY, [self.binary, "--version"]))
         if probe.returncode != 0:
             self.close()
-            raise Skip("the setcap copy cannot run as nobody\n%s" % probe.describe())
+            raise Skip("the privileged copy cannot run as nobody\n%s" % probe.describe())
+        if setuid and os.stat(self.binary).st_mode & 0o4000 == 0:
+            self.close()
+            raise Failure("%s lost its setuid bit" % self.binary)
 
     def pyflame(self, *args: str, timeout: float = PROFILER_TIMEOUT) -> Result:
         return run(as_user_argv(NOBODY, [self.binary] + list(args)), timeout=timeout, cwd=self.nobody_dir)
@@ -621,22 +635,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--manifest", default=DEFAULT_MANIFEST)
-    parser.add_argument("--group", choices=("capability", "output"), required=True)
+    parser.add_argument("--group", choices=("capability", "setuid", "output"), required=True)
     parser.add_argument("--case", action="append", help="run only these cases")
     args = parser.parse_args()
     cases = Cases()
     try:
-        if args.group == "capability" and os.geteuid() != 0:
-            raise Skip("needs root (to setcap a copy and run it as uid %d)" % NOBODY)
-        binary, interp = choose(args.manifest, args.bin_dir, args.group == "capability")
+        privileged = args.group in ("capability", "setuid")
+        if privileged and os.geteuid() != 0:
+            raise Skip("needs root (to install a privileged copy and run it as uid %d)" % NOBODY)
+        binary, interp = choose(args.manifest, args.bin_dir, privileged)
         log("hostile-user/%s: %s against %s" % (args.group, binary, interp.name))
-        env = CapEnv(binary, interp) if args.group == "capability" else OutEnv(binary, interp)
+        env = (CapEnv(binary, interp, setuid=args.group == "setuid") if privileged
+               else OutEnv(binary, interp))
     except Skip as e:
         verdict = skip_verdict(e)
         log("%s: %s" % (verdict, e))
         return 1 if verdict == "FAIL" else 77
     try:
-        for name, body in (CAP_CASES if args.group == "capability" else OUT_CASES):
+        for name, body in (CAP_CASES if privileged else OUT_CASES):
             if args.case and name not in args.case:
                 continue
             cases.run(name, lambda: body(env))
