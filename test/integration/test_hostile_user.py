@@ -152,6 +152,10 @@ class CapEnv:
         shutil.copy(binary, self.binary)
         os.chmod(self.binary, 0o755)
         if setuid:
+            if os.statvfs(self.work).f_flag & os.ST_NOSUID:
+                shutil.rmtree(self.work, ignore_errors=True)
+                raise Skip("%s is on a file system mounted nosuid: a setuid copy there runs "
+                           "unprivileged" % self.work)
             os.chown(self.binary, 0, 0)
             os.chmod(self.binary, 0o4755)
             r = subprocess.CompletedProcess([], 0, b"", b"")
