@@ -60,6 +60,11 @@ class RecentPages {
     pages_.swap(merged_);
   }
 
+  // Forgets the pages of [lo, hi) (they could not be read: unmapped since).
+  void forget(uint64_t lo, uint64_t hi) {
+    std::erase_if(pages_, [&](const auto& p) { return p.first + kPage > lo && p.first < hi; });
+  }
+
   // The kept pages with the sample that last used each (the sample just
   // ended is `last_sample()`), in page order.
   const std::vector<std::pair<uint64_t, uint64_t>>& pages() const { return pages_; }

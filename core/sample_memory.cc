@@ -52,8 +52,13 @@ void SampleMemory::begin(WitnessCheck* check) {
     requests_.insert(requests_.end(), words.begin(), words.end());
   }
   target_.read_many(requests_, ok_);
-  for (size_t i = 0; i < plan_.size(); ++i)
-    if (ok_[i]) insert(plan_[i]);
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    if (ok_[i]) {
+      insert(plan_[i]);
+    } else {
+      recent_.forget(plan_[i].base, plan_[i].base + plan_[i].length);  // not read again and again
+    }
+  }
   if (check != nullptr) check->done(ok_, plan_.size());
 }
 

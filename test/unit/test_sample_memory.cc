@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -48,6 +49,7 @@ class PagedMemory : public Memory {
     }
     return done;
   }
+  void unmap(uint64_t page) { pages_.erase(page); }
   mutable std::vector<std::vector<uint64_t>> calls;
 
  private:
@@ -82,6 +84,11 @@ TEST_CASE("recent pages: kept for `keep` samples after their last use, the newes
   CHECK(recent.pages()[0].first == 0x20000);
   recent.next_sample();
   CHECK(recent.pages().empty());
+  recent.use(0x30000, 0x32000);
+  recent.next_sample();
+  recent.forget(0x30ff0, 0x31000);  // touches the first page only
+  REQUIRE(recent.pages().size() == 1);
+  CHECK(recent.pages()[0].first == 0x31000);
 }
 
 TEST_CASE("sample memory: a frame page used a few samples ago is read in begin()'s call") {
@@ -125,4 +132,27 @@ TEST_CASE("sample memory: the pages of the checked words are read last, just bef
   uint64_t value = 0;
   REQUIRE(check.find(words[0], value));
   CHECK(value == 0x0101010101010101ull * (0x10000 / kPage % 256));
+}
+
+TEST_CASE("sample memory: a recent page that went unmapped is not asked for again") {
+  PagedMemory target({0x10000, 0x20000, 0x30000});
+  SampleMemory memory(target);
+  std::byte frame[64];
+  for (uint64_t page : {0x20000, 0x30000}) {
+    memory.begin();
+    REQUIRE(memory.read(RemoteAddr(page + 0x40), std::span(frame), true));
+  }
+  target.unmap(0x20000);
+  auto asked_for = [&](uint64_t page) {
+    for (const auto& call : target.calls)
+      if (std::find(call.begin(), call.end(), page) != call.end()) return true;
+    return false;
+  };
+  target.calls.clear();
+  memory.begin();  // reads 0x30000 (last used) and 0x20000 (recent): that fails
+  REQUIRE(memory.read(RemoteAddr(0x30040), std::span(frame), true));
+  CHECK(asked_for(0x20000));
+  target.calls.clear();
+  memory.begin();
+  CHECK_FALSE(asked_for(0x20000));
 }
