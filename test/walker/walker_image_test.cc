@@ -134,6 +134,35 @@ void gil_unknown() {
   for (const auto& t : s.threads) CHECK(!t.holds_gil);
 }
 
+// 2.7, 3.6 without .symtab: the interpreter list's head is found by
+// scanning writable data for a word that points at an interpreter state,
+// among words that point at thread states, frames and strings; a state
+// outside the writable mappings given is never taken.
+void interp_head_by_scan() {
+  const char* name = "2.7, 3.6: no interp_head symbol: the list head found by scanning";
+  if (L().runtime_interpreters_head != PYFLAME_ABSENT) return;
+  FakeImage image(L(), two_threads());
+  pyflame::versions::TargetSymbols symbols = image.symbols();
+  symbols.interp_head = pyflame::core::RemoteAddr();
+  symbols.scan_ranges = {{pyflame::core::RemoteAddr(image.base()), image.size()}};
+  symbols.scan_targets = {{image.base(), image.base() + image.size()}};
+  auto interp = pyflame::versions::make_layout_interpreter(L(), image, 4242, symbols);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 2);
+  if (s.threads.size() == 2) CHECK(s.threads[0].frames.size() == 3);
+
+  name = "2.7, 3.6: a state outside the writable mappings is not taken";
+  symbols.scan_targets = {{FakeImage::kUnmapped, FakeImage::kUnmapped + 4096}};
+  bool refused = false;
+  try {
+    pyflame::versions::make_layout_interpreter(L(), image, 4242, symbols);
+  } catch (const pyflame::core::Error& e) {
+    refused = e.code() == pyflame::core::ExitCode::kNotPython;
+  }
+  CHECK(refused);
+}
+
 // Line tables with entries far apart (increments split over several
 // entries in every format), and, where the format has them, lines going
 // back: each frame on the line it was encoded with.
@@ -353,6 +382,7 @@ int main() {
   well_formed();
   gil_holder();
   gil_unknown();
+  interp_head_by_scan();
   line_tables();
   deep_recursion();
   frame_cycle();

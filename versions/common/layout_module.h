@@ -36,6 +36,9 @@ struct TargetSymbols {
   core::RemoteAddr interp_head;     // interp_head (2.7, 3.6); null: search scan_ranges
   core::RemoteAddr tstate_current;  // _PyThreadState_Current (2.7, 3.6), may be null
   std::vector<std::pair<core::RemoteAddr, uint64_t>> scan_ranges;  // writable data
+  // Readable and writable mappings [start, end), sorted: where an interpreter
+  // state found by scanning may be. Empty: anywhere.
+  std::vector<std::pair<uint64_t, uint64_t>> scan_targets;
   std::string version;              // full version, e.g. "3.11.7"
   std::string target_path;          // the executable or library, for messages
 };
