@@ -323,6 +323,17 @@ class StatusLine {
   double last_ = -1;
 };
 
+// The line that says sampling has begun, printed after the first sample.
+void announce(int pid, const std::string& python_version, const RecordOptions& options,
+              double attach_seconds) {
+  const std::string length = options.duration_seconds
+                                 ? fmt::format("for {:g} s", *options.duration_seconds)
+                                 : std::string("until it exits or Ctrl-C");
+  std::fprintf(stderr, "pyflame: recording process %d (Python %s) at %g samples/s %s%s; attached in %.2f s\n",
+               pid, python_version.c_str(), 1.0 / options.interval_seconds, length.c_str(),
+               options.blocking ? ", stopping it for each sample (--blocking)" : "", attach_seconds);
+}
+
 void sleep_until(Clock::time_point when) {
   // A sleep overshoots by the timer slack (50 us by default, see
   // prctl(PR_SET_TIMERSLACK)); the last few microseconds are waited out.
@@ -357,8 +368,9 @@ double torn_share(const Counters& c) {
   return all ? static_cast<double>(c.torn) / static_cast<double>(all) : 0.0;
 }
 
-std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram& cost,
-                          const Profile& profile, const Process::ReadStats& reads) {
+std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
+                          const CostHistogram& cost, const Profile& profile,
+                          const Process::ReadStats& reads) {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
@@ -367,6 +379,7 @@ std::string stats_to_json(const Counters& c, double elapsed, const CostHistogram
                      c.ticks, c.errors, c.late, c.thread_samples);
   out += fmt::format("\"torn\": {}, \"retries\": {}, \"torn_share\": {:.6f}, ", c.torn, c.retries,
                      torn_share(c));
+  out += fmt::format("\"attach_seconds\": {:.6f}, ", attach_seconds);
   out += fmt::format("\"elapsed_seconds\": {:.6f}, \"achieved_rate\": {:.3f}, ", elapsed,
                      elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0);
   out += fmt::format("\"requested_rate\": {:.3f}, ", 1.0 / profile.interval_seconds);
@@ -407,6 +420,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   // Wake-ups on time at high rates (the default slack is 50 us).
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   std::unique_ptr<LaunchedCommand> command;
+  const auto begun = Clock::now();  // attach_seconds counts from here
   if (!options.command.empty()) command = std::make_unique<LaunchedCommand>(options.command);
   const int pid = command ? command->pid() : *options.pid;
 
@@ -427,6 +441,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   std::optional<Error> fatal;  // ends the recording; reported after the profile is written
   auto start = Clock::now();
   double elapsed = 0;
+  double attach_seconds = 0;  // from `begun` (a command is started then) to attached
   Process::ReadStats reads;
   {
     std::unique_ptr<Process> process;
@@ -448,8 +463,10 @@ int record(const PythonModule& module, const RecordOptions& options) {
     }
     if (interpreter) profile.python_version = interpreter->python_version();
     attached = interpreter != nullptr;
+    attach_seconds = seconds_between(begun, Clock::now());
     const std::optional<ExeIdentity> exe = exe_identity(pid);
     int permission_refusals = 0;
+    bool announced = false;
 
     ThreadStates states(*process);
     Snapshot snapshot;
@@ -542,6 +559,12 @@ int record(const PythonModule& module, const RecordOptions& options) {
       }
       auto t1 = Clock::now();
       cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      // Once the first sample is in: that the recording has begun, and of
+      // what (a script, or a user at the terminal, may wait for it).
+      if (ok && !announced) {
+        announce(pid, profile.python_version, options, attach_seconds);
+        announced = true;
+      }
       status.update(counters, seconds_between(start, t1));
 
       next += std::chrono::duration_cast<Clock::duration>(
@@ -586,7 +609,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
       write_standard_output(text);
       where = fmt::format("{} profile written to standard output", format_name(format));
     }
-    if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, cost, profile, reads));
+    if (stats_file) stats_file->commit(stats_to_json(counters, elapsed, attach_seconds, cost, profile, reads));
   } catch (const Error& e) {
     if (!command) throw;
     // The command is ended as on every other path before we report.
