@@ -367,10 +367,13 @@ def test_dump(profiler: str, interp: Interpreter) -> None:
 
 
 # An import-heavy start and a short run: what a launched recording reads
-# while the interpreter starts, imports and ends (2.7-compatible).
+# while the interpreter starts, imports and ends (2.7-compatible). The run
+# lasts a second: the sanitized profiler, on a loaded machine, once took
+# longer to attach than a fixed count of 2,000,000 took to run.
 LAUNCH_PROGRAM = ("import json, decimal, logging.handlers, xml.dom.minidom, email.mime.text\n"
-                  "i = 0\n"
-                  "while i < 2000000: i += 1\n")
+                  "import time\n"
+                  "i, end = 0, time.time() + 1.0\n"
+                  "while time.time() < end: i += 1\n")
 LAUNCH_RUNS = 3
 
 

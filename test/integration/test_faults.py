@@ -56,6 +56,7 @@ import os
 import random
 import re
 import shutil
+import select
 import signal
 import subprocess
 import tempfile
@@ -182,13 +183,31 @@ class Recorder:
         # Job-control stops (SIGTSTP...) are discarded in an orphaned process
         # group, as a new session's is: own_session=False gives it a process
         # group of its own in our session instead.
+        # Unbuffered: wait_started() reads stderr a byte at a time, leaving
+        # nothing in a buffer that communicate() would not see.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, start_new_session=own_session,
-                                     preexec_fn=None if own_session else os.setpgrp)
+                                     preexec_fn=None if own_session else os.setpgrp, bufsize=0)
+        self.early_err = b""
+
+    def wait_started(self, timeout: float = PROFILER_TIMEOUT) -> None:
+        """Until pyflame says it is recording (after its first sample): a
+        sanitized profiler on a busy machine may take a second to attach."""
+        deadline = time.monotonic() + timeout
+        while b"pyflame: recording " not in self.early_err:
+            ready, _, _ = select.select([self.proc.stderr], [], [],
+                                        max(0.0, deadline - time.monotonic()))
+            byte = self.proc.stderr.read(1) if ready else b""
+            if not byte:
+                self.kill()
+                raise Failure("%s never said it was recording\n%s" % (
+                    " ".join(self.argv), self.early_err.decode("utf-8", "replace")))
+            self.early_err += byte
 
     def finish(self, timeout: float = PROFILER_TIMEOUT) -> Tuple[int, str]:
         try:
             _, err = self.proc.communicate(timeout=timeout)
+            err = self.early_err + err
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             _, err = self.proc.communicate()
@@ -514,7 +533,8 @@ def case_finalization(profiler: str, interp: Interpreter, work: str, repeat: int
                 script = interp.inside_path(target.script)
                 rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "2000",
                                            "--idle"))
-                time.sleep(0.5)
+                rec.wait_started()
+                time.sleep(0.1)
                 target.send("go")
                 code, err = rec.finish()
             expect(code == EXIT_TARGET_EXITED, "%s: exit %d, expected 7\n%s" % (what, code, err))
