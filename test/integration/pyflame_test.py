@@ -576,6 +576,25 @@ def stopped_tasks(pid: int) -> List[str]:
 COLLAPSED_FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
 
 
+def wait_until_recording(proc: subprocess.Popen, timeout: float = PROFILER_TIMEOUT) -> bytes:
+    """Reads a `record`'s stderr until it says it is recording (after its
+    first sample): a sanitized profiler on a busy machine may take a second
+    to attach, and a fixed wait loses that race. PROC must have been started
+    with bufsize=0: nothing is left in a buffer that communicate() would
+    not see. Returns what was read, for the caller to put before the rest."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while b"pyflame: recording " not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        byte = proc.stderr.read(1) if ready else b""
+        if not byte:
+            raise Failure("%s never said it was recording (%s)\n%s"
+                          % (" ".join(proc.args), "it ended" if ready else "timed out",
+                             seen.decode("utf-8", "replace")))
+        seen += byte
+    return seen
+
+
 def parse_collapsed(text: str) -> List[Tuple[List[Tuple[str, str, Optional[int]]], int]]:
     """pyflame's collapsed lines as ([(function, file, line)] root first, count)."""
     stacks = []

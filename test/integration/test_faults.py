@@ -56,7 +56,6 @@ import os
 import random
 import re
 import shutil
-import select
 import signal
 import subprocess
 import tempfile
@@ -67,7 +66,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from pyflame_test import (DEFAULT_MANIFEST, EXIT_OK, EXIT_PERMISSION, EXIT_TARGET_EXITED,
                           PROFILER_TIMEOUT, READY_TIMEOUT, TIMEOUT_SCALE, Failure, Interpreter,
                           Missing, Skip, Target, find_interpreter, log,
-                          main_wrapper, profiler_path, read_line, stopped_tasks, task_states)
+                          main_wrapper, profiler_path, read_line, stopped_tasks, task_states,
+                          wait_until_recording)
 
 # The stack of a thread with no Python frame (under --idle).
 NO_FRAMES = "<no Python frames>"
@@ -183,26 +183,18 @@ class Recorder:
         # Job-control stops (SIGTSTP...) are discarded in an orphaned process
         # group, as a new session's is: own_session=False gives it a process
         # group of its own in our session instead.
-        # Unbuffered: wait_started() reads stderr a byte at a time, leaving
-        # nothing in a buffer that communicate() would not see.
+        # Unbuffered for wait_until_recording().
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, start_new_session=own_session,
                                      preexec_fn=None if own_session else os.setpgrp, bufsize=0)
         self.early_err = b""
 
-    def wait_started(self, timeout: float = PROFILER_TIMEOUT) -> None:
-        """Until pyflame says it is recording (after its first sample): a
-        sanitized profiler on a busy machine may take a second to attach."""
-        deadline = time.monotonic() + timeout
-        while b"pyflame: recording " not in self.early_err:
-            ready, _, _ = select.select([self.proc.stderr], [], [],
-                                        max(0.0, deadline - time.monotonic()))
-            byte = self.proc.stderr.read(1) if ready else b""
-            if not byte:
-                self.kill()
-                raise Failure("%s never said it was recording\n%s" % (
-                    " ".join(self.argv), self.early_err.decode("utf-8", "replace")))
-            self.early_err += byte
+    def wait_started(self) -> None:
+        try:
+            self.early_err += wait_until_recording(self.proc)
+        except Failure:
+            self.kill()
+            raise
 
     def finish(self, timeout: float = PROFILER_TIMEOUT) -> Tuple[int, str]:
         try:
@@ -318,6 +310,7 @@ def target_dies_once(profiler: str, interp: Interpreter, work: str, blocking: bo
     with Code(interp, SPIN_CODE % {"workers": 2}) as target:
         rec = Recorder(record_argv(profiler, target.pid, out, blocking, "--rate", "500",
                                    "--idle", "--stats-json", stats))
+        rec.wait_started()
         time.sleep(delay)
         if how == "exit":
             target.send("exit")
@@ -360,11 +353,10 @@ def target_dies(profiler: str, interp: Interpreter, work: str, repeat: int,
             for n in range(repeat):
                 what = "%s %s #%d" % ("--blocking" if blocking else "nonblocking", how, n + 1)
                 try:
-                    # A slow (sanitized) profiler needs longer to attach and
-                    # gather its samples before the event: stretched with
-                    # the deadlines.
+                    # The event comes this long after pyflame says it is
+                    # recording (however slowly a sanitized one attaches).
                     target_dies_once(profiler, interp, work, blocking, how, what,
-                                     rng.uniform(0.5, 1.0) * TIMEOUT_SCALE)
+                                     rng.uniform(0.5, 1.0))
                     passed += 1
                 except Failure as e:
                     failures.append(str(e))

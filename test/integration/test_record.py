@@ -52,7 +52,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, Cases, Failure, Interpreter, Missing,
                           Target, find_interpreter, log, main_wrapper, profiler_path, read_line,
-                          parse_collapsed, stopped_tasks, READY_TIMEOUT)
+                          parse_collapsed, stopped_tasks, wait_until_recording, READY_TIMEOUT)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixture_record.py")
@@ -155,12 +155,24 @@ class Recorder:
 
     def __init__(self, argv: List[str], env: Optional[Dict[str, str]] = None):
         self.argv = argv
+        # Unbuffered for wait_until_recording().
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                     bufsize=0)
+        self.early_err = b""
+
+    def wait_started(self) -> None:
+        try:
+            self.early_err += wait_until_recording(self.proc)
+        except Failure:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.communicate()
+            raise
 
     def finish(self, timeout: float = PROFILER_TIMEOUT) -> Tuple[int, str, str]:
         try:
             out, err = self.proc.communicate(timeout=timeout)
+            err = self.early_err + err
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             out, err = self.proc.communicate()
@@ -230,15 +242,20 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
     # the ticks is no measure: measured against CPU time, 60-100% on the
     # loaded 2-core machine. A failure means samples were lost or put
     # elsewhere. The run must also reach half the asked rate over its
-    # duration (measured: 95-100%, also with --blocking): below it,
-    # sampling is broken, not slow.
+    # duration (measured: 95-100%, also with --blocking), or say why not.
     spent_total = sum(after[name] - before[name] for name in SPINS)
     floor = 0.5 * spent_total * figures["achieved_rate"]
     expect(total >= floor, "attach: %d samples in the spin functions, expected at least %.0f "
            "(%.2f s spinning at %.0f/s)\n%s"
            % (total, floor, spent_total, figures["achieved_rate"], err))
-    expect(figures["samples"] >= 0.5 * 500 * float(seconds),
-           "attach: %d ticks in %s s at --rate 500" % (figures["samples"], seconds))
+    # Below half the asked rate, the loop must say it fell behind (a tick
+    # taken after its time is late): a loaded machine (the sanitized
+    # --blocking build beside two spinning processes reached 1217 ticks in
+    # 6 s) is slow; few late ticks would mean it slept through its ticks.
+    expect(figures["samples"] >= 0.5 * 500 * float(seconds)
+           or figures["late"] >= 0.5 * figures["samples"],
+           "attach: %d ticks (%d late) in %s s at --rate 500"
+           % (figures["samples"], figures["late"], seconds))
     tolerance = tolerance_for(total)
     spent = {name: after[name] - before[name] for name in SPINS}
     measured_total = sum(spent.values())
@@ -332,6 +349,7 @@ def test_stop_signal(profiler: str, interp: Interpreter, work: str, blocking: bo
     out = os.path.join(work, out_name)
     with Fixture(interp) as target:
         recorder = start_unbounded(profiler, target, out, blocking)
+        recorder.wait_started()
         time.sleep(1.0)
         recorder.proc.send_signal(sig)
         code, _, err = recorder.finish()
@@ -478,25 +496,31 @@ def test_classic_forms(profiler: str, interp: Interpreter, work: str, blocking: 
     # The fixture's rounds (run_rounds, spins included) must have most of
     # the samples the CPU time the fixture measured in its spins (its
     # report, the JSON line on stdout) promises at the rate reached (see
-    # test_launch): about 95 samples at 100/s. Counting the spins alone is
-    # no measure: 10-27% of the samples land on run_rounds' own lines (its
-    # clock reads and `with lock`), and in the first half second of a
-    # loaded run far more (spins 5 of 48 samples once, chrooted 2.7 beside
-    # a build, where clock() was slow to return). Under half in the rounds
-    # means -t lost samples; the spins must still hold a quarter of the
-    # rounds' samples (measured over 1 s: 71-92%), or the innermost frame
-    # is being lost.
+    # test_launch): about 95 samples at 100/s. Under half means -t lost
+    # samples. How they split between the spins and run_rounds' own lines
+    # is the machine's, not ours: on a loaded machine the chrooted 2.7
+    # waits on its clock() line (after a spin) for most of its wall time,
+    # --blocking samples included (68 of 80 samples there, 4 spinners
+    # beside it). A lost innermost frame shows instead as run_rounds on the
+    # line that calls the spin, with no spin below it: that must stay rare
+    # (the call's own instant), and some sample must reach a spin.
     spent = sum(json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
                 ["spent"].values())
     floor = 0.5 * spent * figures["achieved_rate"]
     spins = sum(counts.values())
-    expect(in_rounds >= floor and spins >= 0.25 * in_rounds,
-           "classic -t: %d samples in run_rounds (spins %s) on stdout, expected at least "
-           "%.0f (%.3f s spinning at %.0f/s), a quarter of them in the spins"
-           % (in_rounds, counts, floor, spent, figures["achieved_rate"]))
-    log("classic -t: %d samples in the rounds (%d in the spins), %.0f%% of %.3f s spinning "
-        "at %.0f/s" % (in_rounds, spins, 100.0 * in_rounds / max(1.0, spent * figures["achieved_rate"]),
-                       spent, figures["achieved_rate"]))
+    with open(FIXTURE) as f:
+        call_line = 1 + [n for n, l in enumerate(f) if "function(unit * share)" in l][0]
+    on_call = sum(count for frames, count in stacks
+                  if frames and frames[-1][0] == "run_rounds" and frames[-1][2] == call_line)
+    expect(in_rounds >= floor and spins > 0 and on_call <= 2 + 0.1 * in_rounds,
+           "classic -t: %d samples in run_rounds (spins %s, %d ending on its call line %d) on "
+           "stdout, expected at least %.0f (%.3f s spinning at %.0f/s), some in the spins, few "
+           "on the call line" % (in_rounds, counts, on_call, call_line, floor, spent,
+                                 figures["achieved_rate"]))
+    log("classic -t: %d samples in the rounds (%d in the spins, %d on the call line), %.0f%% of "
+        "%.3f s spinning at %.0f/s" % (in_rounds, spins, on_call,
+                                       100.0 * in_rounds / max(1.0, spent * figures["achieved_rate"]),
+                                       spent, figures["achieved_rate"]))
     log("classic forms: -p -s -r -x --threads -o, --flamechart, -t")
 
 
@@ -504,6 +528,7 @@ def test_target_exit(profiler: str, interp: Interpreter, work: str, blocking: bo
     out = os.path.join(work, "exit.txt")
     with Fixture(interp) as target:
         recorder = start_unbounded(profiler, target, out, blocking)
+        recorder.wait_started()
         time.sleep(1.0)
         target.send("exit")
         code, _, err = recorder.finish()
