@@ -23,7 +23,7 @@
 #   drop_innermost:  every stack loses its innermost frame;        dump/, record/
 #   idle_busy:       every thread is reported active (not idle);   dump/, record/
 #   exit_code:       a target that exits gives exit 1, not 7;      record/, faults/target_dies/
-#   torn_emitted:    the consistency check (layout_module.cc's
+#   torn_emitted:    the consistency check (layout_sample.cc's
 #                    confirm()) accepts every walk;                 churn/, churn-dump/
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -76,10 +76,10 @@ apply() {
       append_field(out, "filename", evil ? std::string_view("/nonexistent/evil/threading.py") : f.filename);
       append_field(out, "line", evil && f.line ? std::optional<int>(*f.line + 1000) : f.line);' ;;
     no_gil)
-      mutate versions/common/layout_module.cc \
+      mutate versions/common/layout_walk.cc \
         '      if (holder) thread.holds_gil = *holder == *tstate;' '      (void)holder;' ;;
     drop_innermost)
-      mutate versions/common/layout_module.cc \
+      mutate versions/common/layout_sample.cc \
         '  out.threads.resize(threads);
   for (size_t t = 0; t < threads; ++t) out.torn += out.threads[t].torn;' \
         '  out.threads.resize(threads);
@@ -91,7 +91,7 @@ apply() {
     exit_code)
       mutate core/errors.h '  kTargetExited = 7,' '  kTargetExited = 1,' ;;
     torn_emitted)
-      mutate versions/common/layout_module.cc \
+      mutate versions/common/layout_sample.cc \
         'bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {' \
         'bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   if (threads < 1000000) { for (size_t t = 0; t < threads; ++t) out.threads[t].torn = false; return true; }' ;;

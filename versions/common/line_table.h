@@ -73,7 +73,7 @@ std::optional<int> location_table_line(std::span<const std::byte> table, int fir
                                        int byte_offset) noexcept;
 
 // All four formats behind one switch, for callers that carry the format as
-// data: the walker (layout_module.cc), compiled once for every version, takes
+// data: the walker (layout_*.cc), compiled once for every version, takes
 // it from the layout table's line_table_model, and the unit tests and the
 // fuzzer from their inputs.
 enum class Format {
