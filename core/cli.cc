@@ -48,14 +48,19 @@ int dump(const PythonModule& module, const DumpOptions& options) {
   ThreadStates states(process);
   {
     states.discover();  // before any thread is stopped: a stopped thread is not idle
-    std::optional<ThreadStopper> stopper;
-    if (options.blocking) stopper.emplace(options.pid);
     // A running target can change under a read: the walker retries a torn
     // stack a few times per sample; a thread whose stack keeps moving (a
-    // busy recursion) is sampled again, for up to about a second.
+    // busy recursion) is sampled again, for up to about a second. With
+    // --blocking the threads are stopped for each try, not across them: a
+    // target stopped in the middle of its finalization (no thread list to
+    // read) must go on to exit, which is then what we report.
     constexpr int kSamples = 1000;
     for (int attempt = 0; attempt < kSamples; ++attempt) {
-      ok = interpreter->sample(snapshot);
+      {
+        std::optional<ThreadStopper> stopper;
+        if (options.blocking) stopper.emplace(options.pid);
+        ok = interpreter->sample(snapshot);
+      }
       if (!ok && !process.alive()) throw_target_exited(options.pid);
       if (ok && snapshot.torn == 0) break;
       ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
