@@ -137,6 +137,8 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(frame, l.iframe_previous, outer);
       set(frame, l.iframe_instr, codes[i] + static_cast<uint64_t>(l.code_adaptive) + lasti(i));
       set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner), 1);
+      // 3.12, 3.13: the running frame's stacktop is -1, a caller's its depth.
+      set(frame, l.iframe_stacktop, i == 0 ? 0xffffffffu : 3u, static_cast<size_t>(l.sizeof_iframe_stacktop));
       outer = frame;
     }
     if (l.tstate_current_frame != PYFLAME_ABSENT) {

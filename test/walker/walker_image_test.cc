@@ -351,6 +351,29 @@ void frame_in_transition() {
   CHECK(!s.threads.empty() && !s.threads[0].truncated);
 }
 
+// 3.12, 3.13: an innermost frame already popped (stacktop 0) is no frame
+// of the thread: its caller has gone on. The stack is torn, never shown
+// with the popped frame under a caller past its call.
+void popped_innermost() {
+  const char* name = "3.12, 3.13: a popped innermost frame (stacktop 0) makes the stack torn";
+  if (L().iframe_stacktop == PYFLAME_ABSENT) return;
+  FakeImage image(L(), two_threads());
+  {
+    auto interp = walker(image);
+    Snapshot s;
+    CHECK(interp->sample(s) && !s.threads.empty() && !s.threads[0].torn);
+  }
+  uint64_t zero = 0;
+  image.write(field(innermost_frame(image), L().iframe_stacktop),
+              std::as_bytes(std::span(&zero, 1)).first(static_cast<size_t>(L().sizeof_iframe_stacktop)));
+  auto interp = walker(image);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(!s.threads.empty() && s.threads[0].torn);
+  if (!s.threads.empty())
+    for (const auto& f : s.threads[0].frames) CHECK(f.function != "leaf");
+}
+
 void thread_cycle() {
   const char* name = "a cycle in the thread list fails the sample";
   FakeImage image(L(), two_threads());
@@ -392,6 +415,7 @@ int main() {
   reused_code_address();
   stack_changes();
   frame_in_transition();
+  popped_innermost();
   thread_cycle();
   debug_offsets_mismatch();
   std::printf("walker image test, Python %s layout: %s\n", L().py_version,

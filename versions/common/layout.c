@@ -208,6 +208,12 @@ static struct pyflame_layout measure(void) {
   l.iframe_code = OFF(_PyInterpreterFrame, f_code);
   l.iframe_instr = OFF(_PyInterpreterFrame, prev_instr);
 #endif
+#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
+  /* The eval loop holds a running frame's stack pointer itself and sets
+   * stacktop to -1; popping a frame sets it to 0 (_PyFrame_ClearLocals). */
+  l.iframe_stacktop = OFF(_PyInterpreterFrame, stacktop);
+  l.sizeof_iframe_stacktop = MEMBER_SIZE(_PyInterpreterFrame, stacktop);
+#endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030f0000
   /* 3.14 still pushes some (its _PyFrame_IsIncomplete skips every owner
    * from FRAME_OWNED_BY_INTERPRETER on); 3.15 has none. */

@@ -109,6 +109,8 @@ struct pyflame_layout {
   int64_t iframe_previous;
   int64_t iframe_instr;             /* prev_instr (3.11, 3.12) or instr_ptr (3.13+) */
   int64_t iframe_owner;
+  int64_t iframe_stacktop;          /* stacktop (3.12, 3.13): -1 while the frame runs, 0 once popped */
+  int64_t sizeof_iframe_stacktop;
   int64_t sizeof_iframe;            /* bytes before localsplus */
   int64_t owner_cstack;             /* FRAME_OWNED_BY_CSTACK value; shim frames to skip */
   int64_t owner_interpreter;        /* FRAME_OWNED_BY_INTERPRETER (3.14+) */

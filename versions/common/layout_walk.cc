@@ -201,6 +201,17 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     // A frame with no code is not a live one: 3.14 clears a frame's
     // executable as it pops it, so this is a torn read of a popping stack.
     if (!code) return bad_walk();
+    // A popped frame keeps its links and code until its memory is reused:
+    // read just after its caller went on (the thread's frame pointer read
+    // before, the frames after), it shows the caller past its call with
+    // the callee still below. The same interleaving a few microseconds
+    // later reads the same, so the second reading cannot tell; 3.12 and
+    // 3.13 mark the popped frame itself (stacktop 0; -1 while it runs, and
+    // a frame that has just been pushed or is in a trace callback holds
+    // its stack depth: at most a retry, never a wrong frame).
+    if (innermost && l_.iframe_stacktop != PYFLAME_ABSENT && l_.sizeof_iframe_stacktop == 4 &&
+        load<int32_t>(frame_buf, l_.iframe_stacktop) == 0)
+      return bad_walk();
     // The innermost frame's instruction moves while it runs: not a witness.
     RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
                                : witness<uint64_t>(frame_buf, frame, l_.iframe_instr));
@@ -209,6 +220,5 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     frame = previous;
   }
 }
-
 
 }  // namespace pyflame::versions
