@@ -30,7 +30,9 @@ std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& p
     check_version(module.build_info(), binary, process.pid());
     return module.locate(process, binary);
   } catch (const Error&) {
-    if (!process.alive()) throw_target_exited(process.pid());
+    // Attaching to a process as it exits fails for want of its memory or
+    // maps, before it is a zombie: that is an exit, not a non-Python.
+    if (!process.alive_past_exit()) throw_target_exited(process.pid());
     throw;
   }
 }

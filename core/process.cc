@@ -201,6 +201,16 @@ bool Process::alive() const {
   return t->state != 'Z' && t->state != 'X';
 }
 
+bool Process::alive_past_exit(int patience_ms) const {
+  for (int waited = 0;; waited += 5) {
+    if (!alive()) return false;
+    struct stat st;
+    if (::stat((proc_ + "/exe").c_str(), &st) == 0 || errno != ENOENT) return true;
+    if (waited >= patience_ms) return true;
+    ::usleep(5000);
+  }
+}
+
 std::vector<Mapping> Process::maps() const {
   auto text = read_text_file(proc_ + "/maps");
   if (!text) throw_for_errno(errno, pid_, "reading the memory map");

@@ -50,6 +50,10 @@ class Process : public Memory {
   const ReadStats& read_stats() const { return stats_; }
   // Whether the target still runs, to tell "gone" from "unmapped" after a failed read.
   bool alive() const;
+  // alive(), but a process whose address space is gone (exiting: it is not
+  // a zombie yet) is watched for up to `patience_ms` until it is one or
+  // has its exe back (an exec). For deciding why a read failed.
+  bool alive_past_exit(int patience_ms = 250) const;
 
   std::vector<Mapping> maps() const;
   std::vector<TaskInfo> tasks() const;
