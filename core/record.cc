@@ -468,7 +468,10 @@ int record(const PythonModule& module, const RecordOptions& options) {
     int permission_refusals = 0;
     bool announced = false;
 
-    ThreadStates states(*process);
+    // No process when the command was gone before we could open it: then
+    // there is no interpreter either, and nothing below samples.
+    std::optional<ThreadStates> states;
+    if (process) states.emplace(*process);
     Snapshot snapshot;
     std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
     // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
@@ -505,16 +508,16 @@ int record(const PythonModule& module, const RecordOptions& options) {
         // they are not needed; names are read when a thread is first seen.
         if (!options.include_idle) {
           if (options.blocking) {
-            states.discover();
+            states->discover();
           } else {
-            states.read_states();
+            states->read_states();
           }
         }
         std::optional<ThreadStopper> stopper;
         if (options.blocking) stopper.emplace(pid);
         ok = interpreter->sample(snapshot);
         stopper.reset();
-        if (ok) states.fill(snapshot);
+        if (ok) states->fill(snapshot);
       } catch (const Error& e) {
         PYFLAME_DEBUG_LOG("sample failed: {}", e.what());
         ok = false;
