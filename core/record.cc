@@ -563,8 +563,10 @@ int record(const PythonModule& module, const RecordOptions& options) {
       auto t1 = Clock::now();
       cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
       // Once the first sample is in: that the recording has begun, and of
-      // what (a script, or a user at the terminal, may wait for it).
-      if (ok && !announced) {
+      // what (a script, or a user at the terminal, may wait for it). Not
+      // when the profile goes to standard output: in a pipeline (`| head`)
+      // stderr stays quiet.
+      if (ok && !announced && options.output) {
         announce(pid, profile.python_version, options, attach_seconds);
         announced = true;
       }
