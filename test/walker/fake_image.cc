@@ -139,6 +139,13 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner), 1);
       // 3.12, 3.13: the running frame's stacktop is -1, a caller's its depth.
       set(frame, l.iframe_stacktop, i == 0 ? 0xffffffffu : 3u, static_cast<size_t>(l.sizeof_iframe_stacktop));
+      if (thread.frames[i].called_from_c && shim_owner != PYFLAME_ABSENT && k > 0) {
+        const uint64_t shim = allocate("shim frame", l.sizeof_iframe);
+        set(shim, l.iframe_owner, static_cast<uint64_t>(shim_owner), 1);
+        set(shim, l.iframe_previous, outer);
+        set(outer, l.iframe_stacktop, 0xffffffffu, static_cast<size_t>(l.sizeof_iframe_stacktop));
+        set(frame, l.iframe_previous, shim);
+      }
       outer = frame;
     }
     if (l.tstate_current_frame != PYFLAME_ABSENT) {
@@ -222,7 +229,8 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   if (lines.empty()) lines.push_back({0, frame.first_line});
   const uint64_t table = make_bytes(encode_line_table(l, lines, frame.first_line, bytes));
   const int64_t size = end_of({l.code_name, l.code_qualname, l.code_filename, l.code_firstlineno,
-                               l.code_line_table, l.code_firsttraceable, l.code_adaptive}) + bytes;
+                               l.code_line_table, l.code_firsttraceable, l.code_nlocalsplus,
+                               l.code_adaptive}) + bytes;
   const uint64_t code = allocate("code", size);
   set(code, l.ob_type, kCodeType);
   set(code, l.code_name, name);
@@ -235,6 +243,7 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   if (l.frame_model == PYFLAME_INTERPRETER_FRAMES)
     set(code, l.ob_size, static_cast<uint64_t>(bytes / l.lasti_unit_bytes));
   set(code, l.code_firsttraceable, 0, static_cast<size_t>(std::max<int64_t>(l.sizeof_firsttraceable, 1)));
+  set(code, l.code_nlocalsplus, 1, 4);  // one local: a caller's stacktop is never 0
   return code;
 }
 

@@ -374,6 +374,48 @@ void popped_innermost() {
     for (const auto& f : s.threads[0].frames) CHECK(f.function != "leaf");
 }
 
+// 3.12, 3.13: a caller's stacktop is its locals plus its stack depth while
+// its callee runs. Below its locals (0 in a popped frame, -1 once its
+// callee has returned) it is past its call: the callee was read before
+// and the caller after, and the stack is torn. A caller without locals
+// (module code) may hold 0, and one through C code -1: those are shown.
+void caller_past_call() {
+  const char* name = "3.12, 3.13: a caller past its call (stacktop below its locals) makes the stack torn";
+  if (L().iframe_stacktop == PYFLAME_ABSENT) return;
+  const auto width = static_cast<size_t>(L().sizeof_iframe_stacktop);
+  auto set_stacktop = [&](FakeImage& image, uint32_t value) {
+    image.write(field(nth(image, "frame", 1), L().iframe_stacktop),
+                std::as_bytes(std::span(&value, 1)).first(width));
+  };
+  auto torn = [&](FakeImage& image) {
+    auto interp = walker(image);
+    Snapshot s;
+    return interp->sample(s) && !s.threads.empty() && s.threads[0].torn;
+  };
+  for (uint32_t stacktop : {0u, 0xffffffffu}) {
+    FakeImage image(L(), two_threads());
+    set_stacktop(image, stacktop);
+    CHECK(torn(image));
+  }
+  FakeImage image(L(), two_threads());
+  set_stacktop(image, 0);
+  uint32_t zero = 0;
+  image.write(field(nth(image, "code", 1), L().code_nlocalsplus), std::as_bytes(std::span(&zero, 1)));
+  {
+    auto interp = walker(image);
+    Snapshot s;
+    CHECK(interp->sample(s) && !s.threads.empty() && !s.threads[0].torn);
+    CHECK(functions(s) == (std::vector<std::string>{"leaf", "middle", "main"}));
+  }
+  std::vector<FakeThread> through_c = two_threads();
+  through_c[0].frames[0].called_from_c = true;
+  FakeImage shimmed(L(), through_c);
+  auto interp = walker(shimmed);
+  Snapshot s;
+  CHECK(interp->sample(s) && !s.threads.empty() && !s.threads[0].torn);
+  CHECK(functions(s) == (std::vector<std::string>{"leaf", "middle", "main"}));
+}
+
 void thread_cycle() {
   const char* name = "a cycle in the thread list fails the sample";
   FakeImage image(L(), two_threads());
@@ -416,6 +458,7 @@ int main() {
   stack_changes();
   frame_in_transition();
   popped_innermost();
+  caller_past_call();
   thread_cycle();
   debug_offsets_mismatch();
   std::printf("walker image test, Python %s layout: %s\n", L().py_version,

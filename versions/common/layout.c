@@ -247,6 +247,7 @@ static struct pyflame_layout measure(void) {
   l.code_adaptive = OFF(PyCodeObject, co_code_adaptive);
   l.code_firsttraceable = OFF(PyCodeObject, _co_firsttraceable);
   l.sizeof_firsttraceable = MEMBER_SIZE(PyCodeObject, _co_firsttraceable);
+  l.code_nlocalsplus = OFF(PyCodeObject, co_nlocalsplus);
 #endif
 #if PY_VERSION_HEX >= 0x030a0000
   l.code_line_table = OFF(PyCodeObject, co_linetable);

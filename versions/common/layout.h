@@ -128,6 +128,7 @@ struct pyflame_layout {
   int64_t code_adaptive;            /* co_code_adaptive (3.11+): instruction base */
   int64_t code_firsttraceable;      /* _co_firsttraceable (3.11+): frames before it are incomplete */
   int64_t sizeof_firsttraceable;
+  int64_t code_nlocalsplus;         /* co_nlocalsplus (3.11+): an int */
   int64_t sizeof_code;
 
   /* Strings: PyStringObject (2.7) / PyBytesObject (3.x) */

@@ -33,7 +33,7 @@ line_table::Format line_format(int model) {
 
 int64_t LayoutInterpreter::code_header_size() const {
   return std::max({l_.code_name, l_.code_filename, l_.code_qualname, l_.code_line_table,
-                   l_.code_firstlineno, l_.code_flags, l_.code_firsttraceable}) + 8;
+                   l_.code_firstlineno, l_.code_flags, l_.code_firsttraceable, l_.code_nlocalsplus}) + 8;
 }
 
 void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
@@ -82,6 +82,8 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   // dropped, never shown with an <unknown> frame.
   for (size_t i = 0; i < raw_.size(); ++i)
     if (!raw_[i].bad && infos_[i] == nullptr) rooted_[slot] = 0;
+  for (const InlineCaller& c : inline_callers_)
+    if (infos_[c.frame] != nullptr && c.stacktop < infos_[c.frame]->locals_plus) rooted_[slot] = 0;
 
   // The outermost frames unchanged since this slot's last sample (same raw
   // frame, same live code object: the Frames' views into it are valid) are
@@ -245,6 +247,7 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
                                ? load<int32_t>(buf, l_.code_firsttraceable)
                                : load<int64_t>(buf, l_.code_firsttraceable);
   }
+  if (l_.code_nlocalsplus != PYFLAME_ABSENT) info.locals_plus = load<int32_t>(buf, l_.code_nlocalsplus);
   if (l_.frame_model == PYFLAME_INTERPRETER_FRAMES) {
     // 3.11+: ob_size counts the code units of co_code_adaptive.
     const int64_t units = load<int64_t>(buf, l_.ob_size);

@@ -49,6 +49,7 @@ struct CodeInfo {
   bool generator = false;  // a generator's or coroutine's code: never a thread's outermost frame
   std::optional<int64_t> first_traceable;  // in code units (3.11+)
   int64_t code_bytes = -1;                 // length of the bytecode (3.11+), -1: unknown
+  int locals_plus = 0;                     // co_nlocalsplus (3.11+)
   std::string line_table;  // when at most kInlineTableBytes
   // A larger table stays in the target (its address and length, 0: none
   // beyond the one above) and is read when a line is needed.
@@ -258,6 +259,14 @@ class LayoutInterpreter : public core::Interpreter {
   core::SampleMemory memory_;
   std::vector<std::byte> tstate_buf_;
   std::vector<RawFrame> raw_;
+  // Frames of raw_ that called the one before them without C code in
+  // between (3.12, 3.13), with their stacktop: one below its code's locals
+  // is torn (see walk_interpreter_frames).
+  struct InlineCaller {
+    size_t frame;
+    int32_t stacktop;
+  };
+  std::vector<InlineCaller> inline_callers_;
   std::vector<RemoteAddr> codes_;
   std::vector<std::byte> code_headers_;
   std::vector<core::Memory::ReadRequest> requests_;

@@ -78,7 +78,7 @@ std::string layout_fingerprint(const pyflame_layout& l) {
       l.sizeof_iframe_stacktop, l.sizeof_iframe, l.owner_cstack,
       l.owner_interpreter, l.owner_generator, l.owner_frame_object, l.code_name, l.code_qualname, l.code_filename,
       l.code_firstlineno, l.code_flags, l.generator_flags, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
-      l.sizeof_firsttraceable, l.sizeof_code, l.bytes_sval, l.unicode_length,
+      l.sizeof_firsttraceable, l.code_nlocalsplus, l.sizeof_code, l.bytes_sval, l.unicode_length,
       l.unicode_kind.byte_offset, l.unicode_kind.mask, l.unicode_compact.byte_offset,
       l.unicode_compact.mask, l.unicode_ascii.byte_offset, l.unicode_ascii.mask,
       l.sizeof_ascii_object, l.sizeof_compact_unicode, l.sizeof_debug_offsets};

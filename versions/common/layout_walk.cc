@@ -82,6 +82,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
         thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
+      inline_callers_.clear();
       const size_t words_begin = stack_words_.size();
       if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
       expect_ = &latest_stacks_[threads - 1];
@@ -177,6 +178,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
   const auto size = static_cast<size_t>(l_.sizeof_iframe);
   if (!frame) walk_rooted_ = true;
   bool innermost = true;
+  bool called_inline = false;  // the frame read before is a Python frame
   for (int depth = 0; frame; ++depth) {
     if (depth >= kMaxFrames) return bounded_walk();
     const std::byte* bytes = nullptr;
@@ -195,6 +197,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     // bookkeeping, not Python code.
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
       frame = previous;
+      called_inline = false;
       continue;
     }
     RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
@@ -206,16 +209,23 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     // before, the frames after), it shows the caller past its call with
     // the callee still below. The same interleaving a few microseconds
     // later reads the same, so the second reading cannot tell; 3.12 and
-    // 3.13 mark the popped frame itself (stacktop 0; -1 while it runs, and
-    // a frame that has just been pushed or is in a trace callback holds
-    // its stack depth: at most a retry, never a wrong frame).
-    if (innermost && l_.iframe_stacktop != PYFLAME_ABSENT && l_.sizeof_iframe_stacktop == 4 &&
-        load<int32_t>(frame_buf, l_.iframe_stacktop) == 0)
-      return bad_walk();
+    // 3.13 say it in stacktop. A running frame's is -1, a popped one's 0;
+    // a caller's is its locals plus its stack depth, saved as it pushed its
+    // callee, and -1 again once the callee has returned. A caller through
+    // C code (a C-stack shim frame in between) may hold -1: it is not
+    // checked. A frame just pushed, or in a trace callback, holds its
+    // depth: at most a retry, never a wrong frame.
+    if (l_.iframe_stacktop != PYFLAME_ABSENT && l_.sizeof_iframe_stacktop == 4) {
+      const int32_t stacktop = load<int32_t>(frame_buf, l_.iframe_stacktop);
+      if (innermost && stacktop == 0) return bad_walk();
+      // Whether it is below its locals needs the code: finish_thread.
+      if (!innermost && called_inline) inline_callers_.push_back({raw_.size(), stacktop});
+    }
     // The innermost frame's instruction moves while it runs: not a witness.
     RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
                                : witness<uint64_t>(frame_buf, frame, l_.iframe_instr));
     innermost = false;
+    called_inline = true;
     add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
     frame = previous;
   }
