@@ -49,6 +49,9 @@ from pyflame_test import (DEFAULT_MANIFEST, EXIT_NOT_PYTHON, EXIT_OK, PROFILER_T
 # every allocation: three times the ceiling there (the bugs it catches
 # reached 307 MiB to 1 GiB).
 RSS_CEILING_MIB = 64 * (3 if os.environ.get("PYFLAME_TEST_SANITIZED") == "1" else 1)
+# The line-table bomb's CPU per sample: 0.25 ms in a release build
+# (20 under ASan, attach included); the bug it guarded against cost seconds.
+BOMB_CPU_MS_PER_SAMPLE = 100
 FILE_DEADLINE = 10 * TIMEOUT_SCALE  # seconds for a refusal
 
 # Maps FILE (argv[1]) as a library would be, says "ready", waits on stdin.
@@ -97,9 +100,9 @@ def expect(condition: bool, message: str) -> None:
 
 
 class Measured:
-    def __init__(self, argv, code, out, err, seconds, rss_kib):
+    def __init__(self, argv, code, out, err, seconds, rss_kib, cpu_seconds):
         self.argv, self.code, self.out, self.err = argv, code, out, err
-        self.seconds, self.rss_mib = seconds, rss_kib / 1024.0
+        self.seconds, self.rss_mib, self.cpu_seconds = seconds, rss_kib / 1024.0, cpu_seconds
 
     def status(self) -> str:
         if self.code is None:
@@ -109,8 +112,9 @@ class Measured:
         return "exit %d" % self.code
 
     def describe(self) -> str:
-        return ("$ %s\n%s in %.1f s, peak RSS %.0f MiB\n--- stdout ---\n%s\n--- stderr ---\n%s"
-                % (" ".join(self.argv), self.status(), self.seconds, self.rss_mib,
+        return ("$ %s\n%s in %.1f s (%.2f s of CPU), peak RSS %.0f MiB\n--- stdout ---\n%s\n"
+                "--- stderr ---\n%s"
+                % (" ".join(self.argv), self.status(), self.seconds, self.cpu_seconds, self.rss_mib,
                    self.out[-2000:], self.err[-2000:]))
 
 
@@ -122,17 +126,14 @@ def measure(argv: Sequence[str], timeout: float, prefix: Sequence[str] = ()) -> 
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
                             start_new_session=True)
     code: Optional[int] = None
-    rss = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             code = os.waitstatus_to_exitcode(status)
-            rss = usage.ru_maxrss
             break
         if time.monotonic() - start > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
             _, status, usage = os.wait4(proc.pid, 0)
-            rss = usage.ru_maxrss
             break
         time.sleep(0.02)
     proc.returncode = 0  # reaped above
@@ -140,7 +141,8 @@ def measure(argv: Sequence[str], timeout: float, prefix: Sequence[str] = ()) -> 
     out_f.seek(0)
     err_f.seek(0)
     return Measured(argv, code, out_f.read().decode("utf-8", "replace"),
-                    err_f.read().decode("utf-8", "replace"), seconds, rss)
+                    err_f.read().decode("utf-8", "replace"), seconds, usage.ru_maxrss,
+                    usage.ru_utime + usage.ru_stime)
 
 
 class Started:
@@ -310,12 +312,17 @@ def group_memory(bin_dir: str, manifest: str, cases: Cases, n: int = 300) -> Non
                "profile\n%s" % profile[:2000])
         expect(m.rss_mib < RSS_CEILING_MIB, "bomb: pyflame's peak RSS %.0f MiB (target %.0f MiB), "
                "more than %d MiB\n%s" % (m.rss_mib, target_rss, RSS_CEILING_MIB, m.describe()))
-        # Half the 400 asked (a third of that under the sanitizers, whose
-        # samples are slower); the bug gave 2.
-        expect(samples >= 200 / TIMEOUT_SCALE, "bomb: %s samples in 4 s at 100/s (stats %s)"
-               % (samples, s))
-        return ("N=%d: peak RSS %.0f MiB (target %.0f MiB), %s samples in 4 s at 100/s"
-                % (n, m.rss_mib, target_rss, samples))
+        # The bug re-read every shared table on every sample: 2 samples in
+        # 4 s, seconds of CPU each. A busy machine (or the sanitizers) may
+        # take fewer samples than asked, but not spend more per sample: the
+        # CPU each sample cost, attach included, is what is bounded.
+        expect(samples >= 10, "bomb: %s samples in 4 s at 100/s (stats %s)" % (samples, s))
+        per_sample_ms = 1000.0 * m.cpu_seconds / max(samples, 1)
+        expect(per_sample_ms < BOMB_CPU_MS_PER_SAMPLE,
+               "bomb: %.1f ms of CPU per sample, more than %d\n%s"
+               % (per_sample_ms, BOMB_CPU_MS_PER_SAMPLE, m.describe()))
+        return ("N=%d: peak RSS %.0f MiB (target %.0f MiB), %s samples in 4 s at 100/s, "
+                "%.2f ms of CPU each" % (n, m.rss_mib, target_rss, samples, per_sample_ms))
 
     cases.run("line_table_bomb", bomb)
 
