@@ -225,6 +225,10 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
   auto filename = objects_.read_text(RemoteAddr(identity[1]));
   auto table_length = objects_.bytes_length(RemoteAddr(identity[3]));
   if (!name || !filename || !table_length) return nullptr;
+  // A qualname that cannot be read is as bad as a name: shown without it,
+  // the frame would be one no moment of the target had.
+  std::optional<std::string> qualname;
+  if (identity[2] != 0 && !(qualname = objects_.read_text(RemoteAddr(identity[2])))) return nullptr;
   if (*table_length <= static_cast<int64_t>(kInlineTableBytes)) {
     auto table = objects_.read_bytes(RemoteAddr(identity[3]), *table_length);
     if (!table) return nullptr;
@@ -235,7 +239,7 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
   }  // else: shown with its name and no line
   info.name = std::move(*name);
   info.filename = std::move(*filename);
-  if (identity[2] != 0) info.qualname = objects_.read_text(RemoteAddr(identity[2]));
+  info.qualname = std::move(qualname);
   info.cost = sizeof(CodeInfo) + info.name.capacity() + info.filename.capacity() +
               (info.qualname ? info.qualname->capacity() : 0) + info.line_table.capacity();
   code_cache_bytes_ += info.cost;
