@@ -24,11 +24,18 @@ std::string binary_name(const BuildInfo& info) {
   return fmt::format("pyflame{}.{}", info.major, info.minor);
 }
 
-std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& process) {
+std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& process,
+                                    int finalized_patience_ms) {
   try {
     PythonBinary binary = PythonBinary::find(process);
     check_version(module.build_info(), binary, process.pid());
     return module.locate(process, binary);
+  } catch (const NoInterpreterError&) {
+    // Finalized: its process exits next (a runtime that has not started
+    // one yet, or an embedder that finalized and goes on, is not Python
+    // for now).
+    if (process.exits_within(finalized_patience_ms)) throw_target_exited(process.pid());
+    throw;
   } catch (const Error&) {
     // Attaching to a process as it exits fails for want of its memory or
     // maps, before it is a zombie: that is an exit, not a non-Python.

@@ -32,6 +32,13 @@ class Error : public std::runtime_error {
   ExitCode code_;
 };
 
+// A Python runtime with no interpreter: one not started yet, or one that
+// has finalized and whose process is about to exit (attach() tells which).
+class NoInterpreterError : public Error {
+ public:
+  explicit NoInterpreterError(const std::string& message) : Error(ExitCode::kNotPython, message) {}
+};
+
 [[noreturn]] void throw_no_such_process(int pid);
 [[noreturn]] void throw_permission_denied(int pid, const std::string& what);
 [[noreturn]] void throw_target_exited(int pid);

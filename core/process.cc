@@ -211,6 +211,14 @@ bool Process::alive_past_exit(int patience_ms) const {
   }
 }
 
+bool Process::exits_within(int patience_ms) const {
+  for (int waited = 0;; waited += 5) {
+    if (!alive()) return true;
+    if (waited >= patience_ms) return false;
+    ::usleep(5000);
+  }
+}
+
 std::vector<Mapping> Process::maps() const {
   auto text = read_text_file(proc_ + "/maps");
   if (!text) throw_for_errno(errno, pid_, "reading the memory map");

@@ -54,6 +54,8 @@ class Process : public Memory {
   // a zombie yet) is watched for up to `patience_ms` until it is one or
   // has its exe back (an exec). For deciding why a read failed.
   bool alive_past_exit(int patience_ms = 250) const;
+  // Whether it is gone, or a zombie, within `patience_ms`.
+  bool exits_within(int patience_ms) const;
 
   std::vector<Mapping> maps() const;
   std::vector<TaskInfo> tasks() const;

@@ -228,7 +228,7 @@ std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const
   auto start = Clock::now();
   for (int delay_us = 1000;; delay_us = std::min(delay_us * 2, 20000)) {
     try {
-      return attach(module, process);
+      return attach(module, process, 0);  // no interpreter yet: not one that finalized
     } catch (const Error& e) {
       // Not yet Python (still our fork, or before Py_Initialize): keep looking.
       bool may_become_ready = e.code() == ExitCode::kNotPython || e.code() == ExitCode::kFailure;

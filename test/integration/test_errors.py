@@ -20,11 +20,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Callable, Dict, List, Optional
 
 from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
-                          PINGPONG_CODE, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
+                          PINGPONG_CODE, PROFILER_TIMEOUT, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
                           Failure, Interpreter, Missing, Result, Skip, dump, missing, log, read_line,
                           read_manifest, run, start_python, stopped_tasks)
 
@@ -247,6 +248,62 @@ def case_blocking_exit_race(binary: str, interp: Interpreter) -> str:
     return summary
 
 
+# Finalizes its interpreter, then waits in a C exit handler (pause()), as an
+# embedding program that finalized Python and went on would: the runtime is
+# there, no interpreter is. 2.7-compatible.
+FINALIZED_CODE = (
+    "import ctypes, sys\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.__cxa_atexit(ctypes.cast(libc.pause, ctypes.c_void_p), None, None)\n"
+    "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+)
+
+
+def wait_in_pause(target) -> None:
+    """Until the target waits in its exit handler: finalization is over."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/wchan" % target.pid) as f:
+                if "pause" in f.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise Failure("target %d never reached its pause() exit handler" % target.pid)
+
+
+def loads_ctypes(interp: Interpreter) -> bool:
+    """Whether ctypes works under INTERP (the sid chroots have no libffi)."""
+    probe = subprocess.run(interp.command(["-c", "import ctypes; ctypes.CDLL(None)"]),
+                           env=interp.environment(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=READY_TIMEOUT)
+    return probe.returncode == 0
+
+
+def case_finalized(binary: str, interp: Interpreter) -> str:
+    """A finalized interpreter: "no interpreter" (5) while its process lives on,
+    "exited" (7) when it exits while pyflame looks.
+
+    dump met targets between finalization and exit in `target_exits` and said
+    "not Python"; it now gives such a process a moment to exit.
+    """
+    with start_python(interp, FINALIZED_CODE) as target:
+        wait_in_pause(target)
+        expect(dump(binary, target.pid), EXIT_NOT_PYTHON, "no interpreter")
+    with start_python(interp, FINALIZED_CODE) as target:
+        wait_in_pause(target)
+        started = time.monotonic()
+        argv = [binary, "dump", "-p", str(target.pid), "--json"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.1)  # the wait for its exit lasts 250 ms
+        target.proc.kill()
+        out, err = proc.communicate(timeout=PROFILER_TIMEOUT)
+        result = Result(argv, proc.returncode, out, err, time.monotonic() - started)
+        expect(result, EXIT_TARGET_EXITED, "exited")
+    return "5 while it lives, 7 once it exits"
+
+
 def case_blocking_resumes(binary: str, interp: Interpreter) -> None:
     with start_python(interp, SPINNING_PINGPONG_CODE) as target:
         result = dump(binary, target.pid, blocking=True)
@@ -306,7 +363,8 @@ def main() -> int:
                   lambda: case_wrong_version(binary, other))
 
     if not usable:
-        for name in ("permission_denied", "target_exits", "blocking_exit_race", "blocking_resumes"):
+        for name in ("permission_denied", "target_exits", "blocking_exit_race", "blocking_resumes",
+                     "finalized"):
             cases.run(name, lambda: _skip(why_none))
     else:
         first = usable[0]
@@ -320,6 +378,16 @@ def main() -> int:
             if minor in binaries:
                 cases.run("blocking_resumes[%s]" % interp.name,
                           lambda: case_blocking_resumes(binaries[minor], interp))
+        # Every minor whose interpreters can load ctypes (FINALIZED_CODE
+        # needs it; 3.14 and 3.15 come only from sid chroots, without
+        # libffi). The path is the same for all: no interpreter in the list.
+        for minor in minors:
+            with_ctypes = [i for i in usable if i.minor == minor and loads_ctypes(i)]
+            if with_ctypes:
+                cases.run("finalized[%s]" % with_ctypes[0].name,
+                          lambda: case_finalized(binaries[minor], with_ctypes[0]))
+            elif minor in binaries:
+                log("finalized[%s]: not run, no %s interpreter here loads ctypes" % (minor, minor))
     return cases.summary()
 
 

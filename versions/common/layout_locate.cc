@@ -47,21 +47,20 @@ void LayoutInterpreter::locate(const TargetSymbols& symbols) {
                         found->value());
       interp_head_slot_ = *found;
     } else {
-      throw Error(ExitCode::kNotPython,
-                  fmt::format("pyflame: process {}: cannot find the interpreter list in {} "
-                              "(no interp_head symbol, and no pointer to an interpreter state in "
-                              "its data); has the interpreter started?",
-                              pid_, symbols.target_path));
+      throw core::NoInterpreterError(fmt::format(
+          "pyflame: process {}: cannot find the interpreter list in {} (no interp_head symbol, "
+          "and no pointer to an interpreter state in its data); has the interpreter started?",
+          pid_, symbols.target_path));
     }
     tstate_current_slot_ = symbols.tstate_current;
   }
   auto head = objects_.read_pointer(interp_head_slot_);
   if (!head) core::throw_for_errno(errno ? errno : ESRCH, pid_, "reading the interpreter list");
   if (head->is_null())
-    throw Error(ExitCode::kNotPython,
-                fmt::format("pyflame: process {} has a Python {}.{} runtime but no interpreter "
-                            "(not started yet, or already finalized)",
-                            pid_, l_.major, l_.minor));
+    throw core::NoInterpreterError(
+        fmt::format("pyflame: process {} has a Python {}.{} runtime but no interpreter "
+                    "(not started yet, or already finalized)",
+                    pid_, l_.major, l_.minor));
 }
 
 void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
