@@ -55,17 +55,22 @@ int dump(const PythonModule& module, const DumpOptions& options) {
     // target stopped in the middle of its finalization (no thread list to
     // read) must go on to exit, which is then what we report.
     constexpr int kSamples = 1000;
+    std::vector<pid_t> waiting;
     for (int attempt = 0; attempt < kSamples; ++attempt) {
       {
         std::optional<ThreadStopper> stopper;
-        if (options.blocking) stopper.emplace(options.pid);
+        if (options.blocking) stopper.emplace(options.pid, true);
         ok = interpreter->sample(snapshot);
+        if (stopper) waiting = stopper->waiting();  // of the try that is kept
       }
       if (!ok && !process.alive()) throw_target_exited(options.pid);
       if (ok && snapshot.torn == 0) break;
       ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
     }
-    if (ok && snapshot.torn == 0) states.fill(snapshot);
+    if (ok && snapshot.torn == 0) {
+      states.note_waiting(waiting);
+      states.fill(snapshot);
+    }
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   if (!ok || snapshot.torn != 0) {

@@ -514,8 +514,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
           }
         }
         std::optional<ThreadStopper> stopper;
-        if (options.blocking) stopper.emplace(pid);
+        if (options.blocking) stopper.emplace(pid, !options.include_idle);
         ok = interpreter->sample(snapshot);
+        if (stopper) states->note_waiting(stopper->waiting());
         stopper.reset();
         if (ok) states->fill(snapshot);
       } catch (const Error& e) {

@@ -168,6 +168,11 @@ void ThreadStates::discover() {
   for (pid_t tid : task_ids(process_.pid())) task(tid);  // opens the new ones
 }
 
+void ThreadStates::note_waiting(const std::vector<pid_t>& tids) {
+  for (pid_t tid : tids)
+    if (auto it = tasks_.find(tid); it != tasks_.end()) it->second.state = 'S';
+}
+
 void ThreadStates::fill(Snapshot& snapshot) {
   // Threads whose TID the interpreter does not record: look them up once.
   std::vector<uint64_t> unresolved;

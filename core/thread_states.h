@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "core/native_threads.h"
 #include "core/process.h"
@@ -34,6 +35,9 @@ class ThreadStates {
   void read_states();
   // Reads every thread's state, known or new (a directory listing more).
   void discover();
+  // Marks threads (our TIDs) that a --blocking stop found asleep in the
+  // kernel as idle, whatever the read before the stop said.
+  void note_waiting(const std::vector<pid_t>& tids);
   // Sets native_id (where the interpreter does not; always as a TID of our
   // PID namespace, the one /proc/PID/task lists), name and idle of every
   // thread of `snapshot` from the states read last.

@@ -18,7 +18,9 @@ class JobControlBlock;
 // target stopped. If the profiler itself dies, the kernel detaches for us.
 class ThreadStopper {
  public:
-  explicit ThreadStopper(pid_t pid);
+  // With `note_waits`, each stopped thread's registers say whether the
+  // stop cut short a wait in the kernel (see waiting()).
+  explicit ThreadStopper(pid_t pid, bool note_waits = false);
   ~ThreadStopper();
   ThreadStopper(const ThreadStopper&) = delete;
   ThreadStopper& operator=(const ThreadStopper&) = delete;
@@ -34,6 +36,12 @@ class ThreadStopper {
   // its own waitpid() would have had (that one then fails with ECHILD).
   static std::optional<int> reaped_status(pid_t pid);
 
+  // The threads (TIDs of our namespace) whose stop interrupted a blocking
+  // system call (a futex, poll or sleep): idle at the moment of the sample,
+  // whatever their state was just before it. Empty without `note_waits`,
+  // and on architectures where the registers are not read (x86-64 only).
+  const std::vector<pid_t>& waiting() const { return waiting_; }
+
  private:
   void resume_all();
 
@@ -41,6 +49,7 @@ class ThreadStopper {
   // Holds off Ctrl-Z (SIGTSTP, SIGTTIN, SIGTTOU) while threads are held.
   std::unique_ptr<JobControlBlock> job_control_;
   std::vector<pid_t> stopped_;
+  std::vector<pid_t> waiting_;
   // Reaps exited tracees while threads are seized (see the .cc).
   std::unique_ptr<ReapTimer> reaper_;
 };
