@@ -16,7 +16,7 @@
 #include "core/privilege.h"
 #include "core/python_module.h"
 #include "core/record.h"
-#include "core/thread_states.h"
+#include "core/sampler.h"
 #include "core/thread_stopper.h"
 
 #ifndef PYFLAME_VERSION
@@ -45,32 +45,19 @@ int dump(const PythonModule& module, const DumpOptions& options) {
   snapshot.pid = options.pid;
   snapshot.python_version = interpreter->python_version();
   bool ok = false;
-  ThreadStates states(process);
-  {
-    states.discover();  // before any thread is stopped: a stopped thread is not idle
-    // A running target can change under a read: the walker retries a torn
-    // stack a few times per sample; a thread whose stack keeps moving (a
-    // busy recursion) is sampled again, for up to about a second. With
-    // --blocking the threads are stopped for each try, not across them: a
-    // target stopped in the middle of its finalization (no thread list to
-    // read) must go on to exit, which is then what we report.
-    constexpr int kSamples = 1000;
-    std::vector<pid_t> waiting;
-    for (int attempt = 0; attempt < kSamples; ++attempt) {
-      {
-        std::optional<ThreadStopper> stopper;
-        if (options.blocking) stopper.emplace(options.pid, true);
-        ok = interpreter->sample(snapshot);
-        if (stopper) waiting = stopper->waiting();  // of the try that is kept
-      }
-      if (!ok && !process.alive()) throw_target_exited(options.pid);
-      if (ok && snapshot.torn == 0) break;
-      ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
-    }
-    if (ok && snapshot.torn == 0) {
-      states.note_waiting(waiting);
-      states.fill(snapshot);
-    }
+  Sampler sampler(process, *interpreter, options.blocking, /*read_idle=*/true);
+  // A running target can change under a read: the walker retries a torn
+  // stack a few times per sample; a thread whose stack keeps moving (a busy
+  // recursion) is sampled again, for up to about a second. With --blocking
+  // the threads are stopped for each try, not across them: a target
+  // stopped in the middle of its finalization (no thread list to read) must
+  // go on to exit, which is then what we report.
+  constexpr int kSamples = 1000;
+  for (int attempt = 0; attempt < kSamples; ++attempt) {
+    ok = sampler.sample(snapshot);
+    if (!ok && !process.alive()) throw_target_exited(options.pid);
+    if (ok && snapshot.torn == 0) break;
+    ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
   }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   if (!ok || snapshot.torn != 0) {

@@ -1,16 +1,12 @@
 #include "core/record.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -19,16 +15,16 @@
 #include <random>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "core/attach.h"
 #include "core/errors.h"
-#include "core/fd_limit.h"
-#include "core/json.h"
+#include "core/launched_command.h"
 #include "core/log.h"
 #include "core/output_file.h"
 #include "core/privilege.h"
-#include "core/thread_states.h"
+#include "core/record_stats.h"
+#include "core/sampler.h"
+#include "core/stop_signals.h"
 #include "core/thread_stopper.h"
 
 namespace pyflame::core {
@@ -38,186 +34,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// The signal that asked us to stop, 0 while none has.
-volatile sig_atomic_t g_stop_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  if (g_stop_signal == 0) g_stop_signal = sig;
-}
-
-// Every signal whose default would kill us without a word ends a recording
-// the same way: the profile so far is written (no temporary file is left
-// behind), then we exit 128 + N. Only SIGKILL cannot be caught.
-constexpr std::array<int, 6> kStopSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-
-// Installs the stop handlers for the lifetime of a recording. No SA_RESTART:
-// a signal must cut the sleep between samples short.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < kStopSignals.size(); ++i) ::sigaction(kStopSignals[i], &sa, &old_[i]);
-  }
-  ~StopSignals() {
-    for (size_t i = 0; i < kStopSignals.size(); ++i) ::sigaction(kStopSignals[i], &old_[i], nullptr);
-  }
-
- private:
-  std::array<struct sigaction, kStopSignals.size()> old_{};
-};
-
-// Sample costs in log-spaced buckets (2% wide): median and p99 without
-// keeping one number per sample, so memory stays flat however long we run.
-class CostHistogram {
- public:
-  void add(double micros) {
-    double x = std::max(micros, kMinMicros);
-    auto i = static_cast<size_t>(std::log(x / kMinMicros) / std::log(kGrowth));
-    ++buckets_[std::min(i, buckets_.size() - 1)];
-    ++count_;
-  }
-  double percentile(double p) const {
-    if (count_ == 0) return 0;
-    auto rank = static_cast<uint64_t>(std::ceil(p * static_cast<double>(count_)));
-    uint64_t seen = 0;
-    for (size_t i = 0; i < buckets_.size(); ++i) {
-      seen += buckets_[i];
-      if (seen >= std::max<uint64_t>(rank, 1)) return kMinMicros * std::pow(kGrowth, i + 0.5);
-    }
-    return kMinMicros * std::pow(kGrowth, buckets_.size());
-  }
-
- private:
-  static constexpr double kMinMicros = 0.01;
-  static constexpr double kGrowth = 1.02;
-  std::array<uint64_t, 1100> buckets_{};  // up to about 30 s
-  uint64_t count_ = 0;
-};
-
-// A command started by `record -- CMD`: it shares our terminal and streams.
-class LaunchedCommand {
- public:
-  explicit LaunchedCommand(const std::vector<std::string>& argv) {
-    // exec's failure reaches us through a close-on-exec pipe.
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-      throw Error(ExitCode::kFailure, fmt::format("pyflame: pipe: {}", std::strerror(errno)));
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0)
-      throw Error(ExitCode::kFailure, fmt::format("pyflame: fork: {}", std::strerror(errno)));
-    if (pid_ == 0) {
-      ::close(fds[0]);
-      // Not our SIGPIPE disposition (ignored) nor our stop handlers.
-      ::signal(SIGPIPE, SIG_DFL);
-      for (int sig : kStopSignals) ::signal(sig, SIG_DFL);
-      restore_open_file_limit();
-      ::execvp(args[0], args.data());
-      int err = errno;
-      ssize_t ignored = ::write(fds[1], &err, sizeof err);
-      (void)ignored;
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    int err = 0;
-    ssize_t n;
-    do n = ::read(fds[0], &err, sizeof err);
-    while (n < 0 && errno == EINTR);
-    ::close(fds[0]);
-    if (n == sizeof err) {
-      wait();
-      throw Error(ExitCode::kUsage, fmt::format("pyflame: cannot run {}: {}", argv[0], std::strerror(err)));
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  bool exited() const { return status_.has_value(); }
-  // Reaps the command if it has ended; true if it has.
-  bool poll() {
-    if (status_) return true;
-    int status;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_)
-      status_ = status;
-    else if (r < 0 && errno == ECHILD)  // reaped already, as a tracee (--blocking)
-      status_ = ThreadStopper::reaped_status(pid_);
-    return status_.has_value();
-  }
-  // Waits until it ends; false if it did not within `seconds` (< 0: forever).
-  bool wait(double seconds = -1) {
-    auto deadline = Clock::now() + std::chrono::duration<double>(std::max(seconds, 0.0));
-    while (!poll()) {
-      if (seconds < 0) {
-        int status;
-        pid_t r = ::waitpid(pid_, &status, 0);
-        if (r == pid_) status_ = status;
-        if (r < 0 && errno != EINTR) return false;
-        continue;
-      }
-      if (Clock::now() >= deadline) return false;
-      ::usleep(10000);
-    }
-    return true;
-  }
-  // The shell's convention: the exit status, or 128 + the signal that killed it.
-  int exit_code() const {
-    if (!status_) return 0;
-    if (WIFEXITED(*status_)) return WEXITSTATUS(*status_);
-    if (WIFSIGNALED(*status_)) return 128 + WTERMSIG(*status_);
-    return 1;
-  }
-  std::string describe() const {
-    if (!status_) return "is still running";
-    if (WIFSIGNALED(*status_)) return fmt::format("was killed by signal {}", WTERMSIG(*status_));
-    return fmt::format("exited with status {}", exit_code());
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-};
-
-// Ends our part in a launched command the one documented way, whatever
-// ended the recording: after a stop signal it gets a second to exit from
-// the same Ctrl-C, then the signal; otherwise it is waited for (it shares
-// our terminal: it must not go on printing after we have gone).
-void finish_command(LaunchedCommand& command, int stop_signal) {
-  if (stop_signal != 0 && !command.exited()) {
-    // A Ctrl-C on the terminal reached the command too; give it a moment
-    // before passing the signal on, so that it does not get it twice.
-    if (!command.wait(1.0)) {
-      ::kill(command.pid(), stop_signal);
-      command.wait(5.0);
-    }
-  } else if (!command.exited()) {
-    std::fprintf(stderr, "pyflame: recording done; waiting for the command (pid %d) to finish\n",
-                 command.pid());
-    command.wait();
-  }
-  std::fprintf(stderr, "pyflame: the command %s\n", command.describe().c_str());
-}
-
-std::string join_command(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const std::string& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?[]{}()<>|&;#~") == std::string::npos;
-    if (plain) {
-      out += a;
-    } else {
-      out += '\'';
-      for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      out += '\'';
-    }
-  }
-  return out;
 }
 
 // A launched interpreter needs a moment before it can be read: retry until
@@ -232,7 +48,7 @@ std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const
     } catch (const Error& e) {
       // Not yet Python (still our fork, or before Py_Initialize): keep looking.
       bool may_become_ready = e.code() == ExitCode::kNotPython || e.code() == ExitCode::kFailure;
-      if (command.poll() || g_stop_signal != 0) return nullptr;
+      if (command.poll() || requested_stop_signal() != 0) return nullptr;
       if (!may_become_ready || seconds_between(start, Clock::now()) > kPatienceSeconds) throw;
     }
     ::usleep(static_cast<useconds_t>(delay_us));
@@ -289,40 +105,6 @@ bool traced_by_other(int pid) {
   return tracer != 0 && tracer != ::getpid();
 }
 
-struct Counters {
-  uint64_t ticks = 0;    // samples taken (one per interval, all threads)
-  uint64_t errors = 0;   // ticks that produced no usable sample
-  uint64_t late = 0;     // ticks that started after their time
-  uint64_t thread_samples = 0;
-  uint64_t torn = 0;     // thread samples dropped: their stack moved under every read
-  uint64_t retries = 0;  // walks beyond the first, to get a consistent stack
-};
-
-class StatusLine {
- public:
-  explicit StatusLine(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
-  void update(const Counters& c, double elapsed) {
-    if (!enabled_ || elapsed - last_ < 0.25) return;
-    last_ = elapsed;
-    std::string line = fmt::format(
-        "\r\033[Kpyflame: {} samples, {:.0f}/s, {} errors, {} torn, {:.1f} s — Ctrl-C to stop", c.ticks,
-        elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0, c.errors, c.torn, elapsed);
-    ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-    (void)ignored;
-    shown_ = true;
-  }
-  void clear() {
-    if (!shown_) return;
-    ssize_t ignored = ::write(STDERR_FILENO, "\r\033[K", 4);
-    (void)ignored;
-  }
-
- private:
-  bool enabled_;
-  bool shown_ = false;
-  double last_ = -1;
-};
-
 // The line that says sampling has begun, printed after the first sample.
 void announce(int pid, const std::string& python_version, const RecordOptions& options,
               double attach_seconds) {
@@ -339,7 +121,7 @@ void sleep_until(Clock::time_point when) {
   // prctl(PR_SET_TIMERSLACK)); the last few microseconds are waited out.
   constexpr auto kSpin = std::chrono::microseconds(20);
   if (when - Clock::now() <= kSpin) {
-    while (Clock::now() < when && g_stop_signal == 0) {
+    while (Clock::now() < when && requested_stop_signal() == 0) {
     }
     return;
   }
@@ -348,56 +130,6 @@ void sleep_until(Clock::time_point when) {
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
   // steady_clock is CLOCK_MONOTONIC on Linux; EINTR (a stop signal) returns early.
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
-}
-
-// This process's peak RSS. Not getrusage's ru_maxrss: Linux carries that
-// across fork and exec, so it can report the parent's peak.
-long peak_rss_kb() {
-  auto status = read_text_file("/proc/self/status");
-  if (!status) return -1;
-  auto at = status->find("VmHWM:");
-  return at == std::string::npos ? -1 : std::strtol(status->c_str() + at + 6, nullptr, 10);
-}
-
-// A torn share above which the summary warns of skewed shares.
-constexpr double kTornShareWarning = 0.05;
-
-// Of the thread samples a stack was read for, the share dropped as torn.
-double torn_share(const Counters& c) {
-  const uint64_t all = c.thread_samples + c.torn;
-  return all ? static_cast<double>(c.torn) / static_cast<double>(all) : 0.0;
-}
-
-std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
-                          const CostHistogram& cost, const Profile& profile,
-                          const Process::ReadStats& reads) {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  std::string out = "{";
-  out += fmt::format("\"samples\": {}, \"errors\": {}, \"late\": {}, \"thread_samples\": {}, ",
-                     c.ticks, c.errors, c.late, c.thread_samples);
-  out += fmt::format("\"torn\": {}, \"retries\": {}, \"torn_share\": {:.6f}, ", c.torn, c.retries,
-                     torn_share(c));
-  out += fmt::format("\"attach_seconds\": {:.6f}, ", attach_seconds);
-  out += fmt::format("\"elapsed_seconds\": {:.6f}, \"achieved_rate\": {:.3f}, ", elapsed,
-                     elapsed > 0 ? static_cast<double>(c.ticks) / elapsed : 0.0);
-  out += fmt::format("\"requested_rate\": {:.3f}, ", 1.0 / profile.interval_seconds);
-  out += fmt::format("\"sample_us_median\": {:.3f}, \"sample_us_p99\": {:.3f}, ",
-                     cost.percentile(0.5), cost.percentile(0.99));
-  out += fmt::format("\"cpu_user_seconds\": {:.6f}, \"cpu_system_seconds\": {:.6f}, ",
-                     secs(usage.ru_utime), secs(usage.ru_stime));
-  out += fmt::format("\"max_rss_kb\": {}, \"threads\": {}, \"distinct_stacks\": {}, \"distinct_frames\": {}",
-                     peak_rss_kb(), profile.threads.size(), profile.stacks.size(), profile.frames.size());
-  // The memory reads behind the samples; the benchmark times the last
-  // call's ranges alone to split kernel cost from ours.
-  const double per = c.ticks ? static_cast<double>(c.ticks) : 1.0;
-  out += fmt::format(", \"read_calls_per_sample\": {:.3f}, \"read_ranges_per_sample\": {:.3f}, "
-                     "\"read_bytes_per_sample\": {:.1f}, \"last_read_sizes\": [{}]",
-                     static_cast<double>(reads.calls) / per, static_cast<double>(reads.ranges) / per,
-                     static_cast<double>(reads.bytes) / per, fmt::join(reads.last_call_sizes, ", "));
-  out += "}\n";
-  return out;
 }
 
 }  // namespace
@@ -470,8 +202,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
     // No process when the command was gone before we could open it: then
     // there is no interpreter either, and nothing below samples.
-    std::optional<ThreadStates> states;
-    if (process) states.emplace(*process);
+    std::optional<Sampler> sampler;
+    if (interpreter) sampler.emplace(*process, *interpreter, options.blocking, !options.include_idle);
     Snapshot snapshot;
     std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
     // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
@@ -492,7 +224,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
       deadline = start + std::chrono::duration_cast<Clock::duration>(
                              std::chrono::duration<double>(*options.duration_seconds));
     while (interpreter) {
-      if (g_stop_signal != 0) break;
+      if (requested_stop_signal() != 0) break;
       if (command && command->poll()) {
         target_exited = true;
         break;
@@ -503,22 +235,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
 
       bool ok = false;
       try {
-        // Idle states are read before any thread is stopped (a thread first
-        // seen during a --blocking stop would read as stopped). With --idle
-        // they are not needed; names are read when a thread is first seen.
-        if (!options.include_idle) {
-          if (options.blocking) {
-            states->discover();
-          } else {
-            states->read_states();
-          }
-        }
-        std::optional<ThreadStopper> stopper;
-        if (options.blocking) stopper.emplace(pid, !options.include_idle);
-        ok = interpreter->sample(snapshot);
-        if (stopper) states->note_waiting(stopper->waiting());
-        stopper.reset();
-        if (ok) states->fill(snapshot);
+        ok = sampler->sample(snapshot);
       } catch (const Error& e) {
         PYFLAME_DEBUG_LOG("sample failed: {}", e.what());
         ok = false;
@@ -580,7 +297,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
         next = t1;
       } else if (deadline && next >= *deadline) {
         sleep_until(*deadline);
-        if (g_stop_signal == 0) break;  // the duration is over
+        if (requested_stop_signal() == 0) break;  // the duration is over
       } else {
         sleep_until(next);
       }
@@ -593,7 +310,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   status.clear();
   profile.duration_seconds = elapsed;
 
-  const int stop_signal = g_stop_signal;
+  const int stop_signal = requested_stop_signal();
   if (command && !attached && stop_signal == 0) {
     // Nothing to profile: say so, rather than write an empty profile.
     finish_command(*command, 0);
