@@ -181,6 +181,11 @@ void ElfFile::index() {
     const Elf64_Shdr& s = shdrs[i];
     if (s.sh_type == SHT_SYMTAB && symtab == nullptr) symtab = &s;
     if (s.sh_type == SHT_DYNSYM && dynsym == nullptr) dynsym = &s;
+    if (s.sh_type == SHT_DYNAMIC && dynamic_.size == 0 && s.sh_link < shnum) {
+      const Elf64_Shdr& strs = shdrs[s.sh_link];
+      dynamic_ = {".dynamic", s.sh_addr, s.sh_size, s.sh_offset, false, false};
+      dynamic_strings_ = {"", strs.sh_addr, strs.sh_size, strs.sh_offset, false, strs.sh_type == SHT_NOBITS};
+    }
     if (s.sh_flags & SHF_ALLOC)
       sections_.push_back({name_of(s.sh_name), s.sh_addr, s.sh_size, s.sh_offset,
                            (s.sh_flags & SHF_WRITE) != 0, s.sh_type == SHT_NOBITS});
@@ -208,6 +213,34 @@ std::optional<std::string> ElfFile::section_bytes(const ElfSection& section) con
   std::string bytes(section.size, '\0');
   if (!read_at(impl_->fd, section.offset, bytes.data(), bytes.size())) return std::nullopt;
   return bytes;
+}
+
+ElfDynamic ElfFile::dynamic() const {
+  ElfDynamic out;
+  if (dynamic_.size == 0) return out;
+  auto entries = section_bytes(dynamic_);
+  auto strings = section_bytes(dynamic_strings_);
+  if (!entries || !strings) return out;
+  for (size_t at = 0; at + sizeof(Elf64_Dyn) <= entries->size(); at += sizeof(Elf64_Dyn)) {
+    Elf64_Dyn dyn;
+    std::memcpy(&dyn, entries->data() + at, sizeof dyn);
+    if (dyn.d_tag == DT_NULL) break;
+    if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
+    if (dyn.d_un.d_val >= strings->size()) continue;
+    const char* text = strings->data() + dyn.d_un.d_val;
+    std::string value(text, strnlen(text, strings->size() - dyn.d_un.d_val));
+    if (dyn.d_tag == DT_NEEDED) {
+      out.needed.push_back(std::move(value));
+      continue;
+    }
+    for (size_t begin = 0;;) {
+      const size_t colon = value.find(':', begin);
+      out.run_path.push_back(value.substr(begin, colon == std::string::npos ? colon : colon - begin));
+      if (colon == std::string::npos) break;
+      begin = colon + 1;
+    }
+  }
+  return out;
 }
 
 std::optional<uint64_t> ElfFile::load_bias(const std::vector<Mapping>& maps,

@@ -36,6 +36,12 @@ struct ElfLimits {
   static constexpr uint64_t kMaxSectionBytes = 16 << 20;    // section_bytes()
 };
 
+// What a dynamically linked file asks of the loader.
+struct ElfDynamic {
+  std::vector<std::string> needed;    // DT_NEEDED, in order
+  std::vector<std::string> run_path;  // DT_RUNPATH or DT_RPATH, split at ':'; $ORIGIN as written
+};
+
 class ElfFile {
  public:
   // Opens and indexes `path`; throws Error with the path and reason. Only a
@@ -61,6 +67,10 @@ class ElfFile {
   // they are not all in the file or more than ElfLimits::kMaxSectionBytes.
   std::optional<std::string> section_bytes(const ElfSection& section) const;
 
+  // The first dynamic section's needed libraries and run path (empty for a
+  // static file, or one whose section or strings are not all in the file).
+  ElfDynamic dynamic() const;
+
   // Difference between where the target mapped this file and its link-time
   // addresses: 0 for a non-PIE executable, the load address otherwise.
   std::optional<uint64_t> load_bias(const std::vector<Mapping>& maps,
@@ -74,6 +84,8 @@ class ElfFile {
   bool is_dyn_ = false;
   bool has_symtab_ = false;
   std::vector<ElfSection> sections_;
+  ElfSection dynamic_;          // the first SHT_DYNAMIC; size 0 if none
+  ElfSection dynamic_strings_;  // the string table it links to
   uint64_t first_load_vaddr_ = 0;   // of the PT_LOAD with the lowest offset
   uint64_t first_load_offset_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cstring>
 #include <regex>
 
 #include "core/errors.h"
@@ -21,12 +22,68 @@ bool looks_like_pypy(const std::vector<Mapping>& maps) {
   return false;
 }
 
-// An interpreter exports the C API; these exist in every CPython 2.7 - 3.15.
+// The version a Py_Version value (PY_VERSION_HEX, 3.11+) names; nullopt
+// for one that is not 3.x.
+std::optional<PythonVersionId> version_from_hex(uint32_t hex) {
+  const int major = static_cast<int>((hex >> 24) & 0xff);
+  const int minor = static_cast<int>((hex >> 16) & 0xff);
+  if (major != 3) return std::nullopt;
+  return PythonVersionId{major, minor, fmt::format("{}.{}.{}", major, minor, (hex >> 8) & 0xff),
+                         "its Py_Version"};
+}
+
+// The major versions an interpreter's C API allows: PyString_* is 2.x only,
+// PyUnicode_FromString 3.x only (2.x names it PyUnicodeUCS*_FromString).
+std::vector<int> api_majors(const ElfFile& elf) {
+  if (elf.symbol("PyString_FromString")) return {2};
+  if (elf.symbol("PyUnicode_FromString")) return {3};
+  return {3, 2};
+}
+
+// The highest PY_VERSION of one of `majors` in an interpreter's read-only
+// data: other version-like strings hide there too (3.9's Unicode database
+// says "3.2.0"), and they are older.
+std::optional<PythonVersionId> version_from_rodata_scan(std::string_view rodata,
+                                                        const std::vector<int>& majors) {
+  for (int major : majors)
+    for (int minor = 29; minor >= 0; --minor)
+      if (auto full = version_from_rodata(rodata, major, minor))
+        return PythonVersionId{major, minor, *full, "its version string"};
+  return std::nullopt;
+}
+
+std::optional<std::string> rodata_of(const ElfFile& elf) {
+  for (const ElfSection& s : elf.sections())
+    if (s.name == ".rodata") return elf.section_bytes(s);
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Every CPython 2.7 - 3.15 exports these.
 bool has_interpreter_symbols(const ElfFile& elf) {
   return elf.symbol("PyCode_Type").has_value() && elf.symbol("Py_Initialize").has_value();
 }
 
-}  // namespace
+std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
+                                                        const std::vector<std::string>& names) {
+  if (auto addr = elf.symbol("Py_Version")) {
+    for (const ElfSection& s : elf.sections()) {
+      if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
+      auto bytes = elf.section_bytes(s);
+      if (!bytes || bytes->size() < *addr - s.addr + 4) break;
+      uint32_t hex = 0;
+      std::memcpy(&hex, bytes->data() + (*addr - s.addr), 4);  // x86-64: little-endian, as the file
+      if (auto v = version_from_hex(hex)) return v;
+      break;
+    }
+  }
+  if (auto bytes = rodata_of(elf))
+    if (auto v = version_from_rodata_scan(*bytes, api_majors(elf))) return v;
+  for (const std::string& name : names)
+    if (auto v = version_from_file_name(name)) return v;
+  return std::nullopt;
+}
 
 std::optional<PythonVersionId> version_from_file_name(std::string_view name) {
   static const std::regex kPattern(R"(^(?:lib)?python([23])\.([0-9]{1,2})[a-z]*(?:\.so.*|-.*)?$)");
@@ -115,16 +172,8 @@ PythonBinary PythonBinary::find(const Process& process) {
 
   // Py_Version (3.11+) is the exact PY_VERSION_HEX; read it from the target.
   if (auto sym = b.symbol("Py_Version")) {
-    if (auto hex = process.read_value<uint32_t>(*sym)) {
-      int major = static_cast<int>((*hex >> 24) & 0xff);
-      int minor = static_cast<int>((*hex >> 16) & 0xff);
-      if (major == 3) {
-        b.version_.major = major;
-        b.version_.minor = minor;
-        b.version_.full = fmt::format("{}.{}.{}", major, minor, (*hex >> 8) & 0xff);
-        b.version_.how = "its Py_Version";
-      }
-    }
+    if (auto hex = process.read_value<uint32_t>(*sym))
+      if (auto v = version_from_hex(*hex)) b.version_ = *v;
   }
   // Otherwise the version string in the read-only data: it names the patch
   // level, and it is the only witness for a static build under any name.
@@ -145,18 +194,8 @@ PythonBinary PythonBinary::find(const Process& process) {
       if (auto full = version_from_rodata(*bytes, b.version_.major, b.version_.minor);
           full && b.version_.full.size() <= 4)
         b.version_.full = *full;
-    } else {
-      // The C API tells the major version (PyString_* is 2.x only); the
-      // highest minor whose PY_VERSION is present wins, because other
-      // version-like strings (3.9's Unicode database says "3.2.0") are older.
-      const int major = b.elf_->symbol("PyString_FromString") ? 2 : 3;
-      {
-        for (int minor = 29; minor >= 0 && b.version_.major == 0; --minor) {
-          if (auto full = version_from_rodata(*bytes, major, minor)) {
-            b.version_ = {major, minor, *full, "its version string"};
-          }
-        }
-      }
+    } else if (auto v = version_from_rodata_scan(*bytes, api_majors(*b.elf_))) {
+      b.version_ = *v;
     }
     break;
   }

@@ -47,6 +47,16 @@ class PythonBinary {
   std::vector<Mapping> maps_;
 };
 
+// Whether an ELF file holds a CPython interpreter: it exports the C API.
+bool has_interpreter_symbols(const ElfFile& elf);
+
+// The version of an interpreter file (an executable with the interpreter
+// linked in, or a libpython) from the file alone, for a program not yet
+// running: Py_Version's bytes (3.11+), else PY_VERSION in its read-only
+// data, else the first of `names` that says one; nullopt if none does.
+std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
+                                                        const std::vector<std::string>& names);
+
 // Parses "libpython3.11.so.1.0", "libpython3.6m.so", "python2.7" ... into a
 // version; nullopt if the name does not say one.
 std::optional<PythonVersionId> version_from_file_name(std::string_view name);

@@ -10,8 +10,6 @@
 // Prints "MAJOR.MINOR FULL" (e.g. "3.11 3.11.7") and exits 0, or prints one
 // line to stderr and exits with pyflameX.Y's codes (docs/usage.md): 2 usage,
 // 3 no such process, 4 permission denied, 5 not Python (or PyPy), 1 other.
-#include <gelf.h>
-#include <libelf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,6 +29,7 @@
 
 #include "core/elf.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/process.h"
 #include "core/python_binary.h"
 
@@ -153,53 +152,22 @@ std::string pyenv_which(const std::string& pyenv, const std::string& program) {
   return out;
 }
 
-// DT_NEEDED and DT_RUNPATH/DT_RPATH of an ELF file (the core's ElfFile has
-// no use for them, so they are read here).
-struct DynamicInfo {
-  std::vector<std::string> needed;
-  std::vector<std::string> search_path;
-};
-
-DynamicInfo dynamic_info(const std::string& path) {
-  DynamicInfo info;
-  if (elf_version(EV_CURRENT) == EV_NONE) return info;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return info;
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  for (Elf_Scn* scn = nullptr; elf != nullptr && (scn = elf_nextscn(elf, scn)) != nullptr;) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_DYNAMIC || shdr.sh_entsize == 0)
-      continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (data == nullptr) continue;
-    std::string origin = std::filesystem::path(path).parent_path().string();
-    for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
-      GElf_Dyn dyn;
-      if (gelf_getdyn(data, static_cast<int>(i), &dyn) == nullptr) break;
-      if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
-      const char* s = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
-      if (s == nullptr) continue;
-      if (dyn.d_tag == DT_NEEDED) {
-        info.needed.emplace_back(s);
-        continue;
-      }
-      for (std::string dir : split(s, ':')) {
-        for (const char* token : {"$ORIGIN", "${ORIGIN}"})
-          if (dir.starts_with(token)) dir = origin + dir.substr(std::strlen(token));
-        info.search_path.push_back(dir);
-      }
-    }
+// The run path of `info`'s file with $ORIGIN (its directory) expanded.
+std::vector<std::string> run_path_dirs(const ElfDynamic& info, const std::string& path) {
+  const std::string origin = std::filesystem::path(path).parent_path().string();
+  std::vector<std::string> dirs;
+  for (std::string dir : info.run_path) {
+    for (const char* token : {"$ORIGIN", "${ORIGIN}"})
+      if (dir.starts_with(token)) dir = origin + dir.substr(std::strlen(token));
+    dirs.push_back(dir);
   }
-  if (elf != nullptr) elf_end(elf);
-  ::close(fd);
-  return info;
+  return dirs;
 }
 
 // Where the dynamic loader would find `soname` for `info`'s file: its
-// run path, LD_LIBRARY_PATH, then the usual system directories. Good enough
+// run path (`dirs`), LD_LIBRARY_PATH, then the usual system directories. Good enough
 // to read the patch level; the minor version comes from the name anyway.
-std::optional<std::string> find_library(const DynamicInfo& info, const std::string& soname) {
-  std::vector<std::string> dirs = info.search_path;
+std::optional<std::string> find_library(std::vector<std::string> dirs, const std::string& soname) {
   if (const char* env = std::getenv("LD_LIBRARY_PATH"))
     for (const std::string& d : split(env, ':')) dirs.push_back(d);
   for (const char* d : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib",
@@ -210,61 +178,6 @@ std::optional<std::string> find_library(const DynamicInfo& info, const std::stri
     std::string candidate = d + "/" + soname;
     if (::access(candidate.c_str(), R_OK) == 0) return candidate;
   }
-  return std::nullopt;
-}
-
-bool has_interpreter_symbols(const ElfFile& elf) {
-  return elf.symbol("PyCode_Type").has_value() && elf.symbol("Py_Initialize").has_value();
-}
-
-// Py_Version (3.11+) is a constant holding PY_VERSION_HEX: read it from the
-// file's bytes.
-std::optional<PythonVersionId> version_from_py_version(const ElfFile& elf) {
-  auto addr = elf.symbol("Py_Version");
-  if (!addr) return std::nullopt;
-  for (const ElfSection& s : elf.sections()) {
-    if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
-    auto bytes = elf.section_bytes(s);
-    if (!bytes || bytes->size() < *addr - s.addr + 4) return std::nullopt;
-    uint32_t hex = 0;
-    std::memcpy(&hex, bytes->data() + (*addr - s.addr), 4);  // x86-64: little-endian, as the file
-    int major = static_cast<int>((hex >> 24) & 0xff);
-    int minor = static_cast<int>((hex >> 16) & 0xff);
-    if (major != 3) return std::nullopt;
-    return PythonVersionId{major, minor,
-                           fmt::format("{}.{}.{}", major, minor, (hex >> 8) & 0xff),
-                           "its Py_Version"};
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> rodata(const ElfFile& elf) {
-  for (const ElfSection& s : elf.sections())
-    if (s.name == ".rodata") return elf.section_bytes(s);
-  return std::nullopt;
-}
-
-// The version of an interpreter file (an executable with the interpreter
-// linked in, or a libpython): Py_Version (3.11+), else the version string
-// in its read-only data, else its name. Other X.Y.Z strings hide there too
-// (3.9's "3.2.0" is its Unicode database's version), so the major version
-// comes from the API it exports (PyString_* exists only in 2.x) and the
-// highest minor of that major wins.
-std::optional<PythonVersionId> interpreter_version(const ElfFile& elf,
-                                                   const std::vector<std::string>& names) {
-  if (auto v = version_from_py_version(elf)) return v;
-  std::vector<int> majors = {3, 2};
-  if (elf.symbol("PyString_FromString"))
-    majors = {2};
-  else if (elf.symbol("PyUnicode_FromString"))
-    majors = {3};
-  if (auto bytes = rodata(elf))
-    for (int major : majors)
-      for (int minor = 29; minor >= 0; --minor)
-        if (auto full = version_from_rodata(*bytes, major, minor))
-          return PythonVersionId{major, minor, *full, "its version string"};
-  for (const std::string& name : names)
-    if (auto v = version_from_file_name(name)) return v;
   return std::nullopt;
 }
 
@@ -309,23 +222,23 @@ PythonVersionId detect_command(const std::string& word) {
   } catch (const Error&) {
     not_python(what, "it is neither an ELF executable nor a #! script");
   }
-  DynamicInfo dyn = dynamic_info(path);
+  const ElfDynamic dyn = elf->dynamic();
   for (const std::string& lib : dyn.needed)
     if (lib.find("libpypy") != std::string::npos) pypy(what);
   if (elf->symbol("pypy_main_startup")) pypy(what);
 
   if (has_interpreter_symbols(*elf)) {
-    if (auto v = interpreter_version(*elf, names)) return *v;
+    if (auto v = interpreter_file_version(*elf, names)) return *v;
     not_python(what, "it contains a Python interpreter of unknown version");
   }
   // --enable-shared: the interpreter is the libpython it needs.
   for (const std::string& lib : dyn.needed) {
     auto v = version_from_file_name(lib);
     if (!v || !lib.starts_with("lib")) continue;
-    if (auto found = find_library(dyn, lib)) {
+    if (auto found = find_library(run_path_dirs(dyn, path), lib)) {
       try {
-        ElfFile libelf(*found);
-        if (auto exact = interpreter_version(libelf, {lib})) return *exact;
+        ElfFile library(*found);
+        if (auto exact = interpreter_file_version(library, {lib})) return *exact;
       } catch (const Error&) {
       }
     }
@@ -349,7 +262,7 @@ PythonVersionId detect_process(const std::string& text) {
 }
 
 int run(int argc, char** argv) {
-  const bool verbose = std::getenv("PYFLAME_DEBUG") != nullptr;
+  const bool verbose = debug_enabled();
   if (argc != 3 || (std::strcmp(argv[1], "--pid") != 0 && std::strcmp(argv[1], "--exe") != 0)) {
     std::fputs("usage: pyflame-detect --pid PID | --exe COMMAND\n", stderr);
     return static_cast<int>(ExitCode::kUsage);
