@@ -1,9 +1,11 @@
 // ELF symbol lookup and load bias, checked against where the loader really
 // put a symbol in a running process, for each kind of file.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +90,18 @@ TEST_CASE("ELF: shared library symbols are found through .dynsym") {
   CHECK(elf.is_shared_object());
   CHECK(elf.symbol("pyflame_test_marker"));
   CHECK(elf.symbol("pyflame_test_use"));
+}
+
+// pyflame-detect finds a command's libpython from these, as the loader would.
+TEST_CASE("ELF: needed libraries and run path from the dynamic section") {
+  using Paths = std::vector<std::string>;
+  for (const char* path : {PYFLAME_FIXTURE_PIE, PYFLAME_FIXTURE_PIE_STRIPPED}) {
+    const pyflame::core::ElfDynamic dyn = ElfFile(path).dynamic();
+    CHECK(std::find(dyn.needed.begin(), dyn.needed.end(), "libc.so.6") != dyn.needed.end());
+    CHECK(dyn.run_path == Paths{"/pyflame-test/one", "/pyflame-test/two"});  // DT_RUNPATH
+  }
+  CHECK(ElfFile(PYFLAME_FIXTURE_NOPIE).dynamic().run_path == Paths{"/pyflame-test/old"});  // DT_RPATH
+  CHECK(ElfFile(PYFLAME_FIXTURE_SO).dynamic().run_path.empty());
 }
 
 TEST_CASE("ELF: a file that is not ELF is a clear error") {
