@@ -184,10 +184,10 @@ std::vector<pid_t> collect_stops(std::vector<pid_t> pending, Clock::time_point d
   const auto spin_until = Clock::now() + kStopSpin;
   bool sleep = false;
   while (!pending.empty()) {
+    const pid_t sleep_on = sleep ? pending.front() : 0;
     std::erase_if(pending, [&](pid_t tid) {
       int status = 0;
-      const bool block = sleep && tid == pending.front();
-      const pid_t r = ::waitpid(tid, &status, __WALL | (block ? 0 : WNOHANG));
+      const pid_t r = ::waitpid(tid, &status, __WALL | (tid == sleep_on ? 0 : WNOHANG));
       if (r == 0 || (r < 0 && errno == EINTR)) return false;
       if (r == tid && WIFSTOPPED(status)) {
         stopped.push_back(tid);
