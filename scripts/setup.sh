@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libelf-dev zlib1g-dev      # ELF symbol lookup (elfutils)
+  zlib1g-dev                 # gzip of the pprof output
   libfmt-dev libspdlog-dev   # formatting and logging
   libcli11-dev               # command line
   catch2                     # unit tests

@@ -31,10 +31,11 @@ from typing import Dict, List, Optional, Sequence
 from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter, Missing, Result, Skip,
                           log, main_wrapper, read_manifest, run, start_python)
 
-# What `ldd pyflameX.Y` may show: libc, the C++ runtime, and the libraries
-# chosen on purpose (elfutils' libelf, zlib). Never a libpython, nor fmt.
+# What `ldd pyflameX.Y` may show: libc, the C++ runtime, and the library
+# chosen on purpose (zlib). Never a libpython, nor fmt; ELF files are read
+# by our own bounded reader, so no libelf either.
 ALLOWED_LIBRARIES = {"linux-vdso.so.1", "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6",
-                     "libstdc++.so.6", "libgcc_s.so.1", "libelf.so.1", "libz.so.1"}
+                     "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"}
 INSTALL_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 PYFLAME = "/usr/bin/pyflame"
 
@@ -224,9 +225,7 @@ def check_contents(debs: Dict[str, str], binaries: List[str], version: str) -> N
         depends = [d.strip() for d in fields["Depends"].split(",")]
         names = [d.split()[0] for d in depends]
         # Computed from the binaries by dpkg-shlibdeps, not typed by hand.
-        # The pyflameX.Y read ELF files with their own pread reader; only
-        # pyflame-detect (in the common package) links elfutils' libelf.
-        for needed in ("libc6", "libstdc++6") + (("libelf1",) if package == "pyflame" else ()):
+        for needed in ("libc6", "libstdc++6"):
             if needed not in names:
                 raise Failure("%s: Depends %r lacks %s" % (deb, fields["Depends"], needed))
         if any("python" in n or "fmt" in n for n in names):
