@@ -57,6 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     maps[0] = {0x400000, 0x401000, true, false, false, 0, 1, path};
     maps[1] = {0x7f0000000000, 0x7f0000001000, true, false, true, 0x1000, 1, path + " (deleted)"};
     (void)elf.load_bias(maps, path);
+    // pyflame-detect's view: no string of the dynamic section may come
+    // from outside the file.
+    const pyflame::core::ElfDynamic dyn = elf.dynamic();
+    size_t text = 0;
+    for (const std::string& s : dyn.needed) text += s.size();
+    for (const std::string& s : dyn.run_path) text += s.size();
+    if (text > size * (dyn.needed.size() + dyn.run_path.size()))
+      pyflame::fuzz::fail("dynamic strings longer than the file");
   } catch (const pyflame::core::Error&) {
     // Refusing a malformed file is the right answer.
   }
