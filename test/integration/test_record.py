@@ -93,6 +93,10 @@ def summary_samples(err: str, what: str) -> int:
     return int(m.group(1))
 
 
+# Set by scripts/sanitize.sh: the profiler under test is the ASan+UBSan build.
+SANITIZED = os.environ.get("PYFLAME_TEST_SANITIZED") == "1"
+
+
 def tolerance_for(samples: int) -> float:
     """The accuracy asked of a split read from SAMPLES samples: 5 points, or
     three standard errors of a share near one half when there are too few
@@ -264,7 +268,7 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         sampled = counts[name] / total
         measured = spent[name] / measured_total
         report.append("%s sampled %.1f%% measured %.1f%%" % (name, 100 * sampled, 100 * measured))
-        if blocking:
+        if blocking or SANITIZED:
             expect(counts[name] > 0, "attach: %s never sampled" % name)
         else:
             expect(abs(sampled - measured) <= tolerance,
@@ -281,6 +285,14 @@ def test_attach_accuracy(profiler: str, interp: Interpreter, work: str, blocking
         expect(not stray, "attach: %s: samples on lines %s, outside its body" % (name, stray))
     expect(figures["samples"] > 0 and figures["errors"] <= figures["samples"] * 0.05,
            "attach: stats %s" % figures)
+    if SANITIZED and not blocking:
+        # A thread is sampled while runnable, and CPU time is what the
+        # workload measures; under ASan on a loaded machine threads wait
+        # for a CPU long enough to part the two (sid-3.14: 54.8% sampled,
+        # 49.8% measured, in one of three sanitized runs). The release pass
+        # checks the split; this pass is for memory errors.
+        log("attach: split NOT CHECKED in the sanitized pass (the release pass checks it): %s"
+            % "; ".join(report))
     log("attach: %d samples (%.0f%% of the spin CPU time x rate); %s; %d ticks (%d late) in %s s, "
         "%.0f samples/s, median %.1f us/sample, p99 %.1f"
         % (total, 100.0 * total / max(1.0, spent_total * figures["achieved_rate"]), "; ".join(report),
