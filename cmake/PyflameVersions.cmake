@@ -103,14 +103,14 @@ function(add_pyflame_version minor)
   set(include_dirs ${PYFLAME_HEADERS_${minor}})
   list(GET include_dirs 0 main_dir)
   string(REPLACE "." "_" id "${minor}")
-  add_library(pyflame_layout_${id} STATIC ${PROJECT_SOURCE_DIR}/versions/common/layout.c)
-  target_include_directories(pyflame_layout_${id} PRIVATE ${include_dirs} ${PROJECT_SOURCE_DIR}/versions/common)
+  add_library(pyflame_layout_${id} STATIC ${PROJECT_SOURCE_DIR}/versions/layout.c)
+  target_include_directories(pyflame_layout_${id} PRIVATE ${include_dirs} ${PROJECT_SOURCE_DIR}/versions/walker)
   # Python's headers are not ours to warn about.
   target_compile_options(pyflame_layout_${id} PRIVATE -w)
 
   add_executable(pyflame${minor}
     ${PROJECT_SOURCE_DIR}/frontends/main.cc
-    ${PROJECT_SOURCE_DIR}/versions/common/this_version.cc)
+    ${PROJECT_SOURCE_DIR}/versions/this_version.cc)
   target_compile_definitions(pyflame${minor} PRIVATE PYFLAME_HEADERS_PATH="${main_dir}")
   target_link_libraries(pyflame${minor} PRIVATE pyflame_layout_${id} pyflame_walker pyflame_core)
   set(PYFLAME_BINARIES ${PYFLAME_BINARIES} pyflame${minor} PARENT_SCOPE)

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "core/elf.h"
+#include "core/target/elf.h"
 #include "core/errors.h"
 #include "core/log.h"
-#include "core/process.h"
-#include "core/python_binary.h"
+#include "core/target/process.h"
+#include "core/target/python_binary.h"
 
 namespace pyflame::core {
 namespace {

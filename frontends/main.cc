@@ -1,6 +1,6 @@
 // main() of every pyflameX.Y: hand this binary's Python version to core.
-#include "core/python_module.h"
-#include "versions/common/layout_module.h"
+#include "core/sampling/python_module.h"
+#include "versions/walker/layout_module.h"
 
 int main(int argc, char** argv) {
   return pyflame::core::run(pyflame::versions::this_version(), argc, argv);

@@ -70,16 +70,16 @@ EOF
 apply() {
   case "$1" in
     threading_frame)
-      mutate core/dump_writer.cc '      append_field(out, "filename", f.filename);
+      mutate core/output/dump_writer.cc '      append_field(out, "filename", f.filename);
       append_field(out, "line", f.line);' \
 '      const bool evil = f.filename.ends_with("threading.py");
       append_field(out, "filename", evil ? std::string_view("/nonexistent/evil/threading.py") : f.filename);
       append_field(out, "line", evil && f.line ? std::optional<int>(*f.line + 1000) : f.line);' ;;
     no_gil)
-      mutate versions/common/layout_walk.cc \
+      mutate versions/walker/layout_walk.cc \
         '      if (holder) thread.holds_gil = *holder == *tstate;' '      (void)holder;' ;;
     drop_innermost)
-      mutate versions/common/layout_sample.cc \
+      mutate versions/walker/layout_sample.cc \
         '  out.threads.resize(threads);
   for (size_t t = 0; t < threads; ++t) out.torn += out.threads[t].torn;' \
         '  out.threads.resize(threads);
@@ -87,11 +87,11 @@ apply() {
     if (!out.threads[t].frames.empty()) out.threads[t].frames.erase(out.threads[t].frames.begin());
   for (size_t t = 0; t < threads; ++t) out.torn += out.threads[t].torn;' ;;
     idle_busy)
-      mutate core/thread_states.cc "    t.idle = task->state != 'R';" "    t.idle = false;" ;;
+      mutate core/target/thread_states.cc "    t.idle = task->state != 'R';" "    t.idle = false;" ;;
     exit_code)
       mutate core/errors.h '  kTargetExited = 7,' '  kTargetExited = 1,' ;;
     torn_emitted)
-      mutate versions/common/layout_sample.cc \
+      mutate versions/walker/layout_sample.cc \
         'bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {' \
         'bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {
   if (threads < 1000000) { for (size_t t = 0; t < threads; ++t) out.threads[t].torn = false; return true; }' ;;

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "core/elf.h"
+#include "core/target/elf.h"
 #include "core/errors.h"
-#include "core/maps.h"
+#include "core/target/maps.h"
 #include "test/fuzz/fuzz_input.h"
 
 namespace {

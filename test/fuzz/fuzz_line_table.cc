@@ -1,4 +1,4 @@
-// Fuzz target: every line-table decoder (versions/common/line_table.h).
+// Fuzz target: every line-table decoder (versions/walker/line_table.h).
 //
 // Input: format selector, first line and byte offset, then the table bytes.
 // Checked beyond "no crash": the decoders are documented to answer
@@ -9,7 +9,7 @@
 #include <span>
 
 #include "test/fuzz/fuzz_input.h"
-#include "versions/common/line_table.h"
+#include "versions/walker/line_table.h"
 
 using pyflame::line_table::Format;
 

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/maps.h"
+#include "core/target/maps.h"
 #include "test/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

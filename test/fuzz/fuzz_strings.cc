@@ -1,4 +1,4 @@
-// Fuzz target: PEP 393 string decoding (versions/common/remote_object.h
+// Fuzz target: PEP 393 string decoding (versions/walker/remote_object.h
 // pep393_to_utf8) for every kind byte, valid or not. Whatever it returns must
 // be valid UTF-8: the writers pass names through to JSON, XML and protobuf.
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "test/fuzz/fuzz_input.h"
-#include "versions/common/remote_object.h"
+#include "versions/walker/remote_object.h"
 
 namespace {
 

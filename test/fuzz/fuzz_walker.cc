@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "core/profile.h"
-#include "core/snapshot.h"
-#include "core/utf8.h"
-#include "core/writers.h"
+#include "core/output/profile.h"
+#include "core/sampling/snapshot.h"
+#include "core/output/utf8.h"
+#include "core/output/writers.h"
 #include "test/fuzz/fuzz_input.h"
 #include "test/walker/fake_image.h"
 

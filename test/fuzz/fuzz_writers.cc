@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "core/profile.h"
-#include "core/snapshot.h"
-#include "core/writers.h"
+#include "core/output/profile.h"
+#include "core/sampling/snapshot.h"
+#include "core/output/writers.h"
 #include "test/fuzz/fuzz_input.h"
 #include "test/fuzz/wellformed.h"
 

@@ -3,7 +3,7 @@
 // every format (quotes, <, &, ;, non-ASCII) and a timeline.
 #pragma once
 
-#include "core/profile.h"
+#include "core/output/profile.h"
 
 namespace pyflame::test {
 

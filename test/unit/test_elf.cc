@@ -9,9 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/elf.h"
+#include "core/target/elf.h"
 #include "core/errors.h"
-#include "core/process.h"
+#include "core/target/process.h"
 
 using pyflame::core::ElfFile;
 using pyflame::core::Process;

@@ -1,4 +1,4 @@
-// Unit tests for versions/common/line_table.{h,cc}.
+// Unit tests for versions/walker/line_table.{h,cc}.
 //
 // Three kinds of evidence:
 //   1. Tables and answers generated from the real interpreters (2.7, 3.6 -
@@ -11,7 +11,7 @@
 //      must round-trip, and thousands of random byte strings that must not
 //      crash (build with -fsanitize=address,undefined to make that count).
 
-#include "versions/common/line_table.h"
+#include "versions/walker/line_table.h"
 
 #include <catch2/catch.hpp>
 

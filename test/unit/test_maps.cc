@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "core/maps.h"
+#include "core/target/maps.h"
 
 using pyflame::core::parse_maps;
 using pyflame::core::strip_deleted;

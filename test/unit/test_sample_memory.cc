@@ -4,9 +4,9 @@
 #include <cstring>
 #include <map>
 
-#include "core/recent_pages.h"
-#include "core/sample_memory.h"
-#include "core/witness.h"
+#include "core/sampling/recent_pages.h"
+#include "core/sampling/sample_memory.h"
+#include "core/sampling/witness.h"
 
 using pyflame::core::Memory;
 using pyflame::core::RecentPages;

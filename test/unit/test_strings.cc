@@ -2,9 +2,9 @@
 #include <cstring>
 #include <vector>
 
-#include "core/json.h"
-#include "core/python_binary.h"
-#include "versions/common/remote_object.h"
+#include "core/output/json.h"
+#include "core/target/python_binary.h"
+#include "versions/walker/remote_object.h"
 
 using pyflame::versions::pep393_to_utf8;
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "core/writers.h"
+#include "core/output/writers.h"
 #include "golden.h"
 #include "profile_fixture.h"
 

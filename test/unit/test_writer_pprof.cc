@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/writers.h"
+#include "core/output/writers.h"
 #include "golden.h"
 #include "profile_fixture.h"
 

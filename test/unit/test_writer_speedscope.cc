@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/writers.h"
+#include "core/output/writers.h"
 #include "golden.h"
 #include "profile_fixture.h"
 

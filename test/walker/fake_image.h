@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "core/memory.h"
+#include "core/target/memory.h"
 #include "test/walker/fake_line_table.h"
-#include "versions/common/layout.h"
-#include "versions/common/layout_module.h"
+#include "versions/layout.h"
+#include "versions/walker/layout_module.h"
 
 namespace pyflame::test {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "versions/common/layout.h"
+#include "versions/layout.h"
 
 namespace pyflame::test {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "versions/common/layout.h"
+#include "versions/layout.h"
 
 namespace pyflame::test {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "core/snapshot.h"
+#include "core/sampling/snapshot.h"
 #include "test/walker/fake_image.h"
 
 namespace {

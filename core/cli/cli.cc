@@ -1,0 +1,253 @@
+// The command line shared by every pyflameX.Y (see docs/usage.md).
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fmt/format.h>
+#include <optional>
+
+#include "core/target/attach.h"
+#include "core/output/dump_writer.h"
+#include "core/errors.h"
+#include "core/target/fd_limit.h"
+#include "core/output/output_file.h"
+#include "core/target/privilege.h"
+#include "core/sampling/python_module.h"
+#include "core/cli/record.h"
+#include "core/sampling/sampler.h"
+#include "core/target/thread_stopper.h"
+
+#ifndef PYFLAME_VERSION
+#define PYFLAME_VERSION "0.1.0"
+#endif
+
+namespace pyflame::core {
+namespace {
+
+Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
+
+struct DumpOptions {
+  int pid = 0;
+  bool json = false;
+  bool blocking = false;
+};
+
+int dump(const PythonModule& module, const DumpOptions& options) {
+  // The same rule as record's -p: a PID is a positive number.
+  if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
+  Process process(options.pid);
+  std::unique_ptr<Interpreter> interpreter = attach(module, process);
+  interpreter->set_strict(true);  // read once, by a person: confirm twice
+
+  Snapshot snapshot;
+  snapshot.pid = options.pid;
+  snapshot.python_version = interpreter->python_version();
+  bool ok = false;
+  Sampler sampler(process, *interpreter, options.blocking, /*read_idle=*/true);
+  // A running target can change under a read: the walker retries a torn
+  // stack a few times per sample; a thread whose stack keeps moving (a busy
+  // recursion) is sampled again, for up to about a second. With --blocking
+  // the threads are stopped for each try, not across them: a target
+  // stopped in the middle of its finalization (no thread list to read) must
+  // go on to exit, which is then what we report.
+  constexpr int kSamples = 1000;
+  for (int attempt = 0; attempt < kSamples; ++attempt) {
+    ok = sampler.sample(snapshot);
+    if (!ok && !process.alive()) throw_target_exited(options.pid);
+    if (ok && snapshot.torn == 0) break;
+    ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
+  }
+  if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
+  if (!ok || snapshot.torn != 0) {
+    if (!process.alive()) throw_target_exited(options.pid);
+    throw Error(ExitCode::kInconsistent,
+                fmt::format("pyflame: could not read a consistent stack of process {}: {} "
+                            "(a sample is shown only when every frame is from one moment); "
+                            "try --blocking, which stops the threads while they are read",
+                            options.pid,
+                            ok ? "a thread's stack changed under every read"
+                               : "its thread list could not be read (it may be finalizing)"));
+  }
+  privilege::drop();  // nothing is written with a capability
+  std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
+  write_standard_output(text);
+  return 0;
+}
+
+std::string version_text(const BuildInfo& info) {
+  return fmt::format(
+      "{} {}\n"
+      "built for Python {}.{} from the headers of Python {} ({})\n"
+      "layout fingerprint {}\n",
+      binary_name(info), PYFLAME_VERSION, info.major, info.minor, info.headers_version,
+      info.headers_path, info.layout_fingerprint);
+}
+
+// What the record options parse into, before they are checked.
+struct RecordArgs {
+  std::optional<int> pid;
+  std::optional<double> duration;
+  std::optional<double> rate;
+  std::optional<double> interval;
+  std::optional<std::string> output;
+  std::optional<std::string> format;
+  std::optional<std::string> stats_json;
+  bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
+  bool flamechart = false, no_status = false;
+};
+
+// The same options serve `record` and Pyflame's classic top-level form.
+void add_record_options(CLI::App* cmd, RecordArgs& a) {
+  cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)");
+  cmd->add_option("-d,--duration,-s,--seconds", a.duration,
+                  "seconds to record (default: until Ctrl-C or the target exits)");
+  cmd->add_option("--rate", a.rate, "samples per second (default 100)");
+  cmd->add_option("-r,--interval", a.interval, "seconds between samples (Pyflame's form of --rate)");
+  cmd->add_option("-o,--output", a.output, "output file (default: standard output)");
+  cmd->add_option("-f,--format", a.format,
+                  "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
+                  "(default: from the output's extension, else collapsed)");
+  cmd->add_flag("--threads", a.threads, "start each stack with its thread");
+  cmd->add_flag("--idle", a.idle, "include samples of idle (not running) threads");
+  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "exclude idle samples (the default; Pyflame's -x)");
+  cmd->add_flag("--gil", a.gil, "only samples of the thread holding the GIL");
+  cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
+  cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
+  cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
+  cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
+}
+
+RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,
+                                std::optional<double> default_duration) {
+  RecordOptions o;
+  if (a.pid.has_value() == !command.empty())
+    throw usage(a.pid ? "give either -p PID or a command to launch, not both"
+                      : "nothing to profile: give -p PID, or a command after -- (or -t)");
+  if (a.pid && *a.pid <= 0) throw usage(fmt::format("invalid PID {}", *a.pid));
+  o.pid = a.pid;
+  o.command = std::move(command);
+  if (a.rate && a.interval) throw usage("give --rate or -r/--interval, not both");
+  // The rate's bounds are the interval's: from one sample an hour (a rate
+  // closer to 0 makes the interval infinite, or too long for a clock) to
+  // 1,000,000 a second.
+  constexpr double kMaxRate = 1e6;
+  constexpr double kMaxInterval = 3600;
+  if (a.rate) {
+    if (!(*a.rate >= 1.0 / kMaxInterval) || *a.rate > kMaxRate)
+      throw usage(fmt::format("--rate must be between 1/3600 (one sample an hour) and {:.0f} samples "
+                              "per second, not {}", kMaxRate, *a.rate));
+    o.interval_seconds = 1.0 / *a.rate;
+  }
+  if (a.interval) {
+    if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > kMaxInterval)
+      throw usage(fmt::format("-r/--interval must be between 0.000001 and 3600 seconds, not {}", *a.interval));
+    o.interval_seconds = *a.interval;
+  }
+  o.duration_seconds = a.duration ? a.duration : (o.pid ? default_duration : std::nullopt);
+  if (o.duration_seconds && !(*o.duration_seconds > 0 && std::isfinite(*o.duration_seconds)))
+    throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.duration_seconds));
+  if (a.idle && a.exclude_idle) throw usage("--idle and -x/--exclude-idle contradict each other");
+  if (a.format && a.flamechart) throw usage("--flamechart is a format; give it or --format, not both");
+  if (a.format) {
+    o.format = parse_format(*a.format);
+    if (!o.format)
+      throw usage(fmt::format("unknown format '{}': use collapsed, flamegraph, speedscope, pprof or flamechart",
+                              *a.format));
+  }
+  if (a.flamechart) o.format = OutputFormat::kFlamechart;
+  if (a.output && a.output->empty()) throw usage("the output path is empty");
+  o.output = a.output;
+  o.thread_roots = a.threads;
+  o.include_idle = a.idle;
+  o.gil_only = a.gil;
+  o.blocking = a.blocking;
+  o.status = !a.no_status;
+  o.stats_json = a.stats_json;
+  return o;
+}
+
+// Splits off the command to launch: everything after the first `--`, or
+// after Pyflame's `-t`/`--trace`. It is passed on untouched.
+std::vector<std::string> split_command(int& argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg(argv[i]);
+    if (arg == "--" || arg == "-t" || arg == "--trace") {
+      std::vector<std::string> command(argv + i + 1, argv + argc);
+      argc = i;
+      if (command.empty()) command.push_back("");  // noticed as an error below
+      return command;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int run(const PythonModule& module, int argc, char** argv) {
+  privilege::init();  // first: with more privilege than our caller, become the caller
+  raise_open_file_limit();
+  const BuildInfo& info = module.build_info();
+  ::signal(SIGPIPE, SIG_IGN);
+  CLI::App app(fmt::format("{}: a sampling profiler for CPython {}.{} processes",
+                           binary_name(info), info.major, info.minor),
+               binary_name(info));
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("-V,--version", show_version, "print version and build details, then exit");
+
+  DumpOptions dump_options;
+  CLI::App* dump_cmd = app.add_subcommand("dump", "print every thread's Python stack once");
+  dump_cmd->add_option("-p,--pid", dump_options.pid, "process to read")->required();
+  dump_cmd->add_flag("--json", dump_options.json, "machine-readable output (see docs/usage.md)");
+  dump_cmd->add_flag("--blocking", dump_options.blocking,
+                     "stop the target's threads while reading, for a consistent snapshot");
+
+  RecordArgs record_args;
+  CLI::App* record_cmd = app.add_subcommand(
+      "record", "sample a process (-p PID) or a command (after --) and write a profile");
+  add_record_options(record_cmd, record_args);
+  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`, `pyflameX.Y -t CMD ...`.
+  RecordArgs classic_args;
+  add_record_options(&app, classic_args);
+
+  std::vector<std::string> command = split_command(argc, argv);
+  if (command.size() == 1 && command[0].empty()) {
+    std::fprintf(stderr, "%s: no command after -- or -t\n", binary_name(info).c_str());
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: %s\nRun `%s --help` for usage.\n", binary_name(info).c_str(),
+                 e.what(), binary_name(info).c_str());
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  if (show_version) {
+    std::fputs(version_text(info).c_str(), stdout);
+    return 0;
+  }
+  try {
+    if (dump_cmd->parsed()) {
+      if (!command.empty()) throw usage("dump takes no command");
+      return dump(module, dump_options);
+    }
+    if (record_cmd->parsed())
+      return record(module, check_record_args(record_args, std::move(command), std::nullopt));
+    if (classic_args.pid || !command.empty())  // Pyflame records one second by default
+      return record(module, check_record_args(classic_args, std::move(command), 1.0));
+    std::fputs(app.help().c_str(), stderr);
+    return static_cast<int>(ExitCode::kUsage);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pyflame: internal error: %s\n", e.what());
+    return static_cast<int>(ExitCode::kFailure);
+  }
+}
+
+}  // namespace pyflame::core

@@ -1,0 +1,110 @@
+// An aggregated profile: what `record` collects and every writer consumes.
+// Frames and stacks are interned as samples arrive, so memory grows with the
+// number of distinct stacks, not with the number of samples.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <map>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/sampling/snapshot.h"
+
+namespace pyflame::core {
+
+// One distinct code location. `line` is 0 when it could not be read.
+struct ProfileFrame {
+  std::string function;  // co_qualname where the version has it, else co_name
+  std::string filename;
+  int line = 0;
+  bool operator==(const ProfileFrame&) const = default;
+};
+
+struct ProfileThread {
+  uint64_t thread_id = 0;            // Python's ident
+  std::optional<int64_t> native_id;  // Linux TID
+  std::string name;                  // the thread's name (comm), may be empty
+  bool operator==(const ProfileThread&) const = default;
+};
+
+// One distinct (thread, stack) pair and how many samples saw it.
+struct ProfileStack {
+  uint32_t thread = 0;           // index into Profile::threads
+  std::vector<uint32_t> frames;  // indices into Profile::frames, root first
+  uint64_t count = 0;
+};
+
+// A sample in time order, kept only when a writer needs a timeline
+// (--flamechart; speedscope orders its samples by it when present).
+struct TimedSample {
+  double seconds = 0;  // since the start of recording
+  uint32_t stack = 0;  // index into Profile::stacks
+};
+
+struct Profile {
+  int pid = 0;
+  std::string python_version;
+  std::string target;               // the command line, or "process PID"
+  double interval_seconds = 0.01;   // the requested sampling interval
+  double duration_seconds = 0;      // wall time actually recorded
+  bool thread_roots = false;        // --threads: each stack starts with its thread
+  std::vector<ProfileFrame> frames;
+  std::vector<ProfileThread> threads;
+  std::vector<ProfileStack> stacks;
+  std::vector<TimedSample> timeline;
+
+  uint64_t total_samples() const;
+};
+
+// "thread 'MainThread' (tid 1234)": the root frame under --threads.
+std::string thread_label(const ProfileThread& thread);
+// "function (file:line)": one frame of the collapsed and flamegraph formats.
+std::string frame_label(const ProfileFrame& frame);
+
+// Interns snapshots into a Profile, one call per sampled thread stack.
+class ProfileBuilder {
+ public:
+  explicit ProfileBuilder(Profile& profile) : profile_(profile) {}
+  // `frames` innermost first, as the walker produces them. Returns the index
+  // of the stack in profile.stacks.
+  uint32_t add(const ThreadSample& thread, uint64_t count = 1);
+
+ private:
+  uint32_t intern_frame(const Frame& frame);
+  uint32_t intern_thread(const ThreadSample& thread);
+
+  struct KeyHash {
+    size_t operator()(const std::vector<uint32_t>& key) const noexcept;
+  };
+  struct FrameHash {
+    size_t operator()(const ProfileFrame& f) const noexcept;
+  };
+  Profile& profile_;
+  std::unordered_map<ProfileFrame, uint32_t, FrameHash> frame_ids_;
+  struct CodeLineHash {
+    size_t operator()(const std::pair<uint64_t, int>& k) const noexcept {
+      return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(k.second));
+    }
+  };
+  // The fast path: (code_key, line) -> frame index, no strings touched.
+  std::unordered_map<std::pair<uint64_t, int>, uint32_t, CodeLineHash> code_line_ids_;
+  // Keyed by Python ident and TID: a new thread may reuse an old one's ident.
+  std::map<std::pair<uint64_t, int64_t>, uint32_t> thread_ids_;
+  // Key: thread index followed by frame indices, root first.
+  std::unordered_map<std::vector<uint32_t>, uint32_t, KeyHash> stack_ids_;
+  std::vector<uint32_t> key_;  // reused: no allocation per sample once warm
+  // Per thread index: the last stack added, as (code_key, line) innermost
+  // first, and its index. A thread that sits in the same stack sample after
+  // sample (the common case) is counted without hashing anything.
+  struct LastStack {
+    std::vector<std::pair<uint64_t, int>> frames;
+    uint32_t stack = 0;
+    bool valid = false;
+  };
+  std::vector<LastStack> last_;
+};
+
+}  // namespace pyflame::core

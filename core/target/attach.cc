@@ -1,0 +1,47 @@
+#include "core/target/attach.h"
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace pyflame::core {
+namespace {
+
+void check_version(const BuildInfo& info, const PythonBinary& binary, int pid) {
+  const PythonVersionId& found = binary.version();
+  if (found.major == info.major && found.minor == info.minor) return;
+  throw Error(ExitCode::kWrongVersion,
+              fmt::format("{}: process {} runs Python {} (found from {} in {}), but this binary "
+                          "reads Python {}.{}; use pyflame{}.{} (or the `pyflame` wrapper, which "
+                          "picks it)",
+                          binary_name(info), pid, found.full, found.how, binary.target_path(),
+                          info.major, info.minor, found.major, found.minor));
+}
+
+}  // namespace
+
+std::string binary_name(const BuildInfo& info) {
+  return fmt::format("pyflame{}.{}", info.major, info.minor);
+}
+
+std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& process,
+                                    int finalized_patience_ms) {
+  try {
+    PythonBinary binary = PythonBinary::find(process);
+    check_version(module.build_info(), binary, process.pid());
+    return module.locate(process, binary);
+  } catch (const NoInterpreterError&) {
+    // Finalized: its process exits next (a runtime that has not started
+    // one yet, or an embedder that finalized and goes on, is not Python
+    // for now).
+    if (process.exits_within(finalized_patience_ms)) throw_target_exited(process.pid());
+    throw;
+  } catch (const Error&) {
+    // Attaching to a process as it exits fails for want of its memory or
+    // maps, before it is a zombie: that is an exit, not a non-Python.
+    if (!process.alive_past_exit()) throw_target_exited(process.pid());
+    throw;
+  }
+}
+
+}  // namespace pyflame::core

@@ -1,0 +1,67 @@
+// Finds the ELF file that holds a target's interpreter (the executable of a
+// static build, or libpythonX.Y.so of an --enable-shared one) and tells which
+// Python version it is, from the file itself. Knows no struct layout.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/target/elf.h"
+#include "core/target/maps.h"
+#include "core/target/process.h"
+#include "core/target/remote.h"
+
+namespace pyflame::core {
+
+struct PythonVersionId {
+  int major = 0;
+  int minor = 0;
+  std::string full;  // "3.11.7" when known, else "3.11"
+  std::string how;   // how it was found, for messages
+};
+
+class PythonBinary {
+ public:
+  // Throws Error(kNotPython) when no interpreter is found.
+  static PythonBinary find(const Process& process);
+
+  const ElfFile& elf() const { return *elf_; }
+  const std::string& target_path() const { return target_path_; }
+  uint64_t load_bias() const { return bias_; }
+  const PythonVersionId& version() const { return version_; }
+  const std::vector<Mapping>& maps() const { return maps_; }
+
+  // Runtime address of a symbol of the interpreter's file.
+  std::optional<RemoteAddr> symbol(std::string_view name) const;
+  // The interpreter's writable data (.data, .bss ...) in the target, for
+  // finding a variable that has no symbol.
+  std::vector<std::pair<RemoteAddr, uint64_t>> writable_ranges() const;
+
+ private:
+  std::shared_ptr<ElfFile> elf_;
+  std::string target_path_;
+  uint64_t bias_ = 0;
+  PythonVersionId version_;
+  std::vector<Mapping> maps_;
+};
+
+// Whether an ELF file holds a CPython interpreter: it exports the C API.
+bool has_interpreter_symbols(const ElfFile& elf);
+
+// The version of an interpreter file (an executable with the interpreter
+// linked in, or a libpython) from the file alone, for a program not yet
+// running: Py_Version's bytes (3.11+), else PY_VERSION in its read-only
+// data, else the first of `names` that says one; nullopt if none does.
+std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
+                                                        const std::vector<std::string>& names);
+
+// Parses "libpython3.11.so.1.0", "libpython3.6m.so", "python2.7" ... into a
+// version; nullopt if the name does not say one.
+std::optional<PythonVersionId> version_from_file_name(std::string_view name);
+// Finds the version string (PY_VERSION, e.g. "3.11.7") in an interpreter's
+// read-only data, preferring one that starts with `major.minor.` when given.
+std::optional<std::string> version_from_rodata(std::string_view rodata, int major, int minor);
+
+}  // namespace pyflame::core

@@ -1,0 +1,234 @@
+// The walk of the thread list, and of each thread's frames in either
+// frame model: PyFrameObject chains (to 3.10) or interpreter frames (3.11+).
+#include "versions/walker/layout_interpreter.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/errors.h"
+#include "core/log.h"
+
+namespace pyflame::versions {
+
+using core::Error;
+using core::ExitCode;
+using core::RemoteAddr;
+
+bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
+  prefetch_planned_ = !prefetch_words_.empty();
+  if (prefetch_planned_) prefetch_.plan(prefetch_words_, true);
+  memory_.begin(prefetch_planned_ ? &prefetch_ : nullptr);
+  list_words_.clear();
+  stack_words_.clear();
+  stack_spans_.clear();
+  rooted_.clear();
+  known_.clear();
+  pending_.clear();
+  clean_.clear();
+  // The thread list's words were all read in begin()'s call if none of
+  // the reads of its links missed.
+  const uint64_t misses_at_begin = memory_.misses();
+  uint64_t list_misses = 0;
+  // Few system calls per sample: what can be read together is.
+  uint64_t head = 0, current = 0;
+  const core::Memory::ReadRequest globals[] = {
+      {interp_head_slot_, std::as_writable_bytes(std::span(&head, 1))},
+      {tstate_current_slot_, std::as_writable_bytes(std::span(&current, 1))}};
+  memory_.read_many(std::span(globals).first(tstate_current_slot_ ? 2 : 1), ok_);
+  list_misses += memory_.misses() - misses_at_begin;
+  if (!ok_[0] || head == 0) {
+    PYFLAME_DEBUG_LOG("cannot read the interpreter list head at {:#x}", interp_head_slot_.value());
+    return false;
+  }
+  list_words_.push_back({interp_head_slot_.value(), head, sizeof head});
+  std::optional<RemoteAddr> current_holder;
+  if (tstate_current_slot_ && ok_[1]) current_holder = RemoteAddr(current);
+  std::optional<RemoteAddr> interp = RemoteAddr(head);
+  tstate_buf_.resize(static_cast<size_t>(l_.sizeof_tstate));
+  CycleCheck interp_cycle;
+  for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
+    if (interp_cycle.seen(*interp)) return false;  // a cycle: torn or hostile
+    uint64_t first_tstate = 0, next_interp = 0, gil = 0;
+    const core::Memory::ReadRequest fields[] = {
+        {*interp + l_.interp_tstate_head, std::as_writable_bytes(std::span(&first_tstate, 1))},
+        {*interp + l_.interp_next, std::as_writable_bytes(std::span(&next_interp, 1))},
+        {*interp + l_.interp_gil, std::as_writable_bytes(std::span(&gil, 1))}};
+    const bool per_interp_gil = !tstate_current_slot_ && l_.interp_gil != PYFLAME_ABSENT;
+    const uint64_t misses_before_fields = memory_.misses();
+    memory_.read_many(std::span(fields).first(per_interp_gil ? 3 : 2), ok_);
+    list_misses += memory_.misses() - misses_before_fields;
+    if (!ok_[0] || !ok_[1]) return false;
+    list_words_.push_back({(*interp + l_.interp_tstate_head).value(), first_tstate, sizeof first_tstate});
+    list_words_.push_back({(*interp + l_.interp_next).value(), next_interp, sizeof next_interp});
+    std::optional<RemoteAddr> holder = current_holder;
+    if (per_interp_gil && ok_[2]) holder = gil_holder(RemoteAddr(gil));
+    std::optional<RemoteAddr> tstate = RemoteAddr(first_tstate);
+    CycleCheck thread_cycle;
+    for (int t = 0; t < kMaxThreads && !tstate->is_null(); ++t) {
+      const uint64_t misses_before = memory_.misses();
+      if (thread_cycle.seen(*tstate) || !memory_.read(*tstate, tstate_buf_)) {
+        PYFLAME_DEBUG_LOG("cannot read thread state {:#x}", tstate->value());
+        return false;
+      }
+      list_misses += memory_.misses() - misses_before;
+      const std::span<const std::byte> ts(tstate_buf_);
+      if (threads == out.threads.size()) out.threads.emplace_back();
+      core::ThreadSample& thread = out.threads[threads++];
+      thread.reset_except_frames();  // finish_thread() may keep some
+      thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
+      if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
+        thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
+      if (holder) thread.holds_gil = *holder == *tstate;
+      raw_.clear();
+      inline_callers_.clear();
+      const size_t words_begin = stack_words_.size();
+      if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
+      expect_ = &latest_stacks_[threads - 1];
+      expect_at_ = 0;
+      diverged_ = false;
+      walk_rooted_ = false;
+      if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
+        walk_frame_objects(RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_frame)));
+      } else {
+        RemoteAddr frame;
+        if (l_.tstate_current_frame != PYFLAME_ABSENT) {
+          frame = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_current_frame));
+        } else {
+          auto cframe = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_cframe));
+          if (cframe) {
+            uint64_t f = 0;
+            const auto field = std::as_writable_bytes(std::span(&f, 1));
+            if (memory_.read(cframe + l_.cframe_current_frame, field)) {
+              note(core::Witness((cframe + l_.cframe_current_frame).value(), f, sizeof f));
+              frame = RemoteAddr(f);
+            } else {
+              bad_walk();
+            }
+          }
+        }
+        const RemoteAddr base_frame(l_.tstate_base_frame != PYFLAME_ABSENT
+                                        ? load<uint64_t>(ts, l_.tstate_base_frame) : 0);
+        if (raw_.empty()) walk_interpreter_frames(frame, base_frame);
+      }
+      if (!diverged_ && expect_at_ != expect_->size()) diverge();  // a prefix of the latest
+      stack_spans_.emplace_back(words_begin, stack_words_.size());
+      rooted_.push_back(walk_rooted_);
+      known_.push_back(!diverged_);
+      pending_.push_back(0);
+      // Its words were all read in begin()'s call (code objects read later
+      // are not witnesses) if no read of its state and frames missed.
+      clean_.push_back(memory_.misses() == misses_before);
+      finish_thread(thread, threads - 1);
+      const uint64_t next = load<uint64_t>(ts, l_.tstate_next);
+      list_words_.push_back({(*tstate + l_.tstate_next).value(), next, sizeof next});
+      tstate = RemoteAddr(next);
+    }
+    interp = RemoteAddr(next_interp);
+  }
+  list_clean_ = list_misses == 0;
+  return true;
+}
+
+void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
+  CycleCheck cycle;
+  const auto header = static_cast<size_t>(
+      std::max({l_.ob_refcnt, l_.frame_back, l_.frame_code, l_.frame_lasti, l_.frame_gen}) + 8);
+  if (!frame) walk_rooted_ = true;
+  for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames) return bounded_walk();
+    const std::byte* bytes = nullptr;
+    if (cycle.seen(frame) || (bytes = memory_.view(frame, header, true)) == nullptr) return bad_walk();
+    const std::span<const std::byte> frame_buf(bytes, header);
+    // A freed frame (on the free list, or a code object's zombie frame)
+    // keeps its type and stale links; its reference count is 0. Frames are
+    // shared between threads through that list: a walk into one mixes
+    // threads.
+    if (RemoteAddr(load<uint64_t>(frame_buf, l_.ob_type)) != objects_.types().frame ||
+        load<int64_t>(frame_buf, l_.ob_refcnt) <= 0)
+      return bad_walk();
+    // The innermost frame's instruction moves while it runs: not a witness.
+    int64_t lasti = 0;
+    if (depth == 0) {
+      lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
+                                         : load<int64_t>(frame_buf, l_.frame_lasti);
+    } else {
+      lasti = l_.sizeof_frame_lasti == 4 ? witness<int32_t>(frame_buf, frame, l_.frame_lasti)
+                                         : witness<int64_t>(frame_buf, frame, l_.frame_lasti);
+    }
+    // f_lasti is -1 before the first instruction runs; CPython's
+    // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
+    std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
+    const RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.frame_code));
+    if (!code) return bad_walk();
+    add_raw(code, offset, true);
+    const RemoteAddr back(witness<uint64_t>(frame_buf, frame, l_.frame_back));
+    // A thread's outermost frame belongs to no generator: one that does is
+    // a suspended generator's (its f_back cleared), reached by a torn read.
+    if (!back)
+      walk_rooted_ = l_.frame_gen == PYFLAME_ABSENT ||
+                     witness<uint64_t>(frame_buf, frame, l_.frame_gen) == 0;
+    frame = back;
+  }
+}
+
+void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr base_frame) {
+  CycleCheck cycle;
+  const auto size = static_cast<size_t>(l_.sizeof_iframe);
+  if (!frame) walk_rooted_ = true;
+  bool innermost = true;
+  bool called_inline = false;  // the frame read before is a Python frame
+  for (int depth = 0; frame; ++depth) {
+    if (depth >= kMaxFrames) return bounded_walk();
+    const std::byte* bytes = nullptr;
+    if (cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) return bad_walk();
+    const std::span<const std::byte> frame_buf(bytes, size);
+    RemoteAddr previous(witness<uint64_t>(frame_buf, frame, l_.iframe_previous));
+    int64_t owner = static_cast<int64_t>(witness<int8_t>(frame_buf, frame, l_.iframe_owner));
+    if (!previous) {
+      // A thread's stack ends at its sentinel (3.15+), or at a frame that
+      // neither a generator nor a frame object owns: a suspended
+      // generator's frame (previous cleared) is reached only by a torn read.
+      walk_rooted_ = base_frame ? frame == base_frame
+                                : owner != l_.owner_generator && owner != l_.owner_frame_object;
+    }
+    // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
+    // bookkeeping, not Python code.
+    if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
+      frame = previous;
+      called_inline = false;
+      continue;
+    }
+    RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
+    // A frame with no code is not a live one: 3.14 clears a frame's
+    // executable as it pops it, so this is a torn read of a popping stack.
+    if (!code) return bad_walk();
+    // A popped frame keeps its links and code until its memory is reused:
+    // read just after its caller went on (the thread's frame pointer read
+    // before, the frames after), it shows the caller past its call with
+    // the callee still below. The same interleaving a few microseconds
+    // later reads the same, so the second reading cannot tell; 3.12 and
+    // 3.13 say it in stacktop. A running frame's is -1, a popped one's 0;
+    // a caller's is its locals plus its stack depth, saved as it pushed its
+    // callee, and -1 again once the callee has returned. A caller through
+    // C code (a C-stack shim frame in between) may hold -1: it is not
+    // checked. A frame just pushed, or in a trace callback, holds its
+    // depth: at most a retry, never a wrong frame.
+    if (l_.iframe_stacktop != PYFLAME_ABSENT && l_.sizeof_iframe_stacktop == 4) {
+      const int32_t stacktop = load<int32_t>(frame_buf, l_.iframe_stacktop);
+      if (innermost && stacktop == 0) return bad_walk();
+      // Whether it is below its locals needs the code: finish_thread.
+      if (!innermost && called_inline) inline_callers_.push_back({raw_.size(), stacktop});
+    }
+    // The innermost frame's instruction moves while it runs: not a witness.
+    RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
+                               : witness<uint64_t>(frame_buf, frame, l_.iframe_instr));
+    innermost = false;
+    called_inline = true;
+    add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
+    frame = previous;
+  }
+}
+
+}  // namespace pyflame::versions
