@@ -40,6 +40,26 @@
 #define OFF(type, member) ((int64_t)offsetof(type, member))
 #define MEMBER_SIZE(type, member) ((int64_t)sizeof(((type*)0)->member))
 
+/* Measure a member of each kind (see PYFLAME_LAYOUT_MEMBERS). A WORD that is
+ * not 8 bytes or an INTEGER of an odd width does not compile: the negative
+ * array size is the error. */
+#define REQUIRE(condition) ((void)sizeof(char[(condition) ? 1 : -1]))
+#define IS_SIGNED(m) ((__typeof__(m))-1 < (__typeof__(m))0)
+#define WORD(out, type, member)                                      \
+  do {                                                               \
+    REQUIRE(MEMBER_SIZE(type, member) == sizeof(uint64_t));          \
+    (out).offset = OFF(type, member);                                \
+  } while (0)
+#define INTEGER(out, type, member)                                   \
+  do {                                                               \
+    REQUIRE(MEMBER_SIZE(type, member) == 1 || MEMBER_SIZE(type, member) == 2 || \
+            MEMBER_SIZE(type, member) == 4 || MEMBER_SIZE(type, member) == 8);  \
+    (out).offset = OFF(type, member);                                \
+    (out).size = (int32_t)MEMBER_SIZE(type, member);                 \
+    (out).is_signed = IS_SIGNED(((type*)0)->member);                 \
+  } while (0)
+#define PLACE(out, type, member) ((out).offset = OFF(type, member))
+
 /*
  * Measure a bitfield: set it to all ones in a zeroed object and see which
  * bits of which byte moved. The macro sets the field through its own name,
@@ -131,7 +151,19 @@ static const struct pyflame_debug_offset_check debug_checks[] = {
 
 static struct pyflame_layout measure(void) {
   struct pyflame_layout l;
-  memset(&l, 0xff, sizeof l); /* every int64_t field starts ABSENT */
+  memset(&l, 0, sizeof l);
+  /* Every member and number starts absent; each kind knows its name. */
+#define START_MEMBER(member, kind) \
+  l.member.offset = ABSENT;          \
+  l.member.name = #member;
+#define START_NUMBER(number) l.number = ABSENT;
+  PYFLAME_LAYOUT_MEMBERS(START_MEMBER)
+  PYFLAME_LAYOUT_NUMBERS(START_NUMBER)
+#undef START_MEMBER
+#undef START_NUMBER
+  l.unicode_kind.byte_offset = ABSENT;
+  l.unicode_compact.byte_offset = ABSENT;
+  l.unicode_ascii.byte_offset = ABSENT;
   l.py_version_hex = PY_VERSION_HEX;
   l.py_version = PY_VERSION;
   l.major = PY_MAJOR_VERSION;
@@ -141,49 +173,51 @@ static struct pyflame_layout measure(void) {
   l.debug_checks = NULL;
   l.debug_check_count = 0;
 
-  l.ob_refcnt = OFF(PyObject, ob_refcnt);
-  l.ob_type = OFF(PyObject, ob_type);
-  l.ob_size = OFF(PyVarObject, ob_size);
+  INTEGER(l.ob_refcnt, PyObject, ob_refcnt);
+  WORD(l.ob_type, PyObject, ob_type);
+  INTEGER(l.ob_size, PyVarObject, ob_size);
 
   /* ---- runtime and interpreter list ---- */
 #if PY_VERSION_HEX >= 0x03070000
-  l.runtime_interpreters_head = OFF(_PyRuntimeState, interpreters.head);
+  WORD(l.runtime_interpreters_head, _PyRuntimeState, interpreters.head);
 #endif
 #if PY_VERSION_HEX >= 0x03070000 && PY_VERSION_HEX < 0x030c0000
-  l.runtime_tstate_current = OFF(_PyRuntimeState, gilstate.tstate_current);
+  WORD(l.runtime_tstate_current, _PyRuntimeState, gilstate.tstate_current);
 #endif
-  l.interp_next = OFF(PyInterpreterState, next);
+  WORD(l.interp_next, PyInterpreterState, next);
 #if PY_VERSION_HEX >= 0x030b0000
-  l.interp_tstate_head = OFF(PyInterpreterState, threads.head);
+  WORD(l.interp_tstate_head, PyInterpreterState, threads.head);
 #else
-  l.interp_tstate_head = OFF(PyInterpreterState, tstate_head);
+  WORD(l.interp_tstate_head, PyInterpreterState, tstate_head);
 #endif
 #if PY_VERSION_HEX >= 0x030c0000
-  l.interp_gil = OFF(PyInterpreterState, ceval.gil);
-  l.gil_locked = OFF(struct _gil_runtime_state, locked);
-  l.gil_last_holder = OFF(struct _gil_runtime_state, last_holder);
-  l.sizeof_gil_field = MEMBER_SIZE(struct _gil_runtime_state, locked);
+  WORD(l.interp_gil, PyInterpreterState, ceval.gil);
+#if PY_VERSION_HEX < 0x030d0000
+  INTEGER(l.gil_locked, struct _gil_runtime_state, locked._value); /* _Py_atomic_int */
+#else
+  INTEGER(l.gil_locked, struct _gil_runtime_state, locked);
+#endif
+  WORD(l.gil_last_holder, struct _gil_runtime_state, last_holder);
 #endif
 
   /* ---- thread state ---- */
-  l.tstate_next = OFF(PyThreadState, next);
-  l.tstate_interp = OFF(PyThreadState, interp);
-  l.tstate_thread_id = OFF(PyThreadState, thread_id);
+  WORD(l.tstate_next, PyThreadState, next);
+  WORD(l.tstate_interp, PyThreadState, interp);
+  INTEGER(l.tstate_thread_id, PyThreadState, thread_id);
   l.sizeof_tstate = (int64_t)sizeof(PyThreadState);
 #if PY_VERSION_HEX >= 0x030b0000
-  l.tstate_native_thread_id = OFF(PyThreadState, native_thread_id);
+  INTEGER(l.tstate_native_thread_id, PyThreadState, native_thread_id);
 #endif
 
   /* ---- frames ---- */
 #if PY_VERSION_HEX < 0x030b0000
   l.frame_model = PYFLAME_FRAME_OBJECTS;
-  l.tstate_frame = OFF(PyThreadState, frame);
-  l.frame_back = OFF(PyFrameObject, f_back);
-  l.frame_code = OFF(PyFrameObject, f_code);
-  l.frame_lasti = OFF(PyFrameObject, f_lasti);
-  l.sizeof_frame_lasti = MEMBER_SIZE(PyFrameObject, f_lasti);
+  WORD(l.tstate_frame, PyThreadState, frame);
+  WORD(l.frame_back, PyFrameObject, f_back);
+  WORD(l.frame_code, PyFrameObject, f_code);
+  INTEGER(l.frame_lasti, PyFrameObject, f_lasti);
 #if PY_VERSION_HEX >= 0x03060000
-  l.frame_gen = OFF(PyFrameObject, f_gen);
+  WORD(l.frame_gen, PyFrameObject, f_gen);
 #endif
 #if PY_VERSION_HEX >= 0x030a0000
   l.lasti_unit_bytes = (int64_t)sizeof(_Py_CODEUNIT);
@@ -193,26 +227,25 @@ static struct pyflame_layout measure(void) {
 #else
   l.frame_model = PYFLAME_INTERPRETER_FRAMES;
   l.lasti_unit_bytes = (int64_t)sizeof(_Py_CODEUNIT);
-  l.iframe_previous = OFF(_PyInterpreterFrame, previous);
-  l.iframe_owner = OFF(_PyInterpreterFrame, owner);
+  WORD(l.iframe_previous, _PyInterpreterFrame, previous);
+  INTEGER(l.iframe_owner, _PyInterpreterFrame, owner);
   l.owner_generator = FRAME_OWNED_BY_GENERATOR;
   l.owner_frame_object = FRAME_OWNED_BY_FRAME_OBJECT;
   l.sizeof_iframe = OFF(_PyInterpreterFrame, localsplus);
 #if PY_VERSION_HEX >= 0x030d0000
-  l.tstate_current_frame = OFF(PyThreadState, current_frame);
-  l.iframe_code = OFF(_PyInterpreterFrame, f_executable);
-  l.iframe_instr = OFF(_PyInterpreterFrame, instr_ptr);
+  WORD(l.tstate_current_frame, PyThreadState, current_frame);
+  WORD(l.iframe_code, _PyInterpreterFrame, f_executable);
+  WORD(l.iframe_instr, _PyInterpreterFrame, instr_ptr);
 #else
-  l.tstate_cframe = OFF(PyThreadState, cframe);
-  l.cframe_current_frame = OFF(_PyCFrame, current_frame);
-  l.iframe_code = OFF(_PyInterpreterFrame, f_code);
-  l.iframe_instr = OFF(_PyInterpreterFrame, prev_instr);
+  WORD(l.tstate_cframe, PyThreadState, cframe);
+  WORD(l.cframe_current_frame, _PyCFrame, current_frame);
+  WORD(l.iframe_code, _PyInterpreterFrame, f_code);
+  WORD(l.iframe_instr, _PyInterpreterFrame, prev_instr);
 #endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
   /* The eval loop holds a running frame's stack pointer itself and sets
    * stacktop to -1; popping a frame sets it to 0 (_PyFrame_ClearLocals). */
-  l.iframe_stacktop = OFF(_PyInterpreterFrame, stacktop);
-  l.sizeof_iframe_stacktop = MEMBER_SIZE(_PyInterpreterFrame, stacktop);
+  INTEGER(l.iframe_stacktop, _PyInterpreterFrame, stacktop);
 #endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030f0000
   /* 3.14 still pushes some (its _PyFrame_IsIncomplete skips every owner
@@ -220,7 +253,7 @@ static struct pyflame_layout measure(void) {
   l.owner_cstack = FRAME_OWNED_BY_CSTACK;
 #endif
 #if PY_VERSION_HEX >= 0x030f0000
-  l.tstate_base_frame = OFF(PyThreadState, base_frame);
+  WORD(l.tstate_base_frame, PyThreadState, base_frame);
 #endif
 #if PY_VERSION_HEX >= 0x030e0000
   /* 3.14 moved most C-stack shim frames to this owner. */
@@ -230,10 +263,10 @@ static struct pyflame_layout measure(void) {
 #endif
 
   /* ---- code objects ---- */
-  l.code_name = OFF(PyCodeObject, co_name);
-  l.code_filename = OFF(PyCodeObject, co_filename);
-  l.code_firstlineno = OFF(PyCodeObject, co_firstlineno);
-  l.code_flags = OFF(PyCodeObject, co_flags);
+  WORD(l.code_name, PyCodeObject, co_name);
+  WORD(l.code_filename, PyCodeObject, co_filename);
+  INTEGER(l.code_firstlineno, PyCodeObject, co_firstlineno);
+  INTEGER(l.code_flags, PyCodeObject, co_flags);
   l.generator_flags = CO_GENERATOR;
 #ifdef CO_COROUTINE
   l.generator_flags |= CO_COROUTINE;
@@ -243,16 +276,15 @@ static struct pyflame_layout measure(void) {
 #endif
   l.sizeof_code = (int64_t)sizeof(PyCodeObject);
 #if PY_VERSION_HEX >= 0x030b0000
-  l.code_qualname = OFF(PyCodeObject, co_qualname);
-  l.code_adaptive = OFF(PyCodeObject, co_code_adaptive);
-  l.code_firsttraceable = OFF(PyCodeObject, _co_firsttraceable);
-  l.sizeof_firsttraceable = MEMBER_SIZE(PyCodeObject, _co_firsttraceable);
-  l.code_nlocalsplus = OFF(PyCodeObject, co_nlocalsplus);
+  WORD(l.code_qualname, PyCodeObject, co_qualname);
+  PLACE(l.code_adaptive, PyCodeObject, co_code_adaptive);
+  INTEGER(l.code_firsttraceable, PyCodeObject, _co_firsttraceable);
+  INTEGER(l.code_nlocalsplus, PyCodeObject, co_nlocalsplus);
 #endif
 #if PY_VERSION_HEX >= 0x030a0000
-  l.code_line_table = OFF(PyCodeObject, co_linetable);
+  WORD(l.code_line_table, PyCodeObject, co_linetable);
 #else
-  l.code_line_table = OFF(PyCodeObject, co_lnotab);
+  WORD(l.code_line_table, PyCodeObject, co_lnotab);
 #endif
 #if PY_VERSION_HEX >= 0x030b0000
   l.line_table_model = PYFLAME_LOCATION_TABLE;
@@ -267,11 +299,11 @@ static struct pyflame_layout measure(void) {
   /* ---- strings ---- */
 #if PY_MAJOR_VERSION < 3
   l.string_model = PYFLAME_STRINGS_BYTES;
-  l.bytes_sval = OFF(PyStringObject, ob_sval);
+  PLACE(l.bytes_sval, PyStringObject, ob_sval);
 #else
   l.string_model = PYFLAME_STRINGS_PEP393;
-  l.bytes_sval = OFF(PyBytesObject, ob_sval);
-  l.unicode_length = OFF(PyASCIIObject, length);
+  PLACE(l.bytes_sval, PyBytesObject, ob_sval);
+  INTEGER(l.unicode_length, PyASCIIObject, length);
   l.sizeof_ascii_object = (int64_t)sizeof(PyASCIIObject);
   l.sizeof_compact_unicode = (int64_t)sizeof(PyCompactUnicodeObject);
   MEASURE_BITFIELD(l.unicode_kind, PyASCIIObject, state.kind);
@@ -281,7 +313,7 @@ static struct pyflame_layout measure(void) {
 
 #if PY_VERSION_HEX >= 0x030d0000
   l.sizeof_debug_offsets = (int64_t)sizeof(_Py_DebugOffsets);
-  l.debug_offsets_version = OFF(_Py_DebugOffsets, version);
+  INTEGER(l.debug_offsets_version, _Py_DebugOffsets, version);
   l.debug_cookie = _Py_Debug_Cookie;
   l.debug_cookie_size = MEMBER_SIZE(_Py_DebugOffsets, cookie);
   l.debug_checks = debug_checks;

@@ -38,6 +38,106 @@ enum pyflame_line_table_model {
   PYFLAME_LOCATION_TABLE = 4   /* 3.11+ */
 };
 
+/*
+ * Every struct member the walker uses, one list for the table, its
+ * measuring code (layout.c) and its fingerprint. Each member has a kind,
+ * and each kind its own C type, so that C++ can read a member only the way
+ * its kind allows (versions/walker/member.h):
+ *   WORD     a pointer or a tagged pointer: 8 bytes, read as an address;
+ *   INTEGER  an integer whose width and signedness the compiler measured;
+ *   PLACE    where something starts (an array, a nested struct); only ever
+ *            an offset, never read as a value.
+ * A member this version lacks has offset PYFLAME_ABSENT; reading it throws.
+ */
+#define PYFLAME_LAYOUT_MEMBERS(X)                                             \
+  /* PyObject / PyVarObject */                                                \
+  X(ob_refcnt, INTEGER)                                                       \
+  X(ob_type, WORD)                                                            \
+  X(ob_size, INTEGER)                                                         \
+  /* _PyRuntimeState (3.7+): the interpreter list; the current thread state   \
+   * (3.7 - 3.11) */                                                          \
+  X(runtime_interpreters_head, WORD)                                          \
+  X(runtime_tstate_current, WORD)                                             \
+  /* PyInterpreterState; its GIL (3.12+) */                                   \
+  X(interp_next, WORD)                                                        \
+  X(interp_tstate_head, WORD)                                                 \
+  X(interp_gil, WORD)                                                         \
+  X(gil_locked, INTEGER)                                                      \
+  X(gil_last_holder, WORD)                                                    \
+  /* PyThreadState: the frame is tstate_frame (<= 3.10), cframe's            \
+   * current_frame (3.11, 3.12) or tstate_current_frame (3.13+) */            \
+  X(tstate_next, WORD)                                                        \
+  X(tstate_interp, WORD)                                                      \
+  X(tstate_frame, WORD)                                                       \
+  X(tstate_cframe, WORD)                                                      \
+  X(cframe_current_frame, WORD)                                               \
+  X(tstate_current_frame, WORD)                                               \
+  X(tstate_thread_id, INTEGER)                                                \
+  X(tstate_native_thread_id, INTEGER) /* 3.11+ */                             \
+  X(tstate_base_frame, WORD)          /* the sentinel every stack ends at (3.15+) */ \
+  /* PyFrameObject (<= 3.10) */                                               \
+  X(frame_back, WORD)                                                         \
+  X(frame_code, WORD)                                                         \
+  X(frame_lasti, INTEGER)                                                     \
+  X(frame_gen, WORD) /* f_gen (3.6 - 3.10): set while a generator owns it */  \
+  /* _PyInterpreterFrame (3.11+) */                                           \
+  X(iframe_code, WORD) /* f_code (3.11, 3.12), f_executable (3.13+, tagged from 3.14) */ \
+  X(iframe_previous, WORD)                                                    \
+  X(iframe_instr, WORD) /* prev_instr (3.11, 3.12) or instr_ptr (3.13+) */    \
+  X(iframe_owner, INTEGER)                                                    \
+  X(iframe_stacktop, INTEGER) /* 3.12, 3.13: -1 while the frame runs, 0 once popped */ \
+  /* PyCodeObject */                                                          \
+  X(code_name, WORD)                                                          \
+  X(code_qualname, WORD) /* 3.11+ */                                          \
+  X(code_filename, WORD)                                                      \
+  X(code_firstlineno, INTEGER)                                                \
+  X(code_flags, INTEGER)                                                      \
+  X(code_line_table, WORD) /* co_lnotab or co_linetable */                    \
+  X(code_adaptive, PLACE)  /* co_code_adaptive (3.11+): instruction base */   \
+  X(code_firsttraceable, INTEGER) /* 3.11+: frames before it are incomplete */ \
+  X(code_nlocalsplus, INTEGER)    /* 3.11+ */                                 \
+  /* PyStringObject (2.7) / PyBytesObject (3.x); PEP 393 strings */           \
+  X(bytes_sval, PLACE)                                                        \
+  X(unicode_length, INTEGER)                                                  \
+  /* _Py_DebugOffsets (3.13+) */                                              \
+  X(debug_offsets_version, INTEGER)
+
+/* Every other number the walker uses: models, sizes of structs, constants.
+ * PYFLAME_ABSENT where it does not apply. */
+#define PYFLAME_LAYOUT_NUMBERS(X)                                             \
+  X(frame_model)            /* enum pyflame_frame_model */                    \
+  X(string_model)           /* enum pyflame_string_model */                   \
+  X(line_table_model)       /* enum pyflame_line_table_model */               \
+  X(lasti_unit_bytes)       /* f_lasti in code units (3.10+) or bytes */      \
+  X(stackref_tag_mask)      /* tag bits of a _PyStackRef (3.14+), else 0 */   \
+  X(sizeof_tstate)                                                            \
+  X(sizeof_iframe)          /* bytes before localsplus */                     \
+  X(owner_cstack)           /* FRAME_OWNED_BY_CSTACK: shim frames to skip */  \
+  X(owner_interpreter)      /* FRAME_OWNED_BY_INTERPRETER (3.14+) */          \
+  X(owner_generator)        /* FRAME_OWNED_BY_GENERATOR */                    \
+  X(owner_frame_object)     /* FRAME_OWNED_BY_FRAME_OBJECT: off every stack */\
+  X(generator_flags)        /* CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR */ \
+  X(sizeof_code)                                                              \
+  X(sizeof_ascii_object)    /* data of a compact ASCII string follows */      \
+  X(sizeof_compact_unicode) /* data of other compact strings follows */       \
+  X(sizeof_debug_offsets)                                                     \
+  X(debug_cookie_size)
+
+struct pyflame_member_word {
+  int64_t offset;
+  const char* name;
+};
+struct pyflame_member_integer {
+  int64_t offset;
+  const char* name;
+  int32_t size;      /* 1, 2, 4 or 8 */
+  int32_t is_signed;
+};
+struct pyflame_member_place {
+  int64_t offset;
+  const char* name;
+};
+
 /* A bitfield measured by setting it in a local object (see layout.c). */
 struct pyflame_bitfield {
   int64_t byte_offset; /* byte holding the field, from the object start */
@@ -59,93 +159,24 @@ struct pyflame_layout {
   const char* py_version;  /* PY_VERSION, e.g. "3.11.7" */
   int major, minor;
 
-  int frame_model;      /* enum pyflame_frame_model */
-  int string_model;     /* enum pyflame_string_model */
-  int line_table_model; /* enum pyflame_line_table_model */
-  /* 3.10 stores f_lasti in code units, older versions in bytes. */
-  int64_t lasti_unit_bytes;
-  /* 3.14+ stores f_executable as a tagged _PyStackRef; these bits are the
-   * tag. 0 where the pointer is plain. */
-  uint64_t stackref_tag_mask;
+#define PYFLAME_DECLARE_MEMBER(name, kind) struct pyflame_member_##kind name;
+#define pyflame_member_WORD pyflame_member_word
+#define pyflame_member_INTEGER pyflame_member_integer
+#define pyflame_member_PLACE pyflame_member_place
+  PYFLAME_LAYOUT_MEMBERS(PYFLAME_DECLARE_MEMBER)
+#undef PYFLAME_DECLARE_MEMBER
 
-  /* PyObject / PyVarObject */
-  int64_t ob_refcnt;
-  int64_t ob_type;
-  int64_t ob_size;
+#define PYFLAME_DECLARE_NUMBER(name) int64_t name;
+  PYFLAME_LAYOUT_NUMBERS(PYFLAME_DECLARE_NUMBER)
+#undef PYFLAME_DECLARE_NUMBER
 
-  /* Where the interpreter list starts. */
-  int64_t runtime_interpreters_head; /* _PyRuntimeState (3.7+) */
-  int64_t runtime_tstate_current;    /* _PyRuntimeState.gilstate (3.7 - 3.11) */
-
-  /* PyInterpreterState */
-  int64_t interp_next;
-  int64_t interp_tstate_head;
-  int64_t interp_gil;               /* pointer to _gil_runtime_state (3.12+) */
-  int64_t gil_locked;               /* _gil_runtime_state */
-  int64_t gil_last_holder;
-  int64_t sizeof_gil_field;         /* width of .locked */
-
-  /* PyThreadState */
-  int64_t tstate_next;
-  int64_t tstate_interp;
-  int64_t tstate_frame;             /* PyFrameObject* (<= 3.10) */
-  int64_t tstate_cframe;            /* _PyCFrame* (3.11, 3.12) */
-  int64_t cframe_current_frame;
-  int64_t tstate_current_frame;     /* _PyInterpreterFrame* (3.13+) */
-  int64_t tstate_thread_id;
-  int64_t tstate_native_thread_id;  /* 3.11+ */
-  int64_t tstate_base_frame;        /* the sentinel every stack ends at (3.15+) */
-  int64_t sizeof_tstate;
-
-  /* PyFrameObject (<= 3.10) */
-  int64_t frame_back;
-  int64_t frame_code;
-  int64_t frame_lasti;
-  int64_t sizeof_frame_lasti;
-  int64_t frame_gen;                /* f_gen (3.6 - 3.10): set while a generator owns it */
-
-  /* _PyInterpreterFrame (3.11+) */
-  int64_t iframe_code;              /* f_code (3.11, 3.12) or f_executable (3.13+) */
-  int64_t iframe_previous;
-  int64_t iframe_instr;             /* prev_instr (3.11, 3.12) or instr_ptr (3.13+) */
-  int64_t iframe_owner;
-  int64_t iframe_stacktop;          /* stacktop (3.12, 3.13): -1 while the frame runs, 0 once popped */
-  int64_t sizeof_iframe_stacktop;
-  int64_t sizeof_iframe;            /* bytes before localsplus */
-  int64_t owner_cstack;             /* FRAME_OWNED_BY_CSTACK value; shim frames to skip */
-  int64_t owner_interpreter;        /* FRAME_OWNED_BY_INTERPRETER (3.14+) */
-  int64_t owner_generator;          /* FRAME_OWNED_BY_GENERATOR */
-  int64_t owner_frame_object;       /* FRAME_OWNED_BY_FRAME_OBJECT: a frame off every stack */
-
-  /* PyCodeObject */
-  int64_t code_name;
-  int64_t code_qualname;            /* 3.11+ */
-  int64_t code_filename;
-  int64_t code_firstlineno;
-  int64_t code_flags;               /* co_flags (an int) */
-  int64_t generator_flags;          /* CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR */
-  int64_t code_line_table;          /* co_lnotab or co_linetable */
-  int64_t code_adaptive;            /* co_code_adaptive (3.11+): instruction base */
-  int64_t code_firsttraceable;      /* _co_firsttraceable (3.11+): frames before it are incomplete */
-  int64_t sizeof_firsttraceable;
-  int64_t code_nlocalsplus;         /* co_nlocalsplus (3.11+): an int */
-  int64_t sizeof_code;
-
-  /* Strings: PyStringObject (2.7) / PyBytesObject (3.x) */
-  int64_t bytes_sval;
-  /* PEP 393 strings */
-  int64_t unicode_length;
+  /* PEP 393 string state bits (3.x) */
   struct pyflame_bitfield unicode_kind;
   struct pyflame_bitfield unicode_compact;
   struct pyflame_bitfield unicode_ascii;
-  int64_t sizeof_ascii_object;       /* data of a compact ASCII string follows */
-  int64_t sizeof_compact_unicode;    /* data of other compact strings follows */
 
   /* 3.13+: the target's _Py_DebugOffsets must agree with these. */
-  int64_t sizeof_debug_offsets;
-  int64_t debug_offsets_version;     /* offsetof(_Py_DebugOffsets, version) */
   const char* debug_cookie;
-  int64_t debug_cookie_size;
   const struct pyflame_debug_offset_check* debug_checks;
   int64_t debug_check_count;
 };

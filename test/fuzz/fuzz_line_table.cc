@@ -15,7 +15,7 @@ using pyflame::line_table::Format;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pyflame::fuzz::FuzzInput in(data, size);
-  auto format = static_cast<Format>(in.take<uint8_t>() % 4);
+  auto format = static_cast<Format>(1 + in.take<uint8_t>() % 4);
   int first_line = in.take<int32_t>();
   int offset = in.take<int32_t>();
   auto rest = in.rest();
@@ -24,13 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto line = pyflame::line_table::line_for_offset(format, table, first_line, offset);
   if (offset < 0 && line != first_line)
     pyflame::fuzz::fail("a negative offset must give the first line");
-  if (format == Format::kLnotabUnsigned && line && *line < first_line)
+  if (format == PYFLAME_LNOTAB_UNSIGNED && line && *line < first_line)
     pyflame::fuzz::fail("an unsigned lnotab went below the first line");
 
   // The same table under every format and a spread of offsets: each decoder
   // sees every byte pattern the fuzzer finds for any of them.
   for (int f = 0; f < 4; ++f)
     for (int probe : {0, 1, 2, offset / 2, offset & 0xffff, static_cast<int>(rest.size()) * 2})
-      (void)pyflame::line_table::line_for_offset(static_cast<Format>(f), table, first_line, probe);
+      (void)pyflame::line_table::line_for_offset(static_cast<Format>(1 + f), table, first_line, probe);
   return 0;
 }

@@ -15,7 +15,7 @@ import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
-FORMATS = {"kLnotabUnsigned": 0, "kLnotabSigned": 1, "kLinetable310": 2, "kLocationTable": 3}
+FORMATS = {"PYFLAME_LNOTAB_UNSIGNED": 0, "PYFLAME_LNOTAB_SIGNED": 1, "PYFLAME_LINETABLE_310": 2, "PYFLAME_LOCATION_TABLE": 3}
 
 
 def write(target, name, data):
@@ -207,7 +207,7 @@ def maps_corpus():
 def line_table_corpus(cases_path):
     with open(cases_path) as f:
         text = f.read()
-    case = re.compile(r'\{"(?P<ver>[^"]+)", "(?P<name>[^"]+)", Format::(?P<fmt>\w+), (?P<first>-?\d+), '
+    case = re.compile(r'\{"(?P<ver>[^"]+)", "(?P<name>[^"]+)", (?P<fmt>\w+), (?P<first>-?\d+), '
                       r'(?P<len>\d+),\s*\{(?P<bytes>[^}]*)\},\s*\{(?P<runs>.*?)\}\},', re.S)
     seen = set()
     count = 0

@@ -49,12 +49,12 @@ PAST_END = 8
 
 def table_format():
     if VERSION < (3, 6):
-        return "kLnotabUnsigned"
+        return "PYFLAME_LNOTAB_UNSIGNED"
     if VERSION < (3, 10):
-        return "kLnotabSigned"
+        return "PYFLAME_LNOTAB_SIGNED"
     if VERSION < (3, 11):
-        return "kLinetable310"
-    return "kLocationTable"
+        return "PYFLAME_LINETABLE_310"
+    return "PYFLAME_LOCATION_TABLE"
 
 
 def raw_table(code):
@@ -322,13 +322,13 @@ def crafted():
     """(name, code_size, first_line, table) built for this version's format."""
     fmt = table_format()
     out = []
-    if fmt == "kLnotabUnsigned":
+    if fmt == "PYFLAME_LNOTAB_UNSIGNED":
         # Line increments >= 128 are positive here (2.7 - 3.5); 3.6+ would
         # read them as negative.
         out.append(("unsigned_big_increments", 40, 10,
                     [0, 1, 6, 200, 4, 255, 0, 255, 0, 3, 2, 128, 255, 0, 0, 129, 3, 1]))
         out.append(("unsigned_first_entry_nonzero", 30, 7, [5, 2, 5, 0, 5, 250]))
-    elif fmt == "kLnotabSigned":
+    elif fmt == "PYFLAME_LNOTAB_SIGNED":
         # Negative increments, including (0, -128) chains as 3.6 - 3.9 emit
         # for jumps up of more than 128 lines.
         out.append(("signed_negative", 40, 500,
@@ -336,7 +336,7 @@ def crafted():
                      4, s8(-127), 255, 0, 0, 3, 2, 0x80]))
         out.append(("signed_all_bytes", 300, 10000,
                     [v for i in range(0, 256, 3) for v in (1, i)]))
-    elif fmt == "kLinetable310":
+    elif fmt == "PYFLAME_LINETABLE_310":
         # -128 "no line" pairs in the middle, zero-width pairs carrying line
         # jumps (+-127 chains), 254-byte split ranges.
         table = [2, 0, 0, 127, 0, 127, 4, 10, 6, s8(-128), 0, s8(-127), 2, s8(-5), 254, 1,
@@ -375,7 +375,7 @@ def emit(python, name, code, cross_check, out):
     run_text = ", ".join("{%d, %d, %s}" % (s, e, "kNoLine" if l is None else l)
                          for s, e, l in runs)
     table_text = "{\n%s\n    }" % "\n".join(byte_lines) if byte_lines else "{}"
-    out.append("  {%s, %s, Format::%s, %d, %d,\n    %s,\n    {%s}},"
+    out.append("  {%s, %s, %s, %d, %d,\n    %s,\n    {%s}},"
                % (c_string(python), c_string(name), table_format(), code.co_firstlineno,
                   len(code.co_code), table_text, run_text))
 

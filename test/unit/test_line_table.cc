@@ -183,18 +183,18 @@ TEST_CASE("generated cases exercise the interesting encodings", "[line_table]") 
     }
     const auto& t = c.table;
     switch (c.format) {
-      case Format::kLnotabUnsigned:
-      case Format::kLnotabSigned:
+      case PYFLAME_LNOTAB_UNSIGNED:
+      case PYFLAME_LNOTAB_SIGNED:
         for (size_t i = 1; i < t.size(); i += 2) {
           lnotab_byte_above_127 |= t[i] >= 0x80;
         }
         break;
-      case Format::kLinetable310:
+      case PYFLAME_LINETABLE_310:
         for (size_t i = 1; i < t.size(); i += 2) {
           linetable_310_no_line |= t[i] == 0x80;
         }
         break;
-      case Format::kLocationTable:
+      case PYFLAME_LOCATION_TABLE:
         for (unsigned char b : t) {
           if (b & 0x80) {
             location_kinds.insert((b >> 3) & 15);
@@ -428,7 +428,7 @@ TEST_CASE("truncated copies of real tables", "[line_table]") {
   // remaining complete entries cover, and nothing beyond it.
   size_t prefixes = 0;
   for (const GeneratedCase& c : generated_cases()) {
-    if (c.format == Format::kLnotabUnsigned || c.format == Format::kLnotabSigned) {
+    if (c.format == PYFLAME_LNOTAB_UNSIGNED || c.format == PYFLAME_LNOTAB_SIGNED) {
       continue;  // lnotab has no end to lose; covered by the fuzz loop below
     }
     INFO("CPython " << c.python << " " << c.name);
@@ -447,7 +447,7 @@ TEST_CASE("truncated copies of real tables", "[line_table]") {
       // Code covered by the entries wholly inside the prefix.
       int covered = 0;
       bool malformed_cut = false;
-      if (c.format == Format::kLinetable310) {
+      if (c.format == PYFLAME_LINETABLE_310) {
         for (size_t i = 0; i + 1 < len; i += 2) {
           covered += c.table[i];
         }
@@ -583,8 +583,8 @@ TEST_CASE("random bytes never crash", "[line_table]") {
   // Run under -fsanitize=address,undefined: any out-of-bounds read or
   // signed overflow fails the build's test run even where results are fine.
   SplitMix64 rng(20240601);
-  const Format formats[] = {Format::kLnotabUnsigned, Format::kLnotabSigned,
-                            Format::kLinetable310, Format::kLocationTable};
+  const Format formats[] = {PYFLAME_LNOTAB_UNSIGNED, PYFLAME_LNOTAB_SIGNED,
+                            PYFLAME_LINETABLE_310, PYFLAME_LOCATION_TABLE};
   const int offsets[] = {INT_MIN, -2, -1, 0, 1, 2, 3, 7, 16, 100, 1000, 65536, INT_MAX};
   const int first_lines[] = {INT_MIN, -1, 0, 1, 1000, INT_MAX};
   size_t answered = 0;

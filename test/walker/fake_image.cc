@@ -12,10 +12,18 @@ namespace {
 constexpr uint64_t kCodeType = 0x1000, kFrameType = 0x2000, kTextType = 0x3000, kBytesType = 0x4000;
 constexpr size_t kLocals = 16;  // bytes of locals after each interpreter frame
 
-int64_t end_of(std::initializer_list<int64_t> offsets) {
+// Where a member ends; a place (an array's start) ends where it starts.
+template <typename M>
+int64_t member_end(const M& member) {
+  return versions::end_of(member);
+}
+int64_t member_end(const versions::PlaceMember& member) { return member.offset; }
+
+// The bytes an object needs for those of its members this version has.
+template <typename... M>
+int64_t end_of(const M&... members) {
   int64_t end = 0;
-  for (int64_t o : offsets)
-    if (o != PYFLAME_ABSENT) end = std::max(end, o + 8);
+  ((end = versions::present(members) ? std::max(end, member_end(members)) : end), ...);
   return end;
 }
 
@@ -42,14 +50,14 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
 
   // The interpreter list: in _PyRuntime (3.7+) or a static variable.
   uint64_t head_slot = 0, current_slot = 0;
-  if (l.runtime_interpreters_head != PYFLAME_ABSENT) {
-    uint64_t runtime = allocate("runtime", std::max(end_of({l.runtime_interpreters_head,
-                                                           l.runtime_tstate_current}),
+  if (versions::present(l.runtime_interpreters_head)) {
+    uint64_t runtime = allocate("runtime", std::max(end_of(l.runtime_interpreters_head,
+                                                           l.runtime_tstate_current),
                                                     l.sizeof_debug_offsets));
     symbols_.runtime = core::RemoteAddr(runtime);
-    head_slot = runtime + static_cast<uint64_t>(l.runtime_interpreters_head);
-    if (l.runtime_tstate_current != PYFLAME_ABSENT)
-      current_slot = runtime + static_cast<uint64_t>(l.runtime_tstate_current);
+    head_slot = versions::address_of(core::RemoteAddr(runtime), l.runtime_interpreters_head).value();
+    if (versions::present(l.runtime_tstate_current))
+      current_slot = versions::address_of(core::RemoteAddr(runtime), l.runtime_tstate_current).value();
     if (l.debug_checks != nullptr) {
       write(runtime, std::as_bytes(std::span(l.debug_cookie, static_cast<size_t>(l.debug_cookie_size))));
       set(runtime, l.debug_offsets_version, l.py_version_hex);
@@ -63,7 +71,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
     symbols_.tstate_current = core::RemoteAddr(current_slot);
   }
 
-  const uint64_t interp = allocate("interp", end_of({l.interp_next, l.interp_tstate_head, l.interp_gil}));
+  const uint64_t interp = allocate("interp", end_of(l.interp_next, l.interp_tstate_head, l.interp_gil));
   set(head_slot, 0, interp);
 
   // A frame owned by a thread: any owner value that is none of the others.
@@ -80,8 +88,8 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
     if (previous_tstate == 0) {
       set(interp, l.interp_tstate_head, tstate);
       // 3.12+: the GIL is the interpreter's (filled in below).
-      if (l.interp_gil != PYFLAME_ABSENT && current_slot == 0) {
-        gil = allocate("gil", end_of({l.gil_locked, l.gil_last_holder}));
+      if (versions::present(l.interp_gil) && current_slot == 0) {
+        gil = allocate("gil", end_of(l.gil_locked, l.gil_last_holder));
         set(interp, l.interp_gil, gil);
       }
     } else {
@@ -98,7 +106,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
 
     if (l.frame_model == PYFLAME_FRAME_OBJECTS) {
       uint64_t outer = 0;
-      const int64_t size = end_of({l.ob_refcnt, l.frame_back, l.frame_code, l.frame_lasti, l.frame_gen});
+      const int64_t size = end_of(l.ob_refcnt, l.ob_type, l.frame_back, l.frame_code, l.frame_lasti, l.frame_gen);
       for (size_t i = thread.frames.size(); i-- > 0;) {
         const uint64_t frame = allocate("frame", size);
         set(frame, l.ob_refcnt, 1);  // live: a freed frame's count is 0
@@ -106,8 +114,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
         set(frame, l.frame_back, outer);
         set(frame, l.frame_code, codes[i]);
         // f_lasti: in bytes, in code units from 3.10 on.
-        set(frame, l.frame_lasti, lasti(i) / static_cast<uint64_t>(l.lasti_unit_bytes),
-            static_cast<size_t>(l.sizeof_frame_lasti));
+        set(frame, l.frame_lasti, lasti(i) / static_cast<uint64_t>(l.lasti_unit_bytes));
         outer = frame;
       }
       set(tstate, l.tstate_frame, outer);
@@ -122,7 +129,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
     const int64_t shim_owner = l.owner_cstack != PYFLAME_ABSENT ? l.owner_cstack : l.owner_interpreter;
     if (shim_owner != PYFLAME_ABSENT) {
       outer = allocate("shim frame", l.sizeof_iframe);
-      set(outer, l.iframe_owner, static_cast<uint64_t>(shim_owner), 1);
+      set(outer, l.iframe_owner, static_cast<uint64_t>(shim_owner));
       set(tstate, l.tstate_base_frame, outer);
     }
     const auto stride = static_cast<uint64_t>(l.sizeof_iframe) + kLocals;
@@ -135,23 +142,23 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       const uint64_t tag = (k % 2 == 1) ? (l.stackref_tag_mask & (~l.stackref_tag_mask + 1)) : 0;
       set(frame, l.iframe_code, codes[i] | tag);
       set(frame, l.iframe_previous, outer);
-      set(frame, l.iframe_instr, codes[i] + static_cast<uint64_t>(l.code_adaptive) + lasti(i));
-      set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner), 1);
+      set(frame, l.iframe_instr, versions::address_of(core::RemoteAddr(codes[i]), l.code_adaptive).value() + lasti(i));
+      set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner));
       // 3.12, 3.13: the running frame's stacktop is -1, a caller's its depth.
-      set(frame, l.iframe_stacktop, i == 0 ? 0xffffffffu : 3u, static_cast<size_t>(l.sizeof_iframe_stacktop));
+      set(frame, l.iframe_stacktop, i == 0 ? ~uint64_t{0} : 3u);
       if (thread.frames[i].called_from_c && shim_owner != PYFLAME_ABSENT && k > 0) {
         const uint64_t shim = allocate("shim frame", l.sizeof_iframe);
-        set(shim, l.iframe_owner, static_cast<uint64_t>(shim_owner), 1);
+        set(shim, l.iframe_owner, static_cast<uint64_t>(shim_owner));
         set(shim, l.iframe_previous, outer);
-        set(outer, l.iframe_stacktop, 0xffffffffu, static_cast<size_t>(l.sizeof_iframe_stacktop));
+        set(outer, l.iframe_stacktop, ~uint64_t{0});
         set(frame, l.iframe_previous, shim);
       }
       outer = frame;
     }
-    if (l.tstate_current_frame != PYFLAME_ABSENT) {
+    if (versions::present(l.tstate_current_frame)) {
       set(tstate, l.tstate_current_frame, outer);
     } else {
-      const uint64_t cframe = allocate("cframe", end_of({l.cframe_current_frame}));
+      const uint64_t cframe = allocate("cframe", end_of(l.cframe_current_frame));
       set(cframe, l.cframe_current_frame, outer);
       set(tstate, l.tstate_cframe, cframe);
     }
@@ -163,8 +170,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
   const uint64_t holder = gil_holder && *gil_holder < tstates.size() ? tstates[*gil_holder] : 0;
   if (current_slot) set(current_slot, 0, holder);
   if (gil != 0) {
-    const auto width = static_cast<size_t>(std::clamp<int64_t>(l.sizeof_gil_field, 1, 8));
-    set(gil, l.gil_locked, holder != 0, width);
+    set(gil, l.gil_locked, holder != 0);
     set(gil, l.gil_last_holder, holder != 0 ? holder : tstates.front());
   }
 }
@@ -199,10 +205,10 @@ void FakeImage::set_bitfield(uint64_t object, const pyflame_bitfield& field, uin
 }
 
 uint64_t FakeImage::make_bytes(const std::string& data) {
-  const uint64_t object = allocate("bytes", l_.bytes_sval + static_cast<int64_t>(data.size()) + 1);
+  const uint64_t object = allocate("bytes", versions::offset_of(l_.bytes_sval) + static_cast<int64_t>(data.size()) + 1);
   set(object, l_.ob_type, l_.string_model == PYFLAME_STRINGS_BYTES ? kTextType : kBytesType);
   set(object, l_.ob_size, data.size());
-  write(object + static_cast<uint64_t>(l_.bytes_sval), std::as_bytes(std::span(data)));
+  write(versions::address_of(core::RemoteAddr(object), l_.bytes_sval).value(), std::as_bytes(std::span(data)));
   return object;
 }
 
@@ -228,22 +234,22 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   std::vector<FakeLine> lines = frame.lines;
   if (lines.empty()) lines.push_back({0, frame.first_line});
   const uint64_t table = make_bytes(encode_line_table(l, lines, frame.first_line, bytes));
-  const int64_t size = end_of({l.code_name, l.code_qualname, l.code_filename, l.code_firstlineno,
-                               l.code_line_table, l.code_firsttraceable, l.code_nlocalsplus,
-                               l.code_adaptive}) + bytes;
+  const int64_t size = end_of(l.ob_type, l.ob_size, l.code_name, l.code_qualname, l.code_filename,
+                              l.code_firstlineno, l.code_flags, l.code_line_table,
+                              l.code_firsttraceable, l.code_nlocalsplus, l.code_adaptive) + bytes;
   const uint64_t code = allocate("code", size);
   set(code, l.ob_type, kCodeType);
   set(code, l.code_name, name);
   set(code, l.code_qualname, qualname);
   set(code, l.code_filename, filename);
   set(code, l.code_line_table, table);
-  set(code, l.code_firstlineno, static_cast<uint64_t>(frame.first_line), 4);
+  set(code, l.code_firstlineno, static_cast<uint64_t>(frame.first_line));
   // The bytecode's length in code units (3.11+ checks instruction pointers
   // against it): the bytes after co_code_adaptive.
   if (l.frame_model == PYFLAME_INTERPRETER_FRAMES)
     set(code, l.ob_size, static_cast<uint64_t>(bytes / l.lasti_unit_bytes));
-  set(code, l.code_firsttraceable, 0, static_cast<size_t>(std::max<int64_t>(l.sizeof_firsttraceable, 1)));
-  set(code, l.code_nlocalsplus, 1, 4);  // one local: a caller's stacktop is never 0
+  set(code, l.code_firsttraceable, 0);
+  set(code, l.code_nlocalsplus, 1);  // one local: a caller's stacktop is never 0
   return code;
 }
 

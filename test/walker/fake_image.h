@@ -15,6 +15,7 @@
 #include "test/walker/fake_line_table.h"
 #include "versions/layout.h"
 #include "versions/walker/layout_module.h"
+#include "versions/walker/member.h"
 
 namespace pyflame::test {
 
@@ -68,6 +69,12 @@ class FakeImage : public core::Memory {
   // Overwrites bytes of the image; what falls outside it is dropped.
   void write(uint64_t addr, std::span<const std::byte> data);
   void write_u64(uint64_t addr, uint64_t value);
+  // Overwrites a member of an object, at the member's measured width.
+  template <typename M>
+  void write_member(uint64_t object, const M& member, uint64_t value) {
+    write(versions::address_of(core::RemoteAddr(object), member).value(),
+          std::as_bytes(std::span(&value, 1)).first(versions::width(member)));
+  }
 
   bool read(core::RemoteAddr addr, std::span<std::byte> into) const override;
   void read_many(std::span<const ReadRequest> requests, std::vector<bool>& ok) const override;
@@ -78,7 +85,15 @@ class FakeImage : public core::Memory {
 
   // Reserves `size` zeroed bytes (16-aligned) and names the object.
   uint64_t allocate(const char* kind, int64_t size);
-  // Sets a field of the last allocated object (`offset` PYFLAME_ABSENT: no-op).
+  // Sets a member of an object at its measured width; one description
+  // builds every version's image, so a member this version lacks is skipped.
+  void set(uint64_t object, const versions::WordMember& member, uint64_t value) {
+    if (versions::present(member)) set(object, member.offset, value, versions::width(member));
+  }
+  void set(uint64_t object, const versions::IntegerMember& member, uint64_t value) {
+    if (versions::present(member)) set(object, member.offset, value, versions::width(member));
+  }
+  // Sets `width` bytes at `offset` (PYFLAME_ABSENT: no-op).
   void set(uint64_t object, int64_t offset, uint64_t value, size_t width = 8);
   void set_bitfield(uint64_t object, const pyflame_bitfield& field, uint32_t value);
   uint64_t make_text(const std::string& text);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -56,14 +57,17 @@ uint64_t nth(const FakeImage& image, const char* kind, size_t n) {
 }
 
 // The field of `object` at `offset` (from the layout), as an address.
-uint64_t field(uint64_t object, int64_t offset) { return object + static_cast<uint64_t>(offset); }
+template <typename M>
+uint64_t field(uint64_t object, const M& member) {
+  return pyflame::versions::address_of(pyflame::core::RemoteAddr(object), member).value();
+}
 
 // `f` is the frame of `want` (its name, its qualname where the version has
 // co_qualname, else none, and its file), on `line`.
 void check_frame(const pyflame::core::Frame& f, const FakeFrame& want, int line, const char* name) {
   CHECK(f.function == want.function);
   CHECK(f.filename == want.filename);
-  if (L().code_qualname != PYFLAME_ABSENT) {
+  if (pyflame::versions::present(L().code_qualname)) {
     CHECK(f.qualname == (want.qualname.empty() ? want.function : want.qualname));
   } else {
     CHECK(!f.qualname);
@@ -86,7 +90,7 @@ void well_formed() {
     if (s.threads.size() != 2) return;
     const auto& t = s.threads[0];
     CHECK(t.thread_id == 0x1111);
-    if (L().tstate_native_thread_id != PYFLAME_ABSENT) CHECK(t.native_id == 101);
+    if (pyflame::versions::present(L().tstate_native_thread_id)) CHECK(t.native_id == 101);
     CHECK(t.frames.size() == 3);
     CHECK(!t.truncated);
     if (t.frames.size() == 3) {
@@ -123,7 +127,7 @@ void gil_holder() {
 
 void gil_unknown() {
   const char* name = "2.7, 3.6: without _PyThreadState_Current the GIL holder is unknown";
-  if (L().runtime_interpreters_head != PYFLAME_ABSENT) return;
+  if (pyflame::versions::present(L().runtime_interpreters_head)) return;
   FakeImage image(L(), two_threads());
   pyflame::versions::TargetSymbols symbols = image.symbols();
   symbols.tstate_current = pyflame::core::RemoteAddr();
@@ -140,7 +144,7 @@ void gil_unknown() {
 // outside the writable mappings given is never taken.
 void interp_head_by_scan() {
   const char* name = "2.7, 3.6: no interp_head symbol: the list head found by scanning";
-  if (L().runtime_interpreters_head != PYFLAME_ABSENT) return;
+  if (pyflame::versions::present(L().runtime_interpreters_head)) return;
   FakeImage image(L(), two_threads());
   pyflame::versions::TargetSymbols symbols = image.symbols();
   symbols.interp_head = pyflame::core::RemoteAddr();
@@ -209,10 +213,10 @@ void deep_recursion() {
 }
 
 // The pointer from the innermost frame to its caller, and its code pointer.
-int64_t back_offset() {
+const pyflame::versions::WordMember& back_offset() {
   return L().frame_model == PYFLAME_FRAME_OBJECTS ? L().frame_back : L().iframe_previous;
 }
-int64_t code_offset() {
+const pyflame::versions::WordMember& code_offset() {
   return L().frame_model == PYFLAME_FRAME_OBJECTS ? L().frame_code : L().iframe_code;
 }
 // The innermost frame of the first thread: the last "frame" object of it.
@@ -267,8 +271,8 @@ void huge_string() {
   const char* name = "a huge string length is refused";
   FakeImage image(L(), two_threads());
   const uint64_t str = nth(image, L().string_model == PYFLAME_STRINGS_BYTES ? "bytes" : "str", 0);
-  const int64_t length = L().string_model == PYFLAME_STRINGS_BYTES ? L().ob_size : L().unicode_length;
-  image.write_u64(field(str, length), uint64_t{1} << 40);
+  const auto& length = L().string_model == PYFLAME_STRINGS_BYTES ? L().ob_size : L().unicode_length;
+  image.write_member(str, length, uint64_t{1} << 40);
   expect_leaf_unknown(image, name);
 }
 
@@ -285,7 +289,7 @@ void reused_code_address() {
   image.read(pyflame::core::RemoteAddr(field(worker_code, L().code_name)),
              std::as_writable_bytes(std::span(&worker_name, 1)));
   image.write_u64(field(leaf_code, L().code_name), worker_name);
-  if (L().code_qualname != PYFLAME_ABSENT) image.write_u64(field(leaf_code, L().code_qualname), worker_name);
+  if (pyflame::versions::present(L().code_qualname)) image.write_u64(field(leaf_code, L().code_qualname), worker_name);
   CHECK(interp->sample(s));
   CHECK(!s.threads.empty() && !s.threads[0].frames.empty() && s.threads[0].frames[0].function == "worker");
 }
@@ -295,7 +299,7 @@ void set_current_frame(FakeImage& image, uint64_t frame) {
   const uint64_t tstate = nth(image, "tstate", 0);
   if (L().frame_model == PYFLAME_FRAME_OBJECTS) {
     image.write_u64(field(tstate, L().tstate_frame), frame);
-  } else if (L().tstate_current_frame != PYFLAME_ABSENT) {
+  } else if (pyflame::versions::present(L().tstate_current_frame)) {
     image.write_u64(field(tstate, L().tstate_current_frame), frame);
   } else {
     image.write_u64(field(nth(image, "cframe", 0), L().cframe_current_frame), frame);
@@ -356,16 +360,14 @@ void frame_in_transition() {
 // with the popped frame under a caller past its call.
 void popped_innermost() {
   const char* name = "3.12, 3.13: a popped innermost frame (stacktop 0) makes the stack torn";
-  if (L().iframe_stacktop == PYFLAME_ABSENT) return;
+  if (!pyflame::versions::present(L().iframe_stacktop)) return;
   FakeImage image(L(), two_threads());
   {
     auto interp = walker(image);
     Snapshot s;
     CHECK(interp->sample(s) && !s.threads.empty() && !s.threads[0].torn);
   }
-  uint64_t zero = 0;
-  image.write(field(innermost_frame(image), L().iframe_stacktop),
-              std::as_bytes(std::span(&zero, 1)).first(static_cast<size_t>(L().sizeof_iframe_stacktop)));
+  image.write_member(innermost_frame(image), L().iframe_stacktop, 0);
   auto interp = walker(image);
   Snapshot s;
   CHECK(interp->sample(s));
@@ -381,26 +383,23 @@ void popped_innermost() {
 // (module code) may hold 0, and one through C code -1: those are shown.
 void caller_past_call() {
   const char* name = "3.12, 3.13: a caller past its call (stacktop below its locals) makes the stack torn";
-  if (L().iframe_stacktop == PYFLAME_ABSENT) return;
-  const auto width = static_cast<size_t>(L().sizeof_iframe_stacktop);
-  auto set_stacktop = [&](FakeImage& image, uint32_t value) {
-    image.write(field(nth(image, "frame", 1), L().iframe_stacktop),
-                std::as_bytes(std::span(&value, 1)).first(width));
+  if (!pyflame::versions::present(L().iframe_stacktop)) return;
+  auto set_stacktop = [&](FakeImage& image, uint64_t value) {
+    image.write_member(nth(image, "frame", 1), L().iframe_stacktop, value);
   };
   auto torn = [&](FakeImage& image) {
     auto interp = walker(image);
     Snapshot s;
     return interp->sample(s) && !s.threads.empty() && s.threads[0].torn;
   };
-  for (uint32_t stacktop : {0u, 0xffffffffu}) {
+  for (uint64_t stacktop : {uint64_t{0}, ~uint64_t{0}}) {
     FakeImage image(L(), two_threads());
     set_stacktop(image, stacktop);
     CHECK(torn(image));
   }
   FakeImage image(L(), two_threads());
   set_stacktop(image, 0);
-  uint32_t zero = 0;
-  image.write(field(nth(image, "code", 1), L().code_nlocalsplus), std::as_bytes(std::span(&zero, 1)));
+  image.write_member(nth(image, "code", 1), L().code_nlocalsplus, 0);
   {
     auto interp = walker(image);
     Snapshot s;
@@ -430,7 +429,7 @@ void debug_offsets_mismatch() {
   const char* name = "3.13+: a _Py_DebugOffsets table that differs is refused";
   if (L().debug_checks == nullptr || L().debug_check_count == 0) return;
   FakeImage image(L(), two_threads());
-  image.write_u64(field(image.symbols().runtime.value(), L().debug_checks[0].position),
+  image.write_u64(image.symbols().runtime.value() + static_cast<uint64_t>(L().debug_checks[0].position),
                   L().debug_checks[0].expected + 8);
   bool refused = false;
   try {
@@ -441,9 +440,50 @@ void debug_offsets_mismatch() {
   CHECK(refused);
 }
 
+// The table's own invariants, for this version's measured layout: every
+// member is named, an integer is 1, 2, 4 or 8 bytes wide, and asking for a
+// member this version lacks throws instead of reading 0.
+void member_table() {
+  const char* name = "every member is named and sized; an absent one cannot be read";
+  const pyflame_layout& l = L();
+  bool named = true, sized = true, absent_throws = true;
+  std::vector<std::byte> bytes(4096);
+  auto check = [&](const auto& member) {
+    named = named && member.name != nullptr && member.name[0] != '\0';
+    if (!pyflame::versions::present(member)) {
+      try {
+        (void)pyflame::versions::offset_of(member);
+        absent_throws = false;
+      } catch (const std::logic_error&) {
+      }
+    }
+  };
+  auto check_integer = [&](const pyflame::versions::IntegerMember& member) {
+    check(member);
+    if (pyflame::versions::present(member)) {
+      const int32_t size = member.size;
+      sized = sized && (size == 1 || size == 2 || size == 4 || size == 8);
+      (void)pyflame::versions::read(bytes, member);  // in range: does not throw
+    }
+  };
+#define CHECK_MEMBER_WORD(m) check(l.m);
+#define CHECK_MEMBER_PLACE(m) check(l.m);
+#define CHECK_MEMBER_INTEGER(m) check_integer(l.m);
+#define CHECK_MEMBER(m, kind) CHECK_MEMBER_##kind(m)
+  PYFLAME_LAYOUT_MEMBERS(CHECK_MEMBER)
+#undef CHECK_MEMBER
+#undef CHECK_MEMBER_WORD
+#undef CHECK_MEMBER_PLACE
+#undef CHECK_MEMBER_INTEGER
+  CHECK(named);
+  CHECK(sized);
+  CHECK(absent_throws);
+}
+
 }  // namespace
 
 int main() {
+  member_table();
   well_formed();
   gil_holder();
   gil_unknown();

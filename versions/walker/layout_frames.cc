@@ -19,21 +19,20 @@ using core::RemoteAddr;
 
 namespace {
 
-line_table::Format line_format(int model) {
-  switch (model) {
-    case PYFLAME_LNOTAB_UNSIGNED: return line_table::Format::kLnotabUnsigned;
-    case PYFLAME_LNOTAB_SIGNED: return line_table::Format::kLnotabSigned;
-    case PYFLAME_LINETABLE_310: return line_table::Format::kLinetable310;
-    default: return line_table::Format::kLocationTable;
-  }
-}
+line_table::Format line_format(int64_t model) { return static_cast<line_table::Format>(model); }
 
 
 }  // namespace
 
 int64_t LayoutInterpreter::code_header_size() const {
-  return std::max({l_.code_name, l_.code_filename, l_.code_qualname, l_.code_line_table,
-                   l_.code_firstlineno, l_.code_flags, l_.code_firsttraceable, l_.code_nlocalsplus}) + 8;
+  int64_t end = std::max({end_of(l_.ob_type), end_of(l_.ob_size), end_of(l_.code_name),
+                          end_of(l_.code_filename), end_of(l_.code_line_table),
+                          end_of(l_.code_firstlineno), end_of(l_.code_flags)});
+  for (int64_t optional : {present(l_.code_qualname) ? end_of(l_.code_qualname) : 0,
+                           present(l_.code_firsttraceable) ? end_of(l_.code_firsttraceable) : 0,
+                           present(l_.code_nlocalsplus) ? end_of(l_.code_nlocalsplus) : 0})
+    end = std::max(end, optional);
+  return end;
 }
 
 void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
@@ -209,11 +208,10 @@ std::optional<std::optional<int>> LayoutInterpreter::large_table_line(const Code
 }
 
 CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byte> buf) {
-  if (RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != objects_.types().code) return nullptr;
-  std::array<uint64_t, 4> identity{
-      load<uint64_t>(buf, l_.code_name), load<uint64_t>(buf, l_.code_filename),
-      l_.code_qualname != PYFLAME_ABSENT ? load<uint64_t>(buf, l_.code_qualname) : 0,
-      load<uint64_t>(buf, l_.code_line_table)};
+  if (RemoteAddr(read(buf, l_.ob_type)) != objects_.types().code) return nullptr;
+  std::array<uint64_t, 4> identity{read(buf, l_.code_name), read(buf, l_.code_filename),
+                                   present(l_.code_qualname) ? read(buf, l_.code_qualname) : 0,
+                                   read(buf, l_.code_line_table)};
   auto cached = code_cache_.find(code);
   if (cached != code_cache_.end() && cached->second->identity == identity) return cached->second.get();
   CodeInfo info;
@@ -244,17 +242,13 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
               (info.qualname ? info.qualname->capacity() : 0) + info.line_table.capacity();
   code_cache_bytes_ += info.cost;
   sample_code_bytes_ += info.cost;
-  info.first_line = load<int32_t>(buf, l_.code_firstlineno);
-  info.generator = (load<int32_t>(buf, l_.code_flags) & l_.generator_flags) != 0;
-  if (l_.code_firsttraceable != PYFLAME_ABSENT) {
-    info.first_traceable = l_.sizeof_firsttraceable == 4
-                               ? load<int32_t>(buf, l_.code_firsttraceable)
-                               : load<int64_t>(buf, l_.code_firsttraceable);
-  }
-  if (l_.code_nlocalsplus != PYFLAME_ABSENT) info.locals_plus = load<int32_t>(buf, l_.code_nlocalsplus);
+  info.first_line = static_cast<int>(read(buf, l_.code_firstlineno));
+  info.generator = (read(buf, l_.code_flags) & l_.generator_flags) != 0;
+  if (present(l_.code_firsttraceable)) info.first_traceable = read(buf, l_.code_firsttraceable);
+  if (present(l_.code_nlocalsplus)) info.locals_plus = static_cast<int>(read(buf, l_.code_nlocalsplus));
   if (l_.frame_model == PYFLAME_INTERPRETER_FRAMES) {
     // 3.11+: ob_size counts the code units of co_code_adaptive.
-    const int64_t units = load<int64_t>(buf, l_.ob_size);
+    const int64_t units = read(buf, l_.ob_size);
     if (units > 0 && units <= (int64_t{1} << 28)) info.code_bytes = units * l_.lasti_unit_bytes;
   }
   info.key = next_code_key_++;

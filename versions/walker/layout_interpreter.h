@@ -26,6 +26,7 @@
 #include "core/sampling/witness.h"
 #include "versions/layout.h"
 #include "versions/walker/layout_module.h"
+#include "versions/walker/member.h"
 #include "versions/walker/remote_object.h"
 
 namespace pyflame::versions {
@@ -176,15 +177,19 @@ class LayoutInterpreter : public core::Interpreter {
   bool confirm(core::Snapshot& out, size_t threads);
   // set_strict(): one more reading of the moving stacks confirm() let through.
   void confirm_again(core::Snapshot& out, size_t threads);
-  // The field at `offset` of the object at `base`, whose bytes are `buf`,
-  // noted as a word the thread's walk depends on.
-  template <typename T>
-  [[gnu::always_inline]] T witness(std::span<const std::byte> buf, RemoteAddr base, int64_t offset) {
-    const T value = load<T>(buf, offset);
-    uint64_t bits = 0;
-    std::memcpy(&bits, &value, sizeof value);
-    note(core::Witness((base + offset).value(), bits, sizeof value));
-    return value;
+  // The member of the object at `base`, whose bytes are `buf`, noted as a
+  // word the thread's walk depends on.
+  [[gnu::always_inline]] uint64_t witness(std::span<const std::byte> buf, RemoteAddr base,
+                                          const WordMember& member) {
+    const uint64_t bits = raw_bits(buf, member);
+    note(core::Witness((base + member.offset).value(), bits, width(member)));
+    return bits;
+  }
+  [[gnu::always_inline]] int64_t witness(std::span<const std::byte> buf, RemoteAddr base,
+                                         const IntegerMember& member) {
+    const uint64_t bits = raw_bits(buf, member);
+    note(core::Witness((base + member.offset).value(), bits, width(member)));
+    return as_integer(bits, member);
   }
   // Notes a word of the thread being walked. While the words match the
   // thread's latest reading, one by one, nothing is stored (a steady deep
@@ -264,7 +269,7 @@ class LayoutInterpreter : public core::Interpreter {
   // is torn (see walk_interpreter_frames).
   struct InlineCaller {
     size_t frame;
-    int32_t stacktop;
+    int64_t stacktop;
   };
   std::vector<InlineCaller> inline_callers_;
   std::vector<RemoteAddr> codes_;

@@ -32,10 +32,10 @@ std::string version_from_hex(uint64_t hex) {
 void LayoutInterpreter::locate(const TargetSymbols& symbols) {
   objects_.set_types({symbols.code_type, symbols.frame_type, symbols.text_type, symbols.bytes_type});
   version_ = symbols.version;
-  if (l_.runtime_interpreters_head != PYFLAME_ABSENT) {
-    interp_head_slot_ = symbols.runtime + l_.runtime_interpreters_head;
-    if (l_.runtime_tstate_current != PYFLAME_ABSENT)
-      tstate_current_slot_ = symbols.runtime + l_.runtime_tstate_current;
+  if (present(l_.runtime_interpreters_head)) {
+    interp_head_slot_ = address_of(symbols.runtime, l_.runtime_interpreters_head);
+    if (present(l_.runtime_tstate_current))
+      tstate_current_slot_ = address_of(symbols.runtime, l_.runtime_tstate_current);
     if (l_.debug_checks != nullptr) check_debug_offsets(symbols.runtime);
   } else {
     // 2.7 and 3.6 keep the list head in a static variable (pystate.c's
@@ -74,9 +74,7 @@ void LayoutInterpreter::check_debug_offsets(RemoteAddr runtime) {
                 fmt::format("pyflame: process {}: _PyRuntime does not start with the debug "
                             "cookie of Python {}.{}; refusing to guess its layout",
                             pid_, l_.major, l_.minor));
-  uint64_t hex = 0;
-  std::memcpy(&hex, table.data() + l_.debug_offsets_version, sizeof hex);
-  version_ = version_from_hex(hex);
+  version_ = version_from_hex(static_cast<uint64_t>(read(table, l_.debug_offsets_version)));
   std::string differences;
   for (int64_t i = 0; i < l_.debug_check_count; ++i) {
     const pyflame_debug_offset_check& check = l_.debug_checks[i];
@@ -99,23 +97,23 @@ bool LayoutInterpreter::looks_like_interpreter(RemoteAddr interp) const {
   // Every thread state of an interpreter points back at it, and the list
   // ends. (A type object, whose ob_type is itself, must not pass: the first
   // thread state must not be the candidate itself.)
-  auto tstate = objects_.read_pointer(interp + l_.interp_tstate_head);
+  auto tstate = objects_.read_pointer(address_of(interp, l_.interp_tstate_head));
   if (!tstate || tstate->is_null() || *tstate == interp) return false;
   std::unordered_set<RemoteAddr> seen;
   for (RemoteAddr t = *tstate; t; ) {
     if (seen.size() >= static_cast<size_t>(kMaxThreads) || !seen.insert(t).second) return false;
-    auto back = objects_.read_pointer(t + l_.tstate_interp);
-    auto next = objects_.read_pointer(t + l_.tstate_next);
+    auto back = objects_.read_pointer(address_of(t, l_.tstate_interp));
+    auto next = objects_.read_pointer(address_of(t, l_.tstate_next));
     if (!back || *back != interp || !next) return false;
     // In 2.7 and 3.6 interp->tstate_head and tstate->interp sit at the same
     // offset, so a pointer to a thread state passes the test above too. A
     // thread state's frame is NULL or a frame object; the field at the same
     // offset of an interpreter state is not.
     if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-      auto frame = objects_.read_pointer(t + l_.tstate_frame);
+      auto frame = objects_.read_pointer(address_of(t, l_.tstate_frame));
       if (!frame) return false;
       if (*frame) {
-        auto type = objects_.read_pointer(*frame + l_.ob_type);
+        auto type = objects_.read_pointer(address_of(*frame, l_.ob_type));
         if (!type || *type != objects_.types().frame) return false;
       }
     }
@@ -199,9 +197,9 @@ std::optional<RemoteAddr> LayoutInterpreter::scan_for_interp_head(
       // interp->tstate_head (a thread state: not the candidate itself), then
       // that thread state's interp, which must point back (an object's type
       // field, read as the head, never does).
-      filter(words, heads, [&](size_t k) { return RemoteAddr(words[batch[k]]) + l_.interp_tstate_head; },
+      filter(words, heads, [&](size_t k) { return address_of(RemoteAddr(words[batch[k]]), l_.interp_tstate_head); },
              may_be_tstate);
-      filter(words, backs, [&](size_t k) { return RemoteAddr(heads[k]) + l_.tstate_interp; },
+      filter(words, backs, [&](size_t k) { return address_of(RemoteAddr(heads[k]), l_.tstate_interp); },
              [](uint64_t w, uint64_t back) { return back == w; });
       // In order: the first word that passes is the one found before.
       for (size_t k : batch)

@@ -1,4 +1,5 @@
 #include "versions/walker/layout_module.h"
+#include "versions/walker/member.h"
 
 #include <fmt/format.h>
 
@@ -42,7 +43,7 @@ std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::Process& pro
   symbols.bytes_type = required(py2 ? "PyString_Type" : "PyBytes_Type");
   symbols.version = binary.version().full;
   symbols.target_path = binary.target_path();
-  if (l.runtime_interpreters_head != PYFLAME_ABSENT) {
+  if (present(l.runtime_interpreters_head)) {
     symbols.runtime = required("_PyRuntime");
   } else {
     symbols.interp_head = binary.symbol("interp_head").value_or(RemoteAddr());
@@ -63,33 +64,50 @@ std::unique_ptr<core::Interpreter> make_layout_interpreter(const pyflame_layout&
   return std::make_unique<LayoutInterpreter>(layout, target, pid, symbols);
 }
 
-std::string layout_fingerprint(const pyflame_layout& l) {
-  // FNV-1a over every offset and size, in declaration order.
-  const int64_t fields[] = {
-      l.frame_model, l.string_model, l.line_table_model, l.lasti_unit_bytes,
-      static_cast<int64_t>(l.stackref_tag_mask), l.ob_refcnt, l.ob_type, l.ob_size,
-      l.runtime_interpreters_head, l.runtime_tstate_current, l.interp_next,
-      l.interp_tstate_head, l.interp_gil, l.gil_locked, l.gil_last_holder, l.sizeof_gil_field,
-      l.tstate_next, l.tstate_interp, l.tstate_frame, l.tstate_cframe, l.cframe_current_frame,
-      l.tstate_current_frame, l.tstate_thread_id, l.tstate_native_thread_id, l.tstate_base_frame,
-      l.sizeof_tstate,
-      l.frame_back, l.frame_code, l.frame_lasti, l.sizeof_frame_lasti, l.frame_gen, l.iframe_code,
-      l.iframe_previous, l.iframe_instr, l.iframe_owner, l.iframe_stacktop,
-      l.sizeof_iframe_stacktop, l.sizeof_iframe, l.owner_cstack,
-      l.owner_interpreter, l.owner_generator, l.owner_frame_object, l.code_name, l.code_qualname, l.code_filename,
-      l.code_firstlineno, l.code_flags, l.generator_flags, l.code_line_table, l.code_adaptive, l.code_firsttraceable,
-      l.sizeof_firsttraceable, l.code_nlocalsplus, l.sizeof_code, l.bytes_sval, l.unicode_length,
-      l.unicode_kind.byte_offset, l.unicode_kind.mask, l.unicode_compact.byte_offset,
-      l.unicode_compact.mask, l.unicode_ascii.byte_offset, l.unicode_ascii.mask,
-      l.sizeof_ascii_object, l.sizeof_compact_unicode, l.sizeof_debug_offsets};
+namespace {
+
+// FNV-1a, eight bytes a value.
+struct Fingerprint {
   uint64_t hash = 0xcbf29ce484222325ull;
-  for (int64_t f : fields) {
+  void add(int64_t value) {
     for (int i = 0; i < 8; ++i) {
-      hash ^= (static_cast<uint64_t>(f) >> (8 * i)) & 0xff;
+      hash ^= (static_cast<uint64_t>(value) >> (8 * i)) & 0xff;
       hash *= 0x100000001b3ull;
     }
   }
-  return fmt::format("{:016x}", hash);
+  void add(const WordMember& m) { add(m.offset); }
+  void add(const PlaceMember& m) { add(m.offset); }
+  void add(const IntegerMember& m) {
+    add(m.offset);
+    add(m.size);
+    add(m.is_signed);
+  }
+  void add(const pyflame_bitfield& b) {
+    add(b.byte_offset);
+    add(b.mask);
+    add(b.shift);
+  }
+};
+
+}  // namespace
+
+std::string layout_fingerprint(const pyflame_layout& l) {
+  // Generated from the same lists as the table, so no member is missed.
+  Fingerprint f;
+#define PYFLAME_ADD_MEMBER(name, kind) f.add(l.name);
+#define PYFLAME_ADD_NUMBER(name) f.add(l.name);
+  PYFLAME_LAYOUT_MEMBERS(PYFLAME_ADD_MEMBER)
+  PYFLAME_LAYOUT_NUMBERS(PYFLAME_ADD_NUMBER)
+#undef PYFLAME_ADD_MEMBER
+#undef PYFLAME_ADD_NUMBER
+  f.add(l.unicode_kind);
+  f.add(l.unicode_compact);
+  f.add(l.unicode_ascii);
+  for (int64_t i = 0; i < l.debug_check_count; ++i) {
+    f.add(l.debug_checks[i].position);
+    f.add(static_cast<int64_t>(l.debug_checks[i].expected));
+  }
+  return fmt::format("{:016x}", f.hash);
 }
 
 }  // namespace pyflame::versions

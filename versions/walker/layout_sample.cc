@@ -19,13 +19,12 @@ using core::RemoteAddr;
 std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
   if (gil.is_null()) return std::nullopt;
   uint64_t locked = 0, holder = 0;
-  auto size = static_cast<size_t>(std::clamp<int64_t>(l_.sizeof_gil_field, 1, 8));
   const core::Memory::ReadRequest reads[] = {
-      {gil + l_.gil_locked, std::as_writable_bytes(std::span(&locked, 1)).first(size)},
-      {gil + l_.gil_last_holder, std::as_writable_bytes(std::span(&holder, 1))}};
+      {address_of(gil, l_.gil_locked), std::as_writable_bytes(std::span(&locked, 1)).first(width(l_.gil_locked))},
+      {address_of(gil, l_.gil_last_holder), std::as_writable_bytes(std::span(&holder, 1))}};
   memory_.read_many(reads, ok_);
   if (!ok_[0] || !ok_[1]) return std::nullopt;
-  if (locked == 0) return RemoteAddr();  // nobody holds it
+  if (as_integer(locked, l_.gil_locked) == 0) return RemoteAddr();  // nobody holds it
   return RemoteAddr(holder);
 }
 

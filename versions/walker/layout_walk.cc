@@ -51,17 +51,18 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
   for (int i = 0; i < kMaxInterpreters && !interp->is_null(); ++i) {
     if (interp_cycle.seen(*interp)) return false;  // a cycle: torn or hostile
     uint64_t first_tstate = 0, next_interp = 0, gil = 0;
+    const bool per_interp_gil = !tstate_current_slot_ && present(l_.interp_gil);
     const core::Memory::ReadRequest fields[] = {
-        {*interp + l_.interp_tstate_head, std::as_writable_bytes(std::span(&first_tstate, 1))},
-        {*interp + l_.interp_next, std::as_writable_bytes(std::span(&next_interp, 1))},
-        {*interp + l_.interp_gil, std::as_writable_bytes(std::span(&gil, 1))}};
-    const bool per_interp_gil = !tstate_current_slot_ && l_.interp_gil != PYFLAME_ABSENT;
+        {address_of(*interp, l_.interp_tstate_head), std::as_writable_bytes(std::span(&first_tstate, 1))},
+        {address_of(*interp, l_.interp_next), std::as_writable_bytes(std::span(&next_interp, 1))},
+        {per_interp_gil ? address_of(*interp, l_.interp_gil) : RemoteAddr(),
+         std::as_writable_bytes(std::span(&gil, 1))}};
     const uint64_t misses_before_fields = memory_.misses();
     memory_.read_many(std::span(fields).first(per_interp_gil ? 3 : 2), ok_);
     list_misses += memory_.misses() - misses_before_fields;
     if (!ok_[0] || !ok_[1]) return false;
-    list_words_.push_back({(*interp + l_.interp_tstate_head).value(), first_tstate, sizeof first_tstate});
-    list_words_.push_back({(*interp + l_.interp_next).value(), next_interp, sizeof next_interp});
+    list_words_.push_back({address_of(*interp, l_.interp_tstate_head).value(), first_tstate, sizeof first_tstate});
+    list_words_.push_back({address_of(*interp, l_.interp_next).value(), next_interp, sizeof next_interp});
     std::optional<RemoteAddr> holder = current_holder;
     if (per_interp_gil && ok_[2]) holder = gil_holder(RemoteAddr(gil));
     std::optional<RemoteAddr> tstate = RemoteAddr(first_tstate);
@@ -77,9 +78,8 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       if (threads == out.threads.size()) out.threads.emplace_back();
       core::ThreadSample& thread = out.threads[threads++];
       thread.reset_except_frames();  // finish_thread() may keep some
-      thread.thread_id = load<uint64_t>(ts, l_.tstate_thread_id);
-      if (l_.tstate_native_thread_id != PYFLAME_ABSENT)
-        thread.native_id = static_cast<int64_t>(load<uint64_t>(ts, l_.tstate_native_thread_id));
+      thread.thread_id = static_cast<uint64_t>(read(ts, l_.tstate_thread_id));
+      if (present(l_.tstate_native_thread_id)) thread.native_id = read(ts, l_.tstate_native_thread_id);
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
       inline_callers_.clear();
@@ -90,26 +90,25 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       diverged_ = false;
       walk_rooted_ = false;
       if (l_.frame_model == PYFLAME_FRAME_OBJECTS) {
-        walk_frame_objects(RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_frame)));
+        walk_frame_objects(RemoteAddr(witness(ts, *tstate, l_.tstate_frame)));
       } else {
         RemoteAddr frame;
-        if (l_.tstate_current_frame != PYFLAME_ABSENT) {
-          frame = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_current_frame));
+        if (present(l_.tstate_current_frame)) {
+          frame = RemoteAddr(witness(ts, *tstate, l_.tstate_current_frame));
         } else {
-          auto cframe = RemoteAddr(witness<uint64_t>(ts, *tstate, l_.tstate_cframe));
+          auto cframe = RemoteAddr(witness(ts, *tstate, l_.tstate_cframe));
           if (cframe) {
             uint64_t f = 0;
             const auto field = std::as_writable_bytes(std::span(&f, 1));
-            if (memory_.read(cframe + l_.cframe_current_frame, field)) {
-              note(core::Witness((cframe + l_.cframe_current_frame).value(), f, sizeof f));
+            if (memory_.read(address_of(cframe, l_.cframe_current_frame), field)) {
+              note(core::Witness(address_of(cframe, l_.cframe_current_frame).value(), f, sizeof f));
               frame = RemoteAddr(f);
             } else {
               bad_walk();
             }
           }
         }
-        const RemoteAddr base_frame(l_.tstate_base_frame != PYFLAME_ABSENT
-                                        ? load<uint64_t>(ts, l_.tstate_base_frame) : 0);
+        const RemoteAddr base_frame(present(l_.tstate_base_frame) ? read(ts, l_.tstate_base_frame) : 0);
         if (raw_.empty()) walk_interpreter_frames(frame, base_frame);
       }
       if (!diverged_ && expect_at_ != expect_->size()) diverge();  // a prefix of the latest
@@ -121,8 +120,8 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       // are not witnesses) if no read of its state and frames missed.
       clean_.push_back(memory_.misses() == misses_before);
       finish_thread(thread, threads - 1);
-      const uint64_t next = load<uint64_t>(ts, l_.tstate_next);
-      list_words_.push_back({(*tstate + l_.tstate_next).value(), next, sizeof next});
+      const uint64_t next = read(ts, l_.tstate_next);
+      list_words_.push_back({address_of(*tstate, l_.tstate_next).value(), next, sizeof next});
       tstate = RemoteAddr(next);
     }
     interp = RemoteAddr(next_interp);
@@ -133,8 +132,9 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
 
 void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
   CycleCheck cycle;
-  const auto header = static_cast<size_t>(
-      std::max({l_.ob_refcnt, l_.frame_back, l_.frame_code, l_.frame_lasti, l_.frame_gen}) + 8);
+  const auto header = static_cast<size_t>(std::max({end_of(l_.ob_refcnt), end_of(l_.frame_back),
+                                                    end_of(l_.frame_code), end_of(l_.frame_lasti),
+                                                    present(l_.frame_gen) ? end_of(l_.frame_gen) : 0}));
   if (!frame) walk_rooted_ = true;
   for (int depth = 0; frame; ++depth) {
     if (depth >= kMaxFrames) return bounded_walk();
@@ -145,30 +145,23 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     // keeps its type and stale links; its reference count is 0. Frames are
     // shared between threads through that list: a walk into one mixes
     // threads.
-    if (RemoteAddr(load<uint64_t>(frame_buf, l_.ob_type)) != objects_.types().frame ||
-        load<int64_t>(frame_buf, l_.ob_refcnt) <= 0)
+    if (RemoteAddr(read(frame_buf, l_.ob_type)) != objects_.types().frame ||
+        read(frame_buf, l_.ob_refcnt) <= 0)
       return bad_walk();
     // The innermost frame's instruction moves while it runs: not a witness.
-    int64_t lasti = 0;
-    if (depth == 0) {
-      lasti = l_.sizeof_frame_lasti == 4 ? load<int32_t>(frame_buf, l_.frame_lasti)
-                                         : load<int64_t>(frame_buf, l_.frame_lasti);
-    } else {
-      lasti = l_.sizeof_frame_lasti == 4 ? witness<int32_t>(frame_buf, frame, l_.frame_lasti)
-                                         : witness<int64_t>(frame_buf, frame, l_.frame_lasti);
-    }
+    const int64_t lasti = depth == 0 ? read(frame_buf, l_.frame_lasti)
+                                     : witness(frame_buf, frame, l_.frame_lasti);
     // f_lasti is -1 before the first instruction runs; CPython's
     // PyCode_Addr2Line then answers co_firstlineno (the `def` line): so do we.
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
-    const RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.frame_code));
+    const RemoteAddr code(witness(frame_buf, frame, l_.frame_code));
     if (!code) return bad_walk();
     add_raw(code, offset, true);
-    const RemoteAddr back(witness<uint64_t>(frame_buf, frame, l_.frame_back));
+    const RemoteAddr back(witness(frame_buf, frame, l_.frame_back));
     // A thread's outermost frame belongs to no generator: one that does is
     // a suspended generator's (its f_back cleared), reached by a torn read.
     if (!back)
-      walk_rooted_ = l_.frame_gen == PYFLAME_ABSENT ||
-                     witness<uint64_t>(frame_buf, frame, l_.frame_gen) == 0;
+      walk_rooted_ = !present(l_.frame_gen) || witness(frame_buf, frame, l_.frame_gen) == 0;
     frame = back;
   }
 }
@@ -184,8 +177,8 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     const std::byte* bytes = nullptr;
     if (cycle.seen(frame) || (bytes = memory_.view(frame, size, true)) == nullptr) return bad_walk();
     const std::span<const std::byte> frame_buf(bytes, size);
-    RemoteAddr previous(witness<uint64_t>(frame_buf, frame, l_.iframe_previous));
-    int64_t owner = static_cast<int64_t>(witness<int8_t>(frame_buf, frame, l_.iframe_owner));
+    RemoteAddr previous(witness(frame_buf, frame, l_.iframe_previous));
+    const int64_t owner = witness(frame_buf, frame, l_.iframe_owner);
     if (!previous) {
       // A thread's stack ends at its sentinel (3.15+), or at a frame that
       // neither a generator nor a frame object owns: a suspended
@@ -200,7 +193,8 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
       called_inline = false;
       continue;
     }
-    RemoteAddr code(witness<uint64_t>(frame_buf, frame, l_.iframe_code) & ~l_.stackref_tag_mask);
+    RemoteAddr code(witness(frame_buf, frame, l_.iframe_code) &
+                    ~static_cast<uint64_t>(l_.stackref_tag_mask));
     // A frame with no code is not a live one: 3.14 clears a frame's
     // executable as it pops it, so this is a torn read of a popping stack.
     if (!code) return bad_walk();
@@ -215,18 +209,18 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     // C code (a C-stack shim frame in between) may hold -1: it is not
     // checked. A frame just pushed, or in a trace callback, holds its
     // depth: at most a retry, never a wrong frame.
-    if (l_.iframe_stacktop != PYFLAME_ABSENT && l_.sizeof_iframe_stacktop == 4) {
-      const int32_t stacktop = load<int32_t>(frame_buf, l_.iframe_stacktop);
+    if (present(l_.iframe_stacktop)) {
+      const int64_t stacktop = read(frame_buf, l_.iframe_stacktop);
       if (innermost && stacktop == 0) return bad_walk();
       // Whether it is below its locals needs the code: finish_thread.
       if (!innermost && called_inline) inline_callers_.push_back({raw_.size(), stacktop});
     }
     // The innermost frame's instruction moves while it runs: not a witness.
-    RemoteAddr instr(innermost ? load<uint64_t>(frame_buf, l_.iframe_instr)
-                               : witness<uint64_t>(frame_buf, frame, l_.iframe_instr));
+    RemoteAddr instr(innermost ? read(frame_buf, l_.iframe_instr)
+                               : witness(frame_buf, frame, l_.iframe_instr));
     innermost = false;
     called_inline = true;
-    add_raw(code, instr - (code + l_.code_adaptive), owner == l_.owner_generator);
+    add_raw(code, instr - address_of(code, l_.code_adaptive), owner == l_.owner_generator);
     frame = previous;
   }
 }

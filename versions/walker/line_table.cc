@@ -268,13 +268,13 @@ std::optional<int> location_table_line(std::span<const std::byte> table, int fir
 std::optional<int> line_for_offset(Format format, std::span<const std::byte> table,
                                    int first_line, int byte_offset) noexcept {
   switch (format) {
-    case Format::kLnotabUnsigned:
+    case PYFLAME_LNOTAB_UNSIGNED:
       return lnotab_line(table, first_line, byte_offset, LnotabKind::kUnsigned);
-    case Format::kLnotabSigned:
+    case PYFLAME_LNOTAB_SIGNED:
       return lnotab_line(table, first_line, byte_offset, LnotabKind::kSigned);
-    case Format::kLinetable310:
+    case PYFLAME_LINETABLE_310:
       return linetable_310_line(table, first_line, byte_offset);
-    case Format::kLocationTable:
+    case PYFLAME_LOCATION_TABLE:
       return location_table_line(table, first_line, byte_offset);
   }
   return std::nullopt;

@@ -33,6 +33,8 @@
 #include <optional>
 #include <span>
 
+#include "versions/layout.h"
+
 namespace pyflame::line_table {
 
 // How co_lnotab's line increments are read (Objects/lnotab_notes.txt).
@@ -75,13 +77,8 @@ std::optional<int> location_table_line(std::span<const std::byte> table, int fir
 // All four formats behind one switch, for callers that carry the format as
 // data: the walker (layout_*.cc), compiled once for every version, takes
 // it from the layout table's line_table_model, and the unit tests and the
-// fuzzer from their inputs.
-enum class Format {
-  kLnotabUnsigned,  // 2.7 - 3.5
-  kLnotabSigned,    // 3.6 - 3.9
-  kLinetable310,    // 3.10
-  kLocationTable,   // 3.11 - 3.15
-};
+// fuzzer from their inputs. One enum for both: the layout table's.
+using Format = pyflame_line_table_model;
 
 std::optional<int> line_for_offset(Format format, std::span<const std::byte> table,
                                    int first_line, int byte_offset) noexcept;

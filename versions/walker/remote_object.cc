@@ -59,10 +59,10 @@ std::optional<RemoteAddr> RemoteObjects::read_pointer(RemoteAddr addr) const {
 
 std::optional<int64_t> RemoteObjects::bytes_length(RemoteAddr object) const {
   if (!object) return std::nullopt;
-  std::vector<std::byte> head(static_cast<size_t>(l_.bytes_sval));
-  if (!target_.read(object, head) || RemoteAddr(load<uint64_t>(head, l_.ob_type)) != types_.bytes)
+  std::vector<std::byte> head(static_cast<size_t>(offset_of(l_.bytes_sval)));
+  if (!target_.read(object, head) || RemoteAddr(read(head, l_.ob_type)) != types_.bytes)
     return std::nullopt;
-  int64_t size = load<int64_t>(head, l_.ob_size);
+  const int64_t size = read(head, l_.ob_size);
   if (size < 0) return std::nullopt;
   return size;
 }
@@ -72,7 +72,7 @@ std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object, int64_t 
   if (!length || *length > max_bytes || *length > kMaxTableBytes) return std::nullopt;
   const int64_t size = *length;
   std::string data(static_cast<size_t>(size), '\0');
-  if (!target_.read(object + l_.bytes_sval, std::as_writable_bytes(std::span(data))))
+  if (!target_.read(address_of(object, l_.bytes_sval), std::as_writable_bytes(std::span(data))))
     return std::nullopt;
   return data;
 }
@@ -89,8 +89,8 @@ std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {
     buf.resize(static_cast<size_t>(l_.sizeof_compact_unicode));
     if (!target_.read(object, buf)) return std::nullopt;
   }
-  if (RemoteAddr(load<uint64_t>(buf, l_.ob_type)) != types_.text) return std::nullopt;
-  int64_t length = load<int64_t>(buf, l_.unicode_length);
+  if (RemoteAddr(read(buf, l_.ob_type)) != types_.text) return std::nullopt;
+  const int64_t length = read(buf, l_.unicode_length);
   if (length < 0 || length > kMaxStringChars) return std::nullopt;
   // Names and file names are compact (allocated with their data); a legacy
   // string would need another pointer chase, and is not worth trusting.

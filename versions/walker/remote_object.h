@@ -10,6 +10,7 @@
 #include "core/target/memory.h"
 #include "core/sampling/snapshot.h"
 #include "versions/layout.h"
+#include "versions/walker/member.h"
 
 namespace pyflame::versions {
 
@@ -19,8 +20,8 @@ struct TypeAddrs {
   core::RemoteAddr code, frame, text, bytes;
 };
 
-// A field of a struct copied from the target. The buffer was sized from the
-// layout, so an out-of-range offset is a bug of ours, not of the target.
+// Raw data copied from the target (string characters, a bitfield's word):
+// what is not a layout member. Members are read through member.h.
 template <typename T>
 T load(std::span<const std::byte> buf, int64_t offset) {
   T value{};
