@@ -29,7 +29,8 @@ bool present(const M& member) {
 
 // Reading a member that is absent, or outside the bytes read, is a bug of
 // ours (the buffers are sized from the layout), never the target's doing.
-[[noreturn]] inline void member_misread(const char* name, const char* what) {
+[[noreturn, gnu::cold, gnu::noinline]] inline void member_misread(const char* name,
+                                                                   const char* what) {
   throw std::logic_error(std::string("layout member ") + name + ": " + what);
 }
 
@@ -55,16 +56,22 @@ int64_t end_of(const M& member) {
 }
 
 // The member's bytes as they are in the target, zero-extended: what a
-// witness compares.
+// witness compares. One compare checks both presence and range: an absent
+// member's offset, -1, is past any buffer once unsigned. Each width is its
+// own fixed-size copy, a single load.
 template <typename M>
 [[gnu::always_inline]] inline uint64_t raw_bits(std::span<const std::byte> buf, const M& member) {
-  const int64_t offset = offset_of(member);
   const size_t size = width(member);
-  if (static_cast<size_t>(offset) + size > buf.size()) [[unlikely]]
-    member_misread(member.name, "outside the bytes read");
-  uint64_t bits = 0;
-  std::memcpy(&bits, buf.data() + offset, size);  // little-endian
-  return bits;
+  const auto offset = static_cast<uint64_t>(member.offset);
+  if (offset + size > buf.size() || offset > buf.size()) [[unlikely]]
+    member_misread(member.name, present(member) ? "outside the bytes read" : "absent in this version");
+  const std::byte* at = buf.data() + offset;
+  switch (size) {
+    case 1: return static_cast<uint64_t>(*reinterpret_cast<const uint8_t*>(at));
+    case 2: { uint16_t v; std::memcpy(&v, at, 2); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, at, 4); return v; }
+    default: { uint64_t v; std::memcpy(&v, at, 8); return v; }  // little-endian
+  }
 }
 
 [[gnu::always_inline]] inline uint64_t read(std::span<const std::byte> buf, const WordMember& member) {
