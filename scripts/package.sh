@@ -23,6 +23,15 @@ grep -q '^PYFLAME_BINARIES:INTERNAL=.' "$build/CMakeCache.txt" \
   || { echo "package.sh: no pyflameX.Y is configured in $build" >&2; exit 1; }
 cmake --build "$build" -j"$(nproc)" >&2
 
+# Reproducible packages: file times are the last commit's, unless the
+# caller fixed them already (a source tree without git: the newest file).
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null) \
+    || SOURCE_DATE_EPOCH=$(find "$root" -path "$build" -prune -o -type f -printf '%T@\n' \
+                           | sort -n | tail -1 | cut -d. -f1)
+fi
+export SOURCE_DATE_EPOCH
+
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out"/*.deb "$out"/*.rpm
