@@ -31,6 +31,7 @@ set_tests_properties(wrapper/shellcheck PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 6
 # dpkg into the real /usr, profile through /usr/bin/pyflame, purge them.
 add_test(NAME packages/install
          COMMAND ${Python3_EXECUTABLE} ${integration}/test_packages.py
-                 --build-dir ${PROJECT_BINARY_DIR} --manifest ${manifest})
-set_tests_properties(packages/install PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                 --build-dir ${PROJECT_BINARY_DIR} --source-dir ${PROJECT_SOURCE_DIR}
+                 --manifest ${manifest})
+set_tests_properties(packages/install PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      RESOURCE_LOCK pyflame_usr_install)
