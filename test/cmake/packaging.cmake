@@ -35,3 +35,10 @@ add_test(NAME packages/install
                  --manifest ${manifest})
 set_tests_properties(packages/install PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      RESOURCE_LOCK pyflame_usr_install)
+
+# A clean Debian root (mmdebstrap minbase + python3) installs `pyflame`
+# alone from a local repository and profiles its python3 at once.
+add_test(NAME packages/clean-root
+         COMMAND ${Python3_EXECUTABLE} ${integration}/test_clean_root.py
+                 --build-dir ${PROJECT_BINARY_DIR} --source-dir ${PROJECT_SOURCE_DIR})
+set_tests_properties(packages/clean-root PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the packaging and wrapper tests need, from Debian's archive:
-# lintian (package checks), shellcheck (the wrapper), dpkg-dev
+# lintian (package checks), shellcheck (the wrapper), mmdebstrap (a clean
+# root to install the packages in), dpkg-dev
 # (dpkg-shlibdeps computes the packages' dependencies), fakeroot, file, and
 # rpm (rpmbuild, for the optional RPMs). Idempotent; exits 0 even when
 # something cannot be installed, so that the tests report SKIP with the
 # reason instead of CI failing here.
 set -uo pipefail
 
-wanted=(lintian shellcheck dpkg-dev fakeroot file rpm)
+wanted=(lintian shellcheck dpkg-dev fakeroot file rpm mmdebstrap)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' \
