@@ -7,6 +7,10 @@
 //                                   in PATH; `#!` lines, `env` and pyenv
 //                                   shims followed
 //
+//   pyflame-detect --args ARGS...   the wrapper's arguments: parsed with the
+//                                   binaries' own command line to find the
+//                                   target; prints "MINOR FULL VERBOSE WHAT"
+//
 // Prints "MAJOR.MINOR FULL" (e.g. "3.11 3.11.7") and exits 0, or prints one
 // line to stderr and exits with pyflameX.Y's codes (docs/usage.md): 2 usage,
 // 3 no such process, 4 permission denied, 5 not Python (or PyPy), 1 other.
@@ -27,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cli/command_line.h"
 #include "core/target/elf.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -261,18 +266,55 @@ PythonVersionId detect_process(const std::string& text) {
   }
 }
 
+// `--args ARGS...`: the wrapper's arguments, parsed with the binaries' own
+// command line, name the target; prints "MINOR FULL VERBOSE WHAT" (VERBOSE
+// 1 when -v or PYFLAME_LOG asks for info), or "help" for --help without a
+// target.
+int detect_from_arguments(int argc, char** argv) {
+  // argv[1] is --args: parse from there, as if it were the program name.
+  CommandLine line("pyflame", "pyflame");
+  // Only the target matters here: what else is wrong with the arguments
+  // the binary reports, in its own words.
+  for (CLI::App* app : {&line.app, line.dump_cmd, line.record_cmd}) app->allow_extras();
+  try {
+    line.parse(argc - 1, argv + 1);
+  } catch (const CLI::Success&) {
+    std::puts("help");
+    return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
+  } catch (const CLI::ParseError& e) {
+    throw Error(ExitCode::kUsage, fmt::format("pyflame: {}", e.what()));
+  }
+  PythonVersionId v;
+  std::string what;
+  if (std::optional<int> pid = line.pid(); pid && *pid > 0) {
+    what = fmt::format("process {}", *pid);
+    v = detect_process(std::to_string(*pid));
+  } else if (!line.command().empty() && !line.command()[0].empty()) {
+    what = line.command()[0];
+    v = detect_command(what);
+  } else {
+    throw Error(ExitCode::kUsage, "pyflame: name a process (-p PID) or a command (-t COMMAND... "
+                                  "or record -- COMMAND...)");
+  }
+  PYFLAME_INFO_LOG("{} runs Python {} (from {})", what, v.full, v.how);
+  std::printf("%d.%d %s %d %s\n", v.major, v.minor, v.full.c_str(),
+              log_enabled(LogLevel::kInfo) ? 1 : 0, what.c_str());
+  return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
+}
+
 int run(int argc, char** argv) {
-  const bool verbose = debug_enabled();
-  if (argc != 3 || (std::strcmp(argv[1], "--pid") != 0 && std::strcmp(argv[1], "--exe") != 0)) {
-    std::fputs("usage: pyflame-detect --pid PID | --exe COMMAND\n", stderr);
+  const bool by_arguments = argc >= 2 && std::strcmp(argv[1], "--args") == 0;
+  if (!by_arguments &&
+      (argc != 3 || (std::strcmp(argv[1], "--pid") != 0 && std::strcmp(argv[1], "--exe") != 0))) {
+    std::fputs("usage: pyflame-detect --pid PID | --exe COMMAND | --args PYFLAME-ARGS...\n", stderr);
     return static_cast<int>(ExitCode::kUsage);
   }
   try {
+    if (by_arguments) return detect_from_arguments(argc, argv);
     bool by_pid = std::strcmp(argv[1], "--pid") == 0;
     PythonVersionId v = by_pid ? detect_process(argv[2]) : detect_command(argv[2]);
-    if (verbose)
-      std::fprintf(stderr, "pyflame-detect: %s %s runs Python %s (from %s)\n",
-                   by_pid ? "process" : "command", argv[2], v.full.c_str(), v.how.c_str());
+    PYFLAME_INFO_LOG("{} {} runs Python {} (from {})", by_pid ? "process" : "command", argv[2],
+                     v.full, v.how);
     std::printf("%d.%d %s\n", v.major, v.minor, v.full.c_str());
     return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
   } catch (const Error& e) {

@@ -15,6 +15,7 @@
 #include "core/output/output_file.h"
 #include "core/target/privilege.h"
 #include "core/sampling/python_module.h"
+#include "core/cli/command_line.h"
 #include "core/cli/record.h"
 #include "core/sampling/sampler.h"
 #include "core/target/thread_stopper.h"
@@ -28,13 +29,7 @@ namespace {
 
 Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
 
-struct DumpOptions {
-  int pid = 0;
-  bool json = false;
-  bool blocking = false;
-};
-
-int dump(const PythonModule& module, const DumpOptions& options) {
+int dump(const PythonModule& module, const DumpArgs& options) {
   // The same rule as record's -p: a PID is a positive number.
   if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   Process process(options.pid);
@@ -83,40 +78,6 @@ std::string version_text(const BuildInfo& info) {
       "layout fingerprint {}\n",
       binary_name(info), PYFLAME_VERSION, info.major, info.minor, info.headers_version,
       info.headers_path, info.layout_fingerprint);
-}
-
-// What the record options parse into, before they are checked.
-struct RecordArgs {
-  std::optional<int> pid;
-  std::optional<double> duration;
-  std::optional<double> rate;
-  std::optional<double> interval;
-  std::optional<std::string> output;
-  std::optional<std::string> format;
-  std::optional<std::string> stats_json;
-  bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
-  bool flamechart = false, no_status = false;
-};
-
-// The same options serve `record` and Pyflame's classic top-level form.
-void add_record_options(CLI::App* cmd, RecordArgs& a) {
-  cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)");
-  cmd->add_option("-d,--duration,-s,--seconds", a.duration,
-                  "seconds to record (default: until Ctrl-C or the target exits)");
-  cmd->add_option("--rate", a.rate, "samples per second (default 100)");
-  cmd->add_option("-r,--interval", a.interval, "seconds between samples (Pyflame's form of --rate)");
-  cmd->add_option("-o,--output", a.output, "output file (default: standard output)");
-  cmd->add_option("-f,--format", a.format,
-                  "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
-                  "(default: from the output's extension, else collapsed)");
-  cmd->add_flag("--threads", a.threads, "start each stack with its thread");
-  cmd->add_flag("--idle", a.idle, "include samples of idle (not running) threads");
-  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "exclude idle samples (the default; Pyflame's -x)");
-  cmd->add_flag("--gil", a.gil, "only samples of the thread holding the GIL");
-  cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
-  cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
-  cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
-  cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
 }
 
 RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,
@@ -168,21 +129,6 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   return o;
 }
 
-// Splits off the command to launch: everything after the first `--`, or
-// after Pyflame's `-t`/`--trace`. It is passed on untouched.
-std::vector<std::string> split_command(int& argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg(argv[i]);
-    if (arg == "--" || arg == "-t" || arg == "--trace") {
-      std::vector<std::string> command(argv + i + 1, argv + argc);
-      argc = i;
-      if (command.empty()) command.push_back("");  // noticed as an error below
-      return command;
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 int run(const PythonModule& module, int argc, char** argv) {
@@ -190,56 +136,37 @@ int run(const PythonModule& module, int argc, char** argv) {
   raise_open_file_limit();
   const BuildInfo& info = module.build_info();
   ::signal(SIGPIPE, SIG_IGN);
-  CLI::App app(fmt::format("{}: a sampling profiler for CPython {}.{} processes",
-                           binary_name(info), info.major, info.minor),
-               binary_name(info));
-  app.require_subcommand(0, 1);
-  bool show_version = false;
-  app.add_flag("-V,--version", show_version, "print version and build details, then exit");
-
-  DumpOptions dump_options;
-  CLI::App* dump_cmd = app.add_subcommand("dump", "print every thread's Python stack once");
-  dump_cmd->add_option("-p,--pid", dump_options.pid, "process to read")->required();
-  dump_cmd->add_flag("--json", dump_options.json, "machine-readable output (see docs/usage.md)");
-  dump_cmd->add_flag("--blocking", dump_options.blocking,
-                     "stop the target's threads while reading, for a consistent snapshot");
-
-  RecordArgs record_args;
-  CLI::App* record_cmd = app.add_subcommand(
-      "record", "sample a process (-p PID) or a command (after --) and write a profile");
-  add_record_options(record_cmd, record_args);
-  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`, `pyflameX.Y -t CMD ...`.
-  RecordArgs classic_args;
-  add_record_options(&app, classic_args);
-
-  std::vector<std::string> command = split_command(argc, argv);
-  if (command.size() == 1 && command[0].empty()) {
-    std::fprintf(stderr, "%s: no command after -- or -t\n", binary_name(info).c_str());
-    return static_cast<int>(ExitCode::kUsage);
-  }
+  CommandLine line(fmt::format("{}: a sampling profiler for CPython {}.{} processes",
+                               binary_name(info), info.major, info.minor),
+                   binary_name(info));
   try {
-    app.parse(argc, argv);
+    line.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help
-    return app.exit(e);
+    return line.app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "%s: %s\nRun `%s --help` for usage.\n", binary_name(info).c_str(),
                  e.what(), binary_name(info).c_str());
     return static_cast<int>(ExitCode::kUsage);
   }
-  if (show_version) {
+  std::vector<std::string> command = line.command();
+  if (command.size() == 1 && command[0].empty()) {
+    std::fprintf(stderr, "%s: no command after -- or -t\n", binary_name(info).c_str());
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  if (line.show_version) {
     std::fputs(version_text(info).c_str(), stdout);
     return 0;
   }
   try {
-    if (dump_cmd->parsed()) {
+    if (line.dump_cmd->parsed()) {
       if (!command.empty()) throw usage("dump takes no command");
-      return dump(module, dump_options);
+      return dump(module, line.dump);
     }
-    if (record_cmd->parsed())
-      return record(module, check_record_args(record_args, std::move(command), std::nullopt));
-    if (classic_args.pid || !command.empty())  // Pyflame records one second by default
-      return record(module, check_record_args(classic_args, std::move(command), 1.0));
-    std::fputs(app.help().c_str(), stderr);
+    if (line.record_cmd->parsed())
+      return record(module, check_record_args(line.record, std::move(command), std::nullopt));
+    if (line.classic.pid || !command.empty())  // Pyflame records one second by default
+      return record(module, check_record_args(line.classic, std::move(command), 1.0));
+    std::fputs(line.app.help().c_str(), stderr);
     return static_cast<int>(ExitCode::kUsage);
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());

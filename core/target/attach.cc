@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/errors.h"
+#include "core/log.h"
 
 namespace pyflame::core {
 namespace {
@@ -28,8 +29,14 @@ std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& p
                                     int finalized_patience_ms) {
   try {
     PythonBinary binary = PythonBinary::find(process);
+    PYFLAME_INFO_LOG("process {} runs Python {} (found from {}) in {}", process.pid(),
+                     binary.version().full, binary.version().how, binary.target_path());
     check_version(module.build_info(), binary, process.pid());
-    return module.locate(process, binary);
+    std::unique_ptr<Interpreter> interpreter = module.locate(process, binary);
+    PYFLAME_INFO_LOG("process {}: found its interpreter list; reading it with the layout of "
+                     "Python {} (fingerprint {})", process.pid(),
+                     module.build_info().headers_version, module.build_info().layout_fingerprint);
+    return interpreter;
   } catch (const NoInterpreterError&) {
     // Finalized: its process exits next (a runtime that has not started
     // one yet, or an embedder that finalized and goes on, is not Python

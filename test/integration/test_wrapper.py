@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -239,6 +240,48 @@ def case_args_command(wrapper: Wrapper, interp: Interpreter) -> None:
         expect_exec(wrapper.path, ["-x", "-t", python, "-p", bogus] + AWKWARD, binary, cwd=tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def case_logging(wrapper: Wrapper, interp: Interpreter) -> None:
+    """One rule for the binary, the helper and the wrapper: -v (info), -vv
+    (debug), PYFLAME_LOG=LEVEL, PYFLAME_DEBUG=1 as debug; 0, empty or
+    nothing: no diagnostics. A real dump through the wrapper, each way."""
+    def diagnostics(result: Result) -> List[str]:
+        if result.returncode != EXIT_OK:
+            raise Failure(result.describe())
+        return [line for line in result.stderr_text.splitlines()
+                if re.match(r"^pyflame (info|debug):", line)]
+
+    binary = wrapper.binary(interp.minor)
+    with start_python(interp, PINGPONG_CODE) as target:
+        pid = str(target.pid)
+        quiet = [("binary", [binary, "dump", "-p", pid], {}),
+                 ("wrapper", [wrapper.path, "dump", "-p", pid], {}),
+                 ("wrapper, PYFLAME_DEBUG=0", [wrapper.path, "dump", "-p", pid],
+                  {"PYFLAME_DEBUG": "0"}),
+                 ("binary, PYFLAME_DEBUG empty", [binary, "dump", "-p", pid], {"PYFLAME_DEBUG": ""}),
+                 ("binary, PYFLAME_LOG=warn", [binary, "dump", "-p", pid], {"PYFLAME_LOG": "warn"})]
+        for what, argv, extra in quiet:
+            lines = diagnostics(run_env(argv, dict(base_env(), **extra)))
+            if lines:
+                raise Failure("%s: diagnostics nobody asked for:\n%s" % (what, "\n".join(lines)))
+        attached = "pyflame info: process %s runs Python" % pid
+        chosen = "pyflame info: process %s runs Python %s" % (pid, interp.version)
+        loud = [("binary -v", [binary, "-v", "dump", "-p", pid], {}, [attached]),
+                ("binary dump -v", [binary, "dump", "-v", "-p", pid], {}, [attached]),
+                ("binary, PYFLAME_LOG=info", [binary, "dump", "-p", pid], {"PYFLAME_LOG": "info"},
+                 [attached]),
+                ("binary, PYFLAME_DEBUG=1", [binary, "dump", "-p", pid], {"PYFLAME_DEBUG": "1"},
+                 [attached]),
+                ("wrapper dump -v", [wrapper.path, "dump", "-v", "-p", pid], {},
+                 [chosen, attached]),
+                ("wrapper, PYFLAME_LOG=debug", [wrapper.path, "dump", "-p", pid],
+                 {"PYFLAME_LOG": "debug"}, [chosen, attached])]
+        for what, argv, extra, wanted in loud:
+            lines = diagnostics(run_env(argv, dict(base_env(), **extra)))
+            missing = [w for w in wanted if not any(line.startswith(w) for line in lines)]
+            if missing:
+                raise Failure("%s: no line starting %s among\n%s" % (what, missing, "\n".join(lines)))
 
 
 def case_args_exec(wrapper: Wrapper, interp: Interpreter) -> None:
@@ -497,6 +540,7 @@ def main() -> int:
         cases.run("pid_form[%s]" % host.name, lambda: case_args_pid(wrapper, host))
         cases.run("command_form[%s]" % host.name, lambda: case_args_command(wrapper, host))
         cases.run("real_exec[%s]" % host.name, lambda: case_args_exec(wrapper, host))
+        cases.run("logging[%s]" % host.name, lambda: case_logging(wrapper, host))
         cases.run("symlinked[%s]" % host.name, lambda: case_symlinked(wrapper, host))
         cases.run("list", lambda: case_list(wrapper))
         source_dir = os.path.dirname(os.path.dirname(HERE))

@@ -1,0 +1,96 @@
+#include "core/cli/command_line.h"
+
+#include <charconv>
+#include <string_view>
+
+#include "core/log.h"
+
+namespace pyflame::core {
+namespace {
+
+// A PID is a positive decimal number; anything else is refused with the
+// same words wherever it is given.
+CLI::Validator process_id() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int pid = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+        if (ec != std::errc() || end != text.data() + text.size() || pid <= 0)
+          return "'" + text + "' is not a process ID (a PID is a positive number)";
+        return {};
+      },
+      "PID");
+}
+
+void add_verbose(CLI::App* cmd, int& verbosity) {
+  cmd->add_flag("-v,--verbose", verbosity,
+                "say what pyflame does on standard error (-v: info, -vv: debug; "
+                "or PYFLAME_LOG=debug|info|warn)");
+}
+
+// The same options serve `record` and Pyflame's classic top-level form.
+void add_record_options(CLI::App* cmd, RecordArgs& a) {
+  cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)")
+      ->check(process_id());
+  cmd->add_option("-d,--duration,-s,--seconds", a.duration,
+                  "seconds to record (default: until Ctrl-C or the target exits)");
+  cmd->add_option("--rate", a.rate, "samples per second (default 100)");
+  cmd->add_option("-r,--interval", a.interval, "seconds between samples (Pyflame's form of --rate)");
+  cmd->add_option("-o,--output", a.output, "output file (default: standard output)");
+  cmd->add_option("-f,--format", a.format,
+                  "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
+                  "(default: from the output's extension, else collapsed)");
+  cmd->add_flag("--threads", a.threads, "start each stack with its thread");
+  cmd->add_flag("--idle", a.idle, "include samples of idle (not running) threads");
+  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "exclude idle samples (the default; Pyflame's -x)");
+  cmd->add_flag("--gil", a.gil, "only samples of the thread holding the GIL");
+  cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
+  cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
+  cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
+  cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
+}
+
+}  // namespace
+
+CommandLine::CommandLine(const std::string& description, const std::string& name)
+    : app(description, name) {
+  app.require_subcommand(0, 1);
+  app.add_flag("-V,--version", show_version, "print version and build details, then exit");
+  add_verbose(&app, verbosity);
+
+  dump_cmd = app.add_subcommand("dump", "print every thread's Python stack once");
+  dump_cmd->add_option("-p,--pid", dump.pid, "process to read")->required()->check(process_id());
+  dump_cmd->add_flag("--json", dump.json, "machine-readable output (see docs/usage.md)");
+  dump_cmd->add_flag("--blocking", dump.blocking,
+                     "stop the target's threads while reading, for a consistent snapshot");
+  add_verbose(dump_cmd, verbosity);
+
+  record_cmd = app.add_subcommand(
+      "record", "sample a process (-p PID) or a command (after --) and write a profile");
+  add_record_options(record_cmd, record);
+  add_verbose(record_cmd, verbosity);
+  add_record_options(&app, classic);
+}
+
+void CommandLine::parse(int argc, char** argv) {
+  command_.clear();
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg(argv[i]);
+    if (arg == "--" || arg == "-t" || arg == "--trace") {
+      command_.assign(argv + i + 1, argv + argc);
+      argc = i;
+      if (command_.empty()) command_.push_back("");  // noticed by the caller
+      break;
+    }
+  }
+  app.parse(argc, argv);
+  raise_verbosity(verbosity);
+}
+
+std::optional<int> CommandLine::pid() const {
+  if (dump_cmd->parsed()) return dump.pid;
+  if (record_cmd->parsed()) return record.pid;
+  return classic.pid;
+}
+
+}  // namespace pyflame::core

@@ -1,0 +1,63 @@
+// The command line of every pyflameX.Y, defined once. The binaries parse
+// their arguments with it, and pyflame-detect parses the `pyflame`
+// wrapper's arguments with it to find the target (a PID, or the command
+// after `--`/`-t`), so that no other copy knows which options take a value.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pyflame::core {
+
+struct DumpArgs {
+  int pid = 0;
+  bool json = false;
+  bool blocking = false;
+};
+
+// What the record options parse into, before they are checked.
+struct RecordArgs {
+  std::optional<int> pid;
+  std::optional<double> duration;
+  std::optional<double> rate;
+  std::optional<double> interval;
+  std::optional<std::string> output;
+  std::optional<std::string> format;
+  std::optional<std::string> stats_json;
+  bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
+  bool flamechart = false, no_status = false;
+};
+
+class CommandLine {
+ public:
+  CommandLine(const std::string& description, const std::string& name);
+  CommandLine(const CommandLine&) = delete;
+  CommandLine& operator=(const CommandLine&) = delete;
+
+  // Splits off the command to launch (everything after the first `--`, or
+  // after Pyflame's `-t`/`--trace`, untouched), then parses the rest;
+  // throws CLI::Success for --help and CLI::ParseError as CLI11 does, and
+  // applies -v to the log level.
+  void parse(int argc, char** argv);
+
+  // The command after `--`/`-t`; {""} when the marker had nothing after it.
+  const std::vector<std::string>& command() const { return command_; }
+  // The PID named by `dump -p`, `record -p` or the classic `-p`.
+  std::optional<int> pid() const;
+
+  CLI::App app;
+  bool show_version = false;
+  int verbosity = 0;
+  DumpArgs dump;
+  RecordArgs record;   // `record ...`
+  RecordArgs classic;  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`
+  CLI::App* dump_cmd = nullptr;
+  CLI::App* record_cmd = nullptr;
+
+ private:
+  std::vector<std::string> command_;
+};
+
+}  // namespace pyflame::core
