@@ -339,6 +339,17 @@ def case_list(wrapper: Wrapper) -> str:
     numeric = sorted(order, key=lambda n: tuple(int(x) for x in n[len("pyflame"):].split(".")))
     if order != numeric:
         raise Failure("--list order %s, expected %s" % (order, numeric))
+    # A binary whose --version fails is a broken install: listed, and exit 1.
+    tmp = tempfile.mkdtemp(prefix="pyflame-wrapper-")
+    try:
+        bin_dir, _ = install_copy(wrapper, tmp)
+        make_executable(os.path.join(bin_dir, "pyflame3.99"), "#!/bin/sh\nexit 1\n")
+        broken = run_env([os.path.join(bin_dir, "pyflame"), "--list"], base_env(TOOLS_DIR))
+        if broken.returncode != 1 or "broken install" not in broken.stdout_text:
+            raise Failure("--list with a broken pyflame3.99: expected exit 1 naming it\n%s"
+                          % broken.describe())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return ", ".join(order)
 
 
