@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # pyflame_embed_text(<target> <header> <symbol> <file> [<header> <symbol>
 # <file>...]) turns each text file of the source tree into
 # ${PYFLAME_GENERATED_DIR}/<header>, which defines pyflame::embedded::<symbol>

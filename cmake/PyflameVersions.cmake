@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Discovery of Python header trees, and add_pyflame_version(), which turns
 # one tree into one pyflameX.Y binary.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Setup errors: thrown while attaching and locating the interpreter, caught
 // only by the command-line front end, which maps each to an exit code.
 // A sample that fails ends no run: record.cc's sampling loop counts it in

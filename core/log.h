@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Diagnostics on standard error, through spdlog. One rule for every binary
 // and the detector: PYFLAME_LOG=debug|info|warn|error|off in the
 // environment (PYFLAME_DEBUG=1 is an alias for debug; 0 or empty is off),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small program to profile: a busy worker thread and a waiting main thread.
 
 Run by scripts/demo.sh, which passes a FIFO path to signal readiness.

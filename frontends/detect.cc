@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pyflame-detect: tells the `pyflame` wrapper which Python a process runs,
 // or which Python a command would run, so that it can exec the matching
 // pyflameX.Y. Version-agnostic: it links only the core.

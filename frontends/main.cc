@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // main() of every pyflameX.Y: hand this binary's Python version to core.
 #include "core/sampling/python_module.h"
 #include "versions/walker/layout_module.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The benchmark (docs/benchmarks.md): builds every pyflameX.Y and the floor
 # program, installs the peers, and measures pyflame against them on the
 # provisioned interpreters. Not part of the test command. As root:

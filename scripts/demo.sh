@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds pyflame, starts the bundled demo program, prints its stacks once,
 # then records it for 3 seconds into an interactive flamegraph (demo.svg).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the packages: one Debian package per pyflameX.Y plus the common
 # `pyflame` package (and the same as RPMs when rpmbuild is installed).
 #

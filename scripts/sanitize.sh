@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite under AddressSanitizer + UBSan (issue 6). Configures
 # the `sanitize` preset (build-sanitize/, Debug, _GLIBCXX_DEBUG), builds every
 # target of it (all pyflameX.Y, the `pyflame` wrapper, the unit tests, the

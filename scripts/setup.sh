@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what pyflame needs to build and test, from Debian's archive.
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite, from a fresh Debian 12 machine (as root): installs
 # the build dependencies, provisions the test interpreters, builds every
 # pyflameX.Y and runs ctest, then builds everything again with ASan+UBSan

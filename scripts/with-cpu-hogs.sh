@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs COMMAND with a CPU hog (a busy loop at normal priority) on every core,
 # as a busy CI machine would, and exports PYFLAME_TEST_STRESS=1 to it:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Deliberate breakages ("mutants") of pyflame, each of which some test must
 # catch: shows that the tests can fail, and which ones do. A developer tool,
 # not part of CI (docs/reliability.md, "Tests that can fail").

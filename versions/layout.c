@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Compiled once per Python version, against that version's own headers
  * (CMake's add_pyflame_version()), to fill the layout table the walker uses.

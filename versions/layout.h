@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The seam between a version's headers and the version-agnostic walker.
  *

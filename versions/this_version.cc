@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Compiled once per version: binds that version's measured layout to the
 // shared walker. PYFLAME_HEADERS_PATH comes from add_pyflame_version().
 #include "versions/walker/layout_module.h"

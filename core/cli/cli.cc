@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The command line shared by every pyflameX.Y (see docs/usage.md).
 #include <signal.h>
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The command line of every pyflameX.Y, defined once. The binaries parse
 // their arguments with it, and pyflame-detect parses the `pyflame`
 // wrapper's arguments with it to find the target (a PID, or the command

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `record -- CMD`: the command we start, and how our part in it ends.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `record`: samples a target until the duration runs out, the user stops
 // it, or the target exits, and writes the aggregated profile.
 #pragma once

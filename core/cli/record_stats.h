@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a recording counts, and how it reports it: the live status line and
 // the --stats-json document.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "core/cli/stop_signals.h"
 
 namespace pyflame::core {

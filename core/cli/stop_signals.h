@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signals that end a recording (the profile so far is still written),
 // and which of them came.
 #pragma once

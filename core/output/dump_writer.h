@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Writes one snapshot for `dump`: readable text, or the JSON documented in
 // docs/usage.md.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "core/output/json.h"
 
 #include "core/output/utf8.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Minimal JSON output: enough for our writers, with strict string escaping.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where a profile goes (`-o PATH`, `--stats-json PATH`).
 //
 // - `-` is standard output.

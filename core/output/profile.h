@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An aggregated profile: what `record` collects and every writer consumes.
 // Frames and stacks are interned as samples arrive, so memory grows with the
 // number of distinct stacks, not with the number of samples.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // UTF-8 validation shared by the writers: names and file names read from a
 // target can be any bytes (a 2.7 byte-string file name), and every output
 // format needs valid text.

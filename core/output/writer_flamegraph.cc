@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The interactive SVG flame graph: stacks merged by identical prefix, root
 // at the bottom, each frame as wide as its share of the samples. The file is
 // self-contained (inline style and script, no fonts, no fetches) so it can be

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pprof format: a gzipped profile.proto message
 // (github.com/google/pprof/blob/main/proto/profile.proto). The handful of
 // messages it needs are encoded here by hand; a protobuf library for one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The speedscope file format: one "sampled" profile per thread over a shared
 // frame table (https://www.speedscope.app/file-format-schema.json; the schema
 // ships in the speedscope npm package, and test/browser validates against it).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The profile writers, one file each (writer_*.cc). Each is a pure function
 // of the profile, so golden tests compare their output byte for byte.
 // Formats are documented in docs/formats.md.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The seam between core and a Python version. Each pyflameX.Y links exactly
 // one implementation, defined in versions/; core calls it and never looks at
 // a Python struct itself.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pages a sampler used in its last few samples. A program that cycles
 // through a few calls keeps each call's frame in a page of its own (a code
 // object's frame on 2.7-3.10): reading the pages of all of them at the

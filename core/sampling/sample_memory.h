@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The walker's view of target memory during one sample: a paged read cache
 // that knows nothing of Python. Everything the previous sample read
 // (pointers, thread states, frame windows, code object headers) is read

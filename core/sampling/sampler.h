@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One sample of a target: the step that `dump` and `record` share (and
 // that `top`, `--native` and `--subprocesses` are to drive).
 #pragma once

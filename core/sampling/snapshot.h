@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One sample of every Python thread of a target: what the version module
 // produces and the writers consume.
 #pragma once

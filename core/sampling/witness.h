@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The words a walk of a moving target depended on, and a second read of
 // them. A stack read while it runs can mix two moments; reading the words
 // again (the frame pointer, each frame's links and code) and finding them

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Finding a target's interpreter: shared by dump and record.
 #pragma once
 

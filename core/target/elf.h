@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Symbols and segments of an ELF file, read with pread: never mapped (a file
 // truncated under a mapping raises SIGBUS), and never more of it than the
 // limits below, whatever its headers claim (the target's owner controls the

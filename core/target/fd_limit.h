@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The open-file limit: raised for pyflame, restored for what it launches.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // /proc/PID/maps: which files the target has mapped, and where.
 #pragma once
 

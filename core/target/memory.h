@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Read access to a target's address space: the seam between the walker and
 // where the bytes come from. Process reads a live process; the tests and the
 // walker's fuzz target read a fake image (test/walker/fake_image.h).

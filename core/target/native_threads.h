@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Maps Python threads to Linux threads (TIDs) for interpreters that do not
 // record the TID themselves (before 3.11).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pyflame installed with more privilege than its caller (a file capability
 // `setcap cap_sys_ptrace+ep`, or setuid) must only do what the caller's real
 // credentials allow: profile the caller's own processes where Yama

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A live target process: its memory, its maps, its threads.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Finds the ELF file that holds a target's interpreter (the executable of a
 // static build, or libpythonX.Y.so of an --enable-shared one) and tells which
 // Python version it is, from the file itself. Knows no struct layout.

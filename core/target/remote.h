@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An address in the target's address space. It is a distinct type so that a
 // remote address can never be dereferenced locally by mistake, and all
 // arithmetic on it is explicit.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "core/target/thread_states.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-sample thread details from /proc, kept cheap for `record`: the kernel
 // state (running or not) of each thread through a stat file kept open (for
 // the first kMaxKeptFds threads; the others' are opened for each read, so a

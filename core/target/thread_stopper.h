@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // --blocking: stops every thread of the target for a consistent snapshot.
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Peak RSS and time of pyflame3.11 against a hostile target
 (docs/reliability.md, "A hostile target"). Run as root:
 

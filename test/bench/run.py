@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """pyflame's benchmark: cost per sample, highest rate, overhead on the target,
 profiler cost, peak RSS and accuracy, with the peers measured in the same run
 (CPython 3.15's `profiling.sampling`, "Tachyon", and Debian's Austin).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // vm_readv_floor: the cost of one process_vm_readv call against a running
 // process, for the benchmark's floor (docs/benchmarks.md).
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # -*- coding: ascii -*-
 """Benchmark workloads for pyflame (see docs/benchmarks.md).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SVG flame graph in headless Chromium: it renders, a real mouse click
 // zooms and "Reset zoom" restores, "Search" highlights and reports the
 // matched share, hovering shows details, and nothing is fetched.

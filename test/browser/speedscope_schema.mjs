@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Validates speedscope files against the schema the speedscope package
 // publishes (dist/release/file-format-schema.json), then checks what the
 // schema cannot say: frame indices in range, one weight per sample, weights

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared by the speedscope tests: finds the tools test/tools/browser.sh
 // installs, and reports a missing one as a CTest skip (exit 77).
 import { createRequire } from 'node:module';

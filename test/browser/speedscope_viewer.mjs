@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loads speedscope files into the real speedscope viewer (the build shipped
 // in the speedscope npm package) in headless Chromium, and checks what it
 // shows: the file's name in the page title, one entry per thread in the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sampling that does not alias: record at the default 100 Hz a program that
 # repeats exactly every 10 ms (test/integration/test_aliasing.py). The
 # schedule is in core, the same for every version: three interpreters.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Exact samples (issue 11): every sample of fixture_churn.py, whose stacks
 # change every few microseconds, must be a stack the fixture can have
 # (test/integration/test_churn.py). churn/<interp>: a nonblocking record,

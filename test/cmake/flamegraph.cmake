@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The SVG flame graph's golden files in headless Chromium: rendering, a real
 # click to zoom, reset, search and hover. Tools come from
 # test/tools/browser.sh; without them the test prints "SKIP: <reason>" and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The `pyflame` wrapper and the packages (issue 4). Included from
 # test/CMakeLists.txt: bin_dir, manifest, integration, Python3_EXECUTABLE.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The pprof writer's golden file read by the real `go tool pprof` (Debian's
 # golang-go, installed by test/tools/go.sh): top functions and their sample
 # counts, lines, thread labels, stacks leaf first. Without Go the test prints

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # record against every provisioned interpreter: accuracy, hot lines, launch,
 # Ctrl-C, SIGTERM, target exit, --idle/--gil, the status line, the classic
 # forms (test/integration/test_record.py): every case in both modes; about

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Reliability (issue 6, docs/reliability.md): fault injection against a
 # representative subset of the provisioned interpreters, and command-line /
 # environment errors. Each faults/<case>/<interpreter> test prints its

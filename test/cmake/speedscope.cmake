@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The speedscope writer's golden files against the format's published schema
 # and in the real speedscope viewer (headless Chromium). Tools come from
 # test/tools/browser.sh; without them the tests print "SKIP: <reason>" and

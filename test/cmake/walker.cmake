@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The walker over fake images, per version: each test program links one
 # version's layout table and builds its images with that same table
 # (test/walker/). The walker's fuzz target is in test/fuzz/.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: core::ElfFile over arbitrary file contents.
 //
 // ElfFile opens a path (the profiler reads the target's files through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Carves typed values out of a fuzz input, front to back; once the bytes run
 // out every read gives zero or empty, so a target never reads past the input.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: every line-table decoder (versions/walker/line_table.h).
 //
 // Input: format selector, first line and byte offset, then the table bytes.

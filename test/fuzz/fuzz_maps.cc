@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the /proc/PID/maps parser (core/maps.h) over arbitrary text.
 // Whatever it accepts must be a mapping the rest of core can use safely.
 #include <cstdint>

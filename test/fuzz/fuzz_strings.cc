@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: PEP 393 string decoding (versions/walker/remote_object.h
 // pep393_to_utf8) for every kind byte, valid or not. Whatever it returns must
 // be valid UTF-8: the writers pass names through to JSON, XML and protobuf.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: the frame walker of one version (linked with that version's
 // layout table) over a fake interpreter image (test/walker/fake_image.h)
 // that the input corrupts: wild pointers, cycles, pointers into the middle

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target: every profile writer (core/writers.h) over a Profile built
 // from fuzz bytes through ProfileBuilder, as record builds it: names and
 // file names are arbitrary bytes (a 2.7 target's file names are byte

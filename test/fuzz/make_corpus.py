@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora of the fuzz targets into test/fuzz/corpus/.
 
     make_corpus.py [--line-table-cases test/unit/line_table_cases.inc]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Time-boxed libFuzzer run of every fuzz target, with ASan and UBSan.
 #
 #   test/fuzz/run.sh [--build-dir DIR] [--seconds N] [TARGET...]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small well-formedness checkers for the writers' output formats: enough to
 // tell a whole document from a torn or mis-escaped one, not full parsers.
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Workload for test_churn.py: stacks that change every few microseconds,
 every one of which is known.  Runs on 2.7 and 3.6+ (no 3-only syntax here;
 the async coroutine lives in fixture_churn_async.py, imported on 3.5+).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An `async def` coroutine driven by hand, for fixture_churn.py (3.5+ only:
 2.7 cannot parse this file, and the fixture skips it there).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # -*- coding: ascii -*-
 """Target process for the `pyflameX.Y dump` integration tests.
 

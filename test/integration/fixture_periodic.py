@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Workload for test_aliasing.py: a program that repeats exactly every
 PERIOD seconds of wall time.  Runs on 2.7 and 3.6+.
 

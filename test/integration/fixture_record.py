@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Workload for test_record.py: a known split of CPU time between three
 functions, measured by the workload itself.  Runs on 2.7 and 3.6+.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers for the pyflame integration tests.
 
 Reads the interpreter manifest written by test/interpreters/provision.sh,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Sampling that does not alias: `record` at the default 100 Hz of a program
 that repeats exactly every 10 ms (the sampling period).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Exact samples of stacks that change every few microseconds (issue 11).
 
     test_churn.py --bin-dir DIR --interp NAME [--manifest PATH] [--case record|dump]

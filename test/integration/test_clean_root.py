@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A clean Debian root installs `pyflame` alone and profiles python3 at once.
 
     test_clean_root.py --build-dir BUILD --source-dir SRC

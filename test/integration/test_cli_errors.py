@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration test of `pyflameX.Y record`'s command-line and environment errors.
 
     test_cli_errors.py --bin-dir DIR [--manifest PATH]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration test of `pyflameX.Y dump` against one interpreter.
 
     test_dump.py --bin-dir DIR --interp NAME [--manifest PATH] [--blocking]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Fault-injection tests of `pyflameX.Y record` (issue 6) against one interpreter.
 
     test_faults.py --bin-dir DIR --interp NAME --case CASE [--manifest PATH] [--repeat N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration test: a hostile target against pyflame (docs/reliability.md,
 "A hostile target"). Run as root.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration test of the Debian packages (packaging/CMakeLists.txt).
 
     test_packages.py --build-dir BUILD [--manifest PATH]

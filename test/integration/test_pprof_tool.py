@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Reads the pprof writer's golden file with the real `go tool pprof`.
 
 The golden file is write_pprof(fixture_profile()) (test/unit/profile_fixture.h,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration test of `pyflameX.Y record` against one interpreter.
 
     test_record.py --bin-dir DIR --interp NAME [--manifest PATH] [--blocking]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Integration tests of the `pyflame` wrapper (frontends/pyflame) and its
 helper pyflame-detect: which pyflameX.Y it picks, what it passes on, how it
 fails.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Provision the interpreters the integration tests profile and write
 # DIR/manifest.tsv describing them.  See README.md next to this file.
 #

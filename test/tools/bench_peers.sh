@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the peers the benchmark (scripts/bench.sh) compares pyflame with:
 # Debian's `austin` package; and `strace`, with which it counts pyflame's
 # memory reads per sample. The other peer, CPython 3.15's own

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what the browser-based writer tests need: Debian's Chromium and
 # the npm packages pinned in package-lock.json (playwright-core to drive
 # Chromium, speedscope's viewer, ajv for JSON-schema validation), into

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what the reliability tests use: clang and its libFuzzer runtime
 # (test/fuzz/run.sh), strace and gdb (test_faults.py's already-traced
 # target). Idempotent; never fails the run itself: without a tool the tests

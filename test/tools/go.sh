@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs Debian's Go toolchain (golang-go) for the pprof writer's test,
 # which reads pyflame's output with the real `go tool pprof`. Idempotent;
 # exits 0 even when Go cannot be installed, so that the test reports SKIP

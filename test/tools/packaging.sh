@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what the packaging and wrapper tests need, from Debian's archive:
 # lintian (package checks), shellcheck (the wrapper), mmdebstrap (a clean
 # root to install the packages in), dpkg-dev

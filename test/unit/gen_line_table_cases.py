@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# SPDX-License-Identifier: Apache-2.0
 """Generates test/unit/line_table_cases.inc for test_line_table.cc.
 
 Every expectation comes from the interpreter itself: for each code object we

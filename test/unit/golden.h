@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Golden files: a writer's output compared byte for byte with a file in
 // test/golden/. Run the unit tests with PYFLAME_UPDATE_GOLDEN=1 to rewrite
 // them after a deliberate change (and review the diff).

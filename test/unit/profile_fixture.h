@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A fixed profile for the writers' golden tests: two threads, shared and
 // distinct frames, a frame without a line, names that need escaping in
 // every format (quotes, <, &, ;, non-ASCII) and a timeline.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ELF symbol lookup and load bias, checked against where the loader really
 // put a symbol in a running process, for each kind of file.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests for versions/walker/line_table.{h,cc}.
 //
 // Three kinds of evidence:

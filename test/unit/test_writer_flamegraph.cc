@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Golden and structural tests of the SVG flame graph writer. Its behaviour in
 // a browser (zoom, search, hover) is tested by test/browser/flamegraph_test.mjs.
 #include <catch2/catch.hpp>

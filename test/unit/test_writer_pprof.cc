@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pprof writer: a golden file, and the profile read back through a small
 // protobuf decoder written here from profile.proto's field numbers, so the
 // checks do not depend on the writer's own encoder.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Golden and structural tests of the speedscope writer. The schema and the
 // real viewer are checked in test/browser/speedscope_*.mjs.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "test/walker/fake_image.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A fake target for the walker: an interpreter's objects (runtime,
 // interpreter and thread states, frames, code objects, strings) laid out in
 // one block of memory with the offsets of a version's layout table, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "test/walker/fake_line_table.h"
 
 #include <algorithm>

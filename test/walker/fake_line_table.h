@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Line tables for the fake image's code objects, in each version's format.
 // An encoder, written from the formats' own documentation
 // (Objects/lnotab_notes.txt of 2.7 - 3.10; Objects/locations.md of 3.11 -

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The walker of one version (linked with that version's layout table) over
 // fake images built with the same table: a well-formed interpreter reads
 // back exactly, and each kind of damage gives <unknown> frames, a truncated

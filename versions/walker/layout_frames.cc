@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // From raw frames to shown ones: code objects read once into the code
 // cache, lines decoded, and the frames a thread kept from its last stack.
 #include "versions/walker/layout_interpreter.h"

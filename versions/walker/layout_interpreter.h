@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The walker's own declarations, shared by its files (layout_locate.cc,
 // layout_sample.cc, layout_walk.cc, layout_frames.cc) and by nothing else:
 // LayoutInterpreter reads one interpreter through a version's layout table.

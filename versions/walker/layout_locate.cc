@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Finding the interpreter list in the target, and checking that the
 // target's _Py_DebugOffsets agree with the headers this binary was built from.
 #include "versions/walker/layout_interpreter.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "versions/walker/layout_module.h"
 #include "versions/walker/member.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The PythonModule of every pyflameX.Y: one walker for all versions, driven
 // by the layout table that the version's own headers produced (layout.c).
 // Frame-model families (PyFrameObject chains, _PyInterpreterFrame chains,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One sample: walks of every thread until their reading is shown to be of
 // one moment (docs/how-it-works.md, "A consistent sample").
 #include "versions/walker/layout_interpreter.h"

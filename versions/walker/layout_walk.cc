@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The walk of the thread list, and of each thread's frames in either
 // frame model: PyFrameObject chains (to 3.10) or interpreter frames (3.11+).
 #include "versions/walker/layout_interpreter.h"

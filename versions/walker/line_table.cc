@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Line-number decoders; see line_table.h for the API and the format history.
 //
 // Each decoder is a forward scan that mirrors the CPython function named in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Line-number decoders for every CPython code-object line table format.
 //
 // These are pure functions over bytes copied out of the target: they know no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading a measured struct member out of bytes copied from the target.
 //
 // Each kind of member (versions/layout.h) has its own C type, and only the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "versions/walker/remote_object.h"
 
 #include <vector>

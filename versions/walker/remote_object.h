@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading CPython objects out of a target, checked before they are trusted:
 // type pointer, size bounds, string representation.
 #pragma once

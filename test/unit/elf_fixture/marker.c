@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small ELF for test_elf.cc: built as a shared library, a PIE and a
  * non-PIE executable, each also stripped of .symtab. */
 #include <stdio.h>
