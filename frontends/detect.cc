@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/cli/command_line.h"
+#include "core/cli/exit_code_of.h"
 #include "core/target/elf.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -310,7 +311,7 @@ int run(int argc, char** argv) {
     std::fputs("usage: pyflame-detect --pid PID | --exe COMMAND | --args PYFLAME-ARGS...\n", stderr);
     return static_cast<int>(ExitCode::kUsage);
   }
-  try {
+  return exit_code_of([&] {
     if (by_arguments) return detect_from_arguments(argc, argv);
     bool by_pid = std::strcmp(argv[1], "--pid") == 0;
     PythonVersionId v = by_pid ? detect_process(argv[2]) : detect_command(argv[2]);
@@ -318,13 +319,7 @@ int run(int argc, char** argv) {
                      v.full, v.how);
     std::printf("%d.%d %s\n", v.major, v.minor, v.full.c_str());
     return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return static_cast<int>(e.code());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "pyflame: internal error: %s\n", e.what());
-    return static_cast<int>(ExitCode::kFailure);
-  }
+  });
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "core/target/privilege.h"
 #include "core/sampling/python_module.h"
 #include "core/cli/command_line.h"
+#include "core/cli/exit_code_of.h"
 #include "core/cli/record.h"
 #include "core/sampling/sampler.h"
 #include "core/target/thread_stopper.h"
@@ -158,7 +159,7 @@ int run(const PythonModule& module, int argc, char** argv) {
     std::fputs(version_text(info).c_str(), stdout);
     return 0;
   }
-  try {
+  return exit_code_of([&] {
     if (line.dump_cmd->parsed()) {
       if (!command.empty()) throw usage("dump takes no command");
       return dump(module, line.dump);
@@ -169,13 +170,7 @@ int run(const PythonModule& module, int argc, char** argv) {
       return record(module, check_record_args(line.classic, std::move(command), 1.0));
     std::fputs(line.app.help().c_str(), stderr);
     return static_cast<int>(ExitCode::kUsage);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return static_cast<int>(e.code());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "pyflame: internal error: %s\n", e.what());
-    return static_cast<int>(ExitCode::kFailure);
-  }
+  });
 }
 
 }  // namespace pyflame::core
