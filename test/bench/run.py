@@ -38,9 +38,10 @@ import pyflame_test as pt  # noqa: E402  (manifest rows, the interpreters' envir
 WORKLOAD = os.path.join(HERE, "workload.py")
 DEFAULT_SET = ["pyenv-2.7.18", "pyenv-3.8.18", "pyenv-3.11.7", "pyenv-3.12.1",
                "pyenv-3.13.0", "sid-3.14", "sid-3.15"]
-STACK_WORKLOADS = [  # name, depth, threads
-    ("depth10", 10, 1), ("depth100", 100, 1), ("depth500", 500, 1),
-    ("threads1", 30, 1), ("threads8", 30, 8), ("threads64", 30, 64),
+STACK_WORKLOADS = [  # name, depth, threads, of which blocked (never the main thread)
+    ("depth10", 10, 1, 0), ("depth100", 100, 1, 0), ("depth500", 500, 1, 0),
+    ("threads1", 30, 1, 0), ("threads8", 30, 8, 0), ("threads64", 30, 64, 0),
+    ("mixed8", 30, 8, 6), ("mixed64", 30, 64, 60),
 ]
 MAX_RATE = 1000000  # asked for "far more than possible" (both CLIs accept it)
 OVERHEAD_RATES = [100, 1000, 10000]
@@ -300,10 +301,11 @@ class Pyflame:
         self.name = name
 
     def record(self, wl: Workload, seconds: float, rate: float, blocking: bool,
-               outdir: str, fmt: str = "collapsed") -> dict:
+               outdir: str, fmt: str = "collapsed", idle: bool = True) -> dict:
         # --idle: wall-clock sampling of every thread, as Tachyon (-a, wall
-        # mode) and Austin sample by default; without it pyflame also reads
-        # each thread's /proc state per sample (5-7 us a thread here).
+        # mode) and Austin sample by default; without it (idle=False, the
+        # default mode) pyflame also tells idle threads from running ones
+        # by their /proc state, which default_vs_idle() prices.
         out = os.path.join(outdir, "pyflame.out")
         stats = os.path.join(outdir, "pyflame-stats.json")
         for path in (out, stats):
@@ -311,7 +313,7 @@ class Pyflame:
                 os.unlink(path)
         argv = [self.binary, "record", "-p", str(wl.pid), "-d", "%g" % seconds,
                 "--rate", "%g" % rate, "-o", out, "--format", fmt, "--stats-json", stats,
-                "--no-status", "--idle"]
+                "--no-status"] + (["--idle"] if idle else [])
         if blocking:
             argv.append("--blocking")
         t0 = wl.clock()
@@ -516,24 +518,66 @@ def before_after(pyflame, baseline, first, wl, blocking, args, outdir):
     }
 
 
+def default_vs_idle(pyflame, first_idle, wl, args, outdir) -> dict:
+    """The price of the default mode's idle detection: WL recorded
+    nonblocking without --idle right after FIRST_IDLE (its --idle
+    recording), then --baseline-rounds - 1 more pairs, the order
+    alternating, as before_after() does. Figures, not pass/fail: the
+    median of each pair's default / --idle ratio of sample_us_median and
+    of the µs per sample at the highest rate, and the thread samples kept
+    per sample (--idle keeps every thread; the default mode only those
+    it found running)."""
+    pairs = [(slim(pyflame.record(wl, args.seconds, MAX_RATE, False, outdir, idle=False)),
+              first_idle)]
+    for i in range(1, args.baseline_rounds):
+        if i % 2:
+            idle = slim(pyflame.record(wl, args.seconds, MAX_RATE, False, outdir))
+            default = slim(pyflame.record(wl, args.seconds, MAX_RATE, False, outdir, idle=False))
+        else:
+            default = slim(pyflame.record(wl, args.seconds, MAX_RATE, False, outdir, idle=False))
+            idle = slim(pyflame.record(wl, args.seconds, MAX_RATE, False, outdir))
+        pairs.append((default, idle))
+
+    def figures(field):
+        d = [p[0].get(field) for p in pairs]
+        i = [p[1].get(field) for p in pairs]
+        ratios = [x / y for x, y in zip(d, i) if x and y]
+        return {"default": d, "idle": i, "ratios": ratios,
+                "default_median": statistics.median([x for x in d if x]) if any(d) else None,
+                "idle_median": statistics.median([y for y in i if y]) if any(i) else None,
+                "ratio": statistics.median(ratios) if ratios else None}
+
+    def kept(r):
+        return r["thread_samples"] / r["samples"] if r.get("samples") and \
+            r.get("thread_samples") is not None else None
+
+    return {"rounds": len(pairs), "us_median": figures("us_median"),
+            "us_mean_at_max": figures("us_mean_at_max"),
+            "threads_kept_default": [kept(p[0]) for p in pairs],
+            "threads_kept_idle": [kept(p[1]) for p in pairs]}
+
+
 def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
     """Each stack workload at the highest rate, nonblocking and --blocking
     (and the baseline build's figures right after pyflame's, if given)."""
     results = {}
     baseline = baseline_for(interp, args)
-    for name, depth, threads in STACK_WORKLOADS:
+    for name, depth, threads, blocked in STACK_WORKLOADS:
         if args.workloads and name not in args.workloads:
             continue
         with Workload(interp, ["--mode", "stack", "--depth", str(depth),
-                               "--threads", str(threads)]) as wl:
+                               "--threads", str(threads), "--blocked", str(blocked)]) as wl:
             if wl.ready.get("depths") != [depth] * threads:
                 raise RuntimeError("%s under %s: threads at depths %s, expected %d x %d"
                                    % (name, interp.name, wl.ready.get("depths"), threads, depth))
-            row = {"depth": depth, "threads": threads}
+            row = {"depth": depth, "threads": threads, "blocked": blocked}
             for blocking in (False, True):
                 key = "blocking" if blocking else "nonblocking"
                 row["pyflame_" + key] = slim(pyflame.record(wl, args.seconds, MAX_RATE,
                                                             blocking, outdir))
+                if threads > 1 and not blocking:
+                    row["default_vs_idle"] = default_vs_idle(
+                        pyflame, row["pyflame_" + key], wl, args, outdir)
                 if baseline:
                     row["pyflame_before_" + key], row["pyflame_before_after_" + key] = before_after(
                         pyflame, baseline, row["pyflame_" + key], wl, blocking, args, outdir)
@@ -550,6 +594,11 @@ def measure_cost(interp, pyflame, peers, args, outdir) -> dict:
                 row["pyflame_reads_per_sample"] = count_reads(pyflame, wl, outdir)
         results[name] = row
         log("  cost %-10s pyflame %s" % (name, brief(row.get("pyflame_nonblocking"))))
+        dv = row.get("default_vs_idle")
+        if dv:
+            log("  cost %-10s default / --idle: median %s us / %s us = %s, at max %s" % (
+                name, num(dv["us_median"]["default_median"]), num(dv["us_median"]["idle_median"]),
+                num(dv["us_median"]["ratio"], "%.2f"), num(dv["us_mean_at_max"]["ratio"], "%.2f")))
         if baseline:
             log("  cost %-10s before  %s" % (name, brief(row.get("pyflame_before_nonblocking"))))
     return results
@@ -988,6 +1037,32 @@ def markdown(doc: dict) -> str:
                                   num(at_max["ratio"], "%.2f"),
                                   num(100 * max(torn) if torn else None, "%.3f"),
                                   num(max(retries) if retries else None, "%.3f")))
+    out.append("\n### Default mode against --idle (nonblocking; medians of %s interleaved "
+               "pairs on the same process)\n" % doc.get("default_vs_idle_rounds"))
+    out.append("Without `--idle` pyflame keeps only the threads it finds running; "
+               "mixed8 and mixed64 have 2 and 4 threads spinning, the rest blocked.\n")
+    out.append("| interpreter | workload | --idle median µs | default median µs "
+               "| **default / --idle** (range) | --idle µs/sample at max "
+               "| default µs/sample at max | default / --idle at max "
+               "| threads kept per sample: --idle / default |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for iname, res in doc["interpreters"].items():
+        for wname, row in res.get("cost", {}).items():
+            dv = row.get("default_vs_idle")
+            if not dv:
+                continue
+            med, at_max = dv["us_median"], dv["us_mean_at_max"]
+            kept_i = [k for k in dv["threads_kept_idle"] if k is not None]
+            kept_d = [k for k in dv["threads_kept_default"] if k is not None]
+            out.append("| %s | %s | %s | %s | **%s** (%s) | %s | %s | %s | %s / %s |" % (
+                iname, wname, num(med["idle_median"]), num(med["default_median"]),
+                num(med["ratio"], "%.2f"),
+                "–".join("%.2f" % f(med["ratios"]) for f in (min, max))
+                if med["ratios"] else "-",
+                num(at_max["idle_median"]), num(at_max["default_median"]),
+                num(at_max["ratio"], "%.2f"),
+                num(statistics.median(kept_i) if kept_i else None, "%.2f"),
+                num(statistics.median(kept_d) if kept_d else None, "%.2f")))
     out.append("\n### Floor at depth 100 (process_vm_readv, median µs)\n")
     out.append("| interpreter | 1 read 64 B | 1 read 16 KiB | floor, 1 call (3.11+: 2 ranges; "
                "≤3.10: 101 ranges) | floor, dependent reads (3.11+: 2; ≤3.10: 101) "
@@ -1177,7 +1252,8 @@ def main() -> int:
                     help="cap on one RSS recording; the table says when it capped")
     ap.add_argument("--baseline-rounds", type=int, default=3,
                     help="pairs of recordings (this build, the baseline) per workload and "
-                    "mode; the after / before ratio is their median")
+                    "mode, and (default mode, --idle) per threaded workload; each ratio "
+                    "is their median")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--quick", action="store_true",
                     help="1 s measurements, 3.11 and 3.15 only, 10k/100k RSS samples")
@@ -1213,6 +1289,7 @@ def main() -> int:
            "max_rate": MAX_RATE, "interpreters": {},
            "bin_dir": args.bin_dir, "baseline_bin_dir": args.baseline_bin_dir,
            "baseline_rounds": args.baseline_rounds if args.baseline_bin_dir else None,
+           "default_vs_idle_rounds": args.baseline_rounds,
            "commit": git_describe(args.bin_dir),
            "baseline_commit": git_describe(args.baseline_bin_dir)}
     outdir = tempfile.mkdtemp(prefix="pyflame-bench-")

@@ -12,7 +12,9 @@ the workload's, so that the thread counts are exact).
 Modes:
   stack       --threads T threads, each DEPTH frames deep (counted from the
               thread's outermost frame), spinning on the CPU in the innermost
-              frame.  T=1 is the main thread alone.
+              frame.  T=1 is the main thread alone.  With --blocked B, B of
+              them (never the main thread) wait on an event that is never
+              set instead of spinning: the idle threads of a thread pool.
   throughput  a CPU-bound pure-Python loop at depth --depth; each window line
               is "CLOCK ITERATIONS CPU": the clock at the end of the window,
               the iterations done in it and the process CPU seconds it used,
@@ -48,7 +50,8 @@ START_TIMEOUT = 60.0
 
 def parse_args(argv):
     # argparse exists everywhere, but this keeps 2.7's and 3.15's behaviour identical.
-    opts = {"mode": "stack", "depth": 10, "threads": 1, "window": 0.1, "fd": None}
+    opts = {"mode": "stack", "depth": 10, "threads": 1, "blocked": 0, "window": 0.1,
+            "fd": None}
     i = 0
     while i < len(argv):
         key = argv[i].lstrip("-")
@@ -112,23 +115,30 @@ def spin_leaf(arrivals):
         x += 1
 
 
-def stack_thread(depth, arrivals):
-    # This frame, descend() frames, spin_leaf: depth in all from the thread's
+def wait_leaf(arrivals):
+    arrivals.arrive(frame_depth())
+    never = threading.Event()
+    while True:
+        never.wait()
+
+
+def stack_thread(depth, arrivals, leaf):
+    # This frame, descend() frames, the leaf: depth in all from the thread's
     # outermost frame (the caller's frames are counted in base).
     base = frame_depth()
-    descend(depth - base - 2, spin_leaf, arrivals)
+    descend(depth - base - 2, leaf, arrivals)
 
 
 def main_leaf(ctx):
     depth_here = frame_depth()
-    arrivals, channel, threads, depth = ctx
+    arrivals, channel, threads, depth, blocked = ctx
     deadline = clock() + START_TIMEOUT
     while not arrivals.all_here.is_set():
         if clock() > deadline:
             sys.exit("workload.py: threads did not reach their depth")
         arrivals.all_here.wait(0.05)
     channel.send(json.dumps({"mode": "stack", "pid": os.getpid(), "clock": CLOCK_NAME,
-                             "threads": threads, "depth": depth,
+                             "threads": threads, "blocked": blocked, "depth": depth,
                              "depths": sorted(arrivals.depths + [depth_here])}))
     x = 0
     while True:
@@ -136,16 +146,21 @@ def main_leaf(ctx):
 
 
 def run_stack(opts, channel):
-    threads, depth = opts["threads"], opts["depth"]
+    threads, depth, blocked = opts["threads"], opts["depth"], opts["blocked"]
+    if not 0 <= blocked < threads:
+        sys.exit("workload.py: --blocked must leave the main thread spinning")
     arrivals = Arrivals(threads - 1)
     if threads == 1:
         arrivals.all_here.set()
     for i in range(threads - 1):
-        t = threading.Thread(target=stack_thread, args=(depth, arrivals), name="spin-%d" % i)
+        waits = i >= threads - 1 - blocked
+        t = threading.Thread(target=stack_thread,
+                             args=(depth, arrivals, wait_leaf if waits else spin_leaf),
+                             name="%s-%d" % ("wait" if waits else "spin", i))
         t.daemon = True
         t.start()
     base = frame_depth()
-    descend(depth - base - 2, main_leaf, (arrivals, channel, threads, depth))
+    descend(depth - base - 2, main_leaf, (arrivals, channel, threads, depth, blocked))
 
 
 # -------------------------------------------------------------- throughput
