@@ -7,8 +7,8 @@ set(fault_interpreters pyenv-3.11.7 pyenv-2.7.18 sid-3.14)
 # Every case on 3.11; the cheaper subset (and fewer repeats) elsewhere, so
 # that the group stays within a few minutes.
 set(fault_cases_full target_dies target_execs thread_churn finalization sigkill two_profilers
-    traced stopped namespace same_output job_control many_threads)
-set(fault_cases_subset target_dies thread_churn finalization sigkill)
+    traced stopped namespace same_output job_control many_threads idle_threads)
+set(fault_cases_subset target_dies thread_churn finalization sigkill idle_threads)
 
 foreach(interp IN LISTS fault_interpreters)
   # Registered even when the manifest lacks it: the test then reports the

@@ -44,6 +44,8 @@ Each case is repeated (the count is printed) to catch races:
                    recording: no target thread is held while it is stopped
   many_threads     2,000 target threads under a 1024-file limit: every
                    thread read, idle ones not counted, no false "exited"
+  idle_threads     64 threads of known states, 54 blocked: without --idle
+                   no blocked thread kept, the running ones (Python, C) kept
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -1314,6 +1316,107 @@ def case_many_threads(profiler: str, interp: Interpreter, work: str, repeat: int
         "the busy thread only, both modes (%d times)" % (count, repeat))
 
 
+# 64 threads of known states (docs/how-it-works.md, "Idle threads"): 54
+# blocked on an event for good, 4 spinning in Python, 2 hashing in C
+# without the GIL (the same Python stack for as long as the call lasts),
+# and 4 that nap 20 ms in time.sleep, then spin 20 ms in Python, in turn.
+IDLE_THREADS_CODE = r"""
+import hashlib, sys, threading, time
+event = threading.Event()
+data = b"x" * (1 << 20)  # 2-3 ms a hash (2.7 may hold the GIL for it)
+def fault_idle():
+    event.wait()
+def fault_busy():
+    x = 0
+    while True:
+        x += 1
+def fault_hash():
+    while True:
+        hashlib.sha256(data).digest()
+def fault_nap():
+    time.sleep(0.02)
+def fault_work():
+    end = time.time() + 0.02
+    while time.time() < end:
+        pass
+def fault_turns():
+    while True:
+        fault_nap()
+        fault_work()
+kinds = [fault_idle] * 54 + [fault_busy] * 4 + [fault_hash] * 2 + [fault_turns] * 4
+for kind in kinds:
+    t = threading.Thread(target=kind)
+    t.daemon = True
+    t.start()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+"""
+
+
+def case_idle_threads(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
+    """64 threads whose states are known, recorded without --idle at
+    1000/s and with --blocking, and dumped: never a sample of a blocked thread, always
+    samples of the running ones, Python or C, and fewer of a thread's naps
+    than of its work."""
+    with Code(interp, IDLE_THREADS_CODE) as target:
+        deadline = time.monotonic() + 30 * TIMEOUT_SCALE
+        while len(task_states(target.pid)) < 65 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # every thread in its function
+        for n in range(repeat):
+            run = subprocess.run([profiler, "dump", "--json", "-p", str(target.pid)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=PROFILER_TIMEOUT, universal_newlines=True)
+            expect(run.returncode == EXIT_OK, "dump: exit %d\n%s" % (run.returncode, run.stderr[-2000:]))
+            threads = json.loads(run.stdout)["threads"]
+
+            def kind(t):
+                names = [f["function"] for f in t["frames"]]
+                return next((k for k in ("fault_idle", "fault_busy", "fault_hash", "fault_nap",
+                                         "fault_work") if k in names), None)
+            blocked = [t for t in threads if kind(t) == "fault_idle"]
+            expect(len(blocked) == 54 and all(t["idle"] is True for t in blocked),
+                   "dump: %d blocked threads, %d of them not idle" % (
+                       len(blocked), sum(1 for t in blocked if t["idle"] is not True)))
+            running = [t for t in threads if kind(t) in ("fault_busy", "fault_hash", "fault_work")
+                       and t["idle"] is False]
+            expect(running, "dump: no running thread among the busy ones")
+            for blocking in MODES:
+                what = "record%s #%d" % (" --blocking" if blocking else "", n + 1)
+                out = os.path.join(work, "idle-threads.txt")
+                argv = record_argv(profiler, target.pid, out, blocking, "-d", "2",
+                                   "--rate", "50" if blocking else "1000")
+                code, err = Recorder(argv).finish()
+                expect(code == EXIT_OK, "%s: exit %d\n%s" % (what, code, err[-2000:]))
+                with open(out, encoding="utf-8") as f:
+                    stacks = parse_collapsed(f.read(), what)
+                n_of = {k: samples_in(stacks, k) for k in ("fault_idle", "fault_busy", "fault_hash",
+                                                           "fault_nap", "fault_work")}
+                expect(n_of["fault_idle"] == 0, "%s: %d samples of blocked threads kept: %s"
+                       % (what, n_of["fault_idle"], n_of))
+                # Python and C. Not each Python function: 2.7's hashlib holds
+                # the GIL while it hashes, and under --blocking the hashers
+                # took 84 of 85 samples there.
+                expect(n_of["fault_busy"] + n_of["fault_work"] > 0 and n_of["fault_hash"] > 0,
+                       "%s: a running function never sampled: %s\n%s" % (what, n_of, err))
+                # The nap and the work take as long, but a napping thread
+                # is kept only while its sleep's call, done, waits for the
+                # GIL or a CPU (runnable, sleep still on its stack; measured
+                # 122-432 samples against 611-840 of work). A thread kept as
+                # running after it fell asleep would give the naps as many
+                # samples as the work.
+                # (Judged on 20 samples or more: on 2.7 the hashers can
+                # starve the other threads of the GIL for a whole run.)
+                expect(n_of["fault_nap"] + n_of["fault_work"] < 20 or
+                       n_of["fault_nap"] < n_of["fault_work"],
+                       "%s: napping threads kept as running: %s" % (what, n_of))
+                log("idle_threads: %s: samples %s" % (what, n_of))
+        check_running(target, "after the recordings", grace=0.2)
+    log("idle_threads: 64 threads (54 blocked, 4 spinning, 2 hashing in C, 4 napping and "
+        "spinning in turn): dump and record in both modes kept no blocked thread (%d times)"
+        % repeat)
+
+
 def whole_profile(path: str, what: str) -> str:
     """Which format the file at PATH is, wholly; Failure if it is torn."""
     with open(path, "rb") as f:
@@ -1378,6 +1481,7 @@ CASES = {
     "same_output": (case_same_output, 12),
     "job_control": (case_job_control, 22),
     "many_threads": (case_many_threads, 1),
+    "idle_threads": (case_idle_threads, 1),
 }
 
 
