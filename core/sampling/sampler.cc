@@ -12,16 +12,12 @@ Sampler::Sampler(const Process& process, Interpreter& interpreter, bool blocking
       states_(process) {}
 
 bool Sampler::sample(Snapshot& snapshot) {
-  if (read_idle_) {
-    // A thread first seen during a --blocking stop would read as stopped:
-    // with --blocking every thread is looked for now (a directory listing
-    // more); otherwise new threads are found by fill().
-    if (blocking_) {
-      states_.discover();
-    } else {
-      states_.read_states();
-    }
-  }
+  // With --blocking the states are read before the stop (a stopped thread
+  // is not idle), every thread's, looked for now: a thread first seen
+  // during the stop would read as stopped. Without it they are read after
+  // the walk, by fill(), only where the walk says a thread may be running
+  // (docs/how-it-works.md, "Idle threads").
+  if (read_idle_ && blocking_) states_.discover();
   bool ok = false;
   {
     std::optional<ThreadStopper> stopper;
@@ -29,7 +25,7 @@ bool Sampler::sample(Snapshot& snapshot) {
     ok = interpreter_.sample(snapshot);
     if (stopper) states_.note_waiting(stopper->waiting());
   }  // the threads run again before anything else is read
-  if (ok) states_.fill(snapshot);
+  if (ok) states_.fill(snapshot, /*refresh=*/read_idle_ && !blocking_);
   return ok;
 }
 

@@ -17,11 +17,12 @@ class Sampler {
   Sampler(const Process& process, Interpreter& interpreter, bool blocking, bool read_idle);
 
   // Takes one sample into `snapshot` (see Interpreter::sample for reusing
-  // one): the thread states first, since a stopped thread is not idle;
-  // then, with --blocking, the stop, which marks the threads it found
+  // one): with --blocking, every thread's state first, since a stopped
+  // thread is not idle, then the stop, which marks the threads it found
   // waiting idle too; the walk; and the threads' TIDs, names and idle
-  // marks. False if the walk found nothing usable. Throws Error when the
-  // threads cannot be stopped.
+  // marks (without --blocking, from states read after the walk where it
+  // says a thread may be running: ThreadStates::fill). False if the walk
+  // found nothing usable. Throws Error when the threads cannot be stopped.
   bool sample(Snapshot& snapshot);
 
  private:

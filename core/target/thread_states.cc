@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cstdint>
@@ -35,6 +36,28 @@ std::optional<pid_t> innermost_nspid(std::string_view status, size_t& count) {
     ++count;
   }
   return last;
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64's finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// What a thread's stack was, functions and lines, as one number; 0 when
+// it cannot be told (a torn stack, or a frame whose code is unknown), which
+// fill() takes as moved.
+uint64_t stack_signature(const ThreadSample& t) {
+  if (t.torn) return 0;
+  uint64_t h = mix(t.frames.size() * 2 + (t.truncated ? 1 : 0));
+  for (const Frame& f : t.frames) {
+    if (f.code_key == 0) return 0;
+    h = mix(h ^ f.code_key);
+    h = mix(h ^ static_cast<uint32_t>(f.line.value_or(-1)));
+  }
+  return h == 0 ? 1 : h;
 }
 
 }  // namespace
@@ -105,7 +128,8 @@ std::optional<char> ThreadStates::read_state(pid_t tid, Task& t) {
   return state_from_stat(std::string_view(buf, static_cast<size_t>(n)));
 }
 
-ThreadStates::Task* ThreadStates::task(pid_t tid) {
+ThreadStates::Task* ThreadStates::task(pid_t tid, bool& created) {
+  created = false;
   if (auto it = tasks_.find(tid); it != tasks_.end()) return &it->second;
   std::string dir = "/proc/" + std::to_string(process_.pid()) + "/task/" + std::to_string(tid);
   Task t;
@@ -129,6 +153,7 @@ ThreadStates::Task* ThreadStates::task(pid_t tid) {
     while (!comm->empty() && comm->back() == '\n') comm->pop_back();
     t.name = std::move(*comm);
   }
+  created = true;
   return &tasks_.emplace(tid, std::move(t)).first->second;
 }
 
@@ -166,7 +191,8 @@ void ThreadStates::read_states() {
 
 void ThreadStates::discover() {
   read_states();
-  for (pid_t tid : task_ids(process_.pid())) task(tid);  // opens the new ones
+  bool created;
+  for (pid_t tid : task_ids(process_.pid())) task(tid, created);  // opens the new ones
 }
 
 void ThreadStates::note_waiting(const std::vector<pid_t>& tids) {
@@ -174,7 +200,7 @@ void ThreadStates::note_waiting(const std::vector<pid_t>& tids) {
     if (auto it = tasks_.find(tid); it != tasks_.end()) it->second.state = 'S';
 }
 
-void ThreadStates::fill(Snapshot& snapshot) {
+void ThreadStates::fill(Snapshot& snapshot, bool refresh) {
   // Threads whose TID the interpreter does not record: look them up once.
   std::vector<uint64_t> unresolved;
   for (ThreadSample& t : snapshot.threads) {
@@ -186,6 +212,9 @@ void ThreadStates::fill(Snapshot& snapshot) {
     }
   }
   bool rescanned = false;
+  ++fills_;
+  seen_ = 0;
+  const Clock::time_point now = refresh ? Clock::now() : Clock::time_point{};
   if (!unresolved.empty()) {
     std::vector<TaskInfo> all = process_.tasks();
     if (other_namespace_) {
@@ -211,20 +240,64 @@ void ThreadStates::fill(Snapshot& snapshot) {
     auto ours = *t.native_id > 0 && *t.native_id <= INT32_MAX
                     ? host_tid(static_cast<pid_t>(*t.native_id), rescanned)
                     : std::nullopt;
-    Task* task = ours ? this->task(*ours) : nullptr;
+    bool created = false;
+    Task* task = ours ? this->task(*ours, created) : nullptr;
     if (task == nullptr && ours && other_namespace_ && !rescanned) {
       // A stale mapping (the target reused a TID): read the new one.
       rescan();
       rescanned = true;
       ours = host_tid(static_cast<pid_t>(*t.native_id), rescanned);
-      task = ours ? this->task(*ours) : nullptr;
+      task = ours ? this->task(*ours, created) : nullptr;
     }
     // Never a TID of the wrong namespace: without a mapping there is none.
     t.native_id = ours ? std::optional<int64_t>(*ours) : std::nullopt;
     if (task == nullptr) continue;
     if (!task->name.empty()) t.name = task->name;
+    if (refresh && !refresh_state(*ours, *task, t, created, now)) {
+      forget(*ours);  // gone since the walk: no state, as for a thread never found
+      continue;
+    }
     t.idle = task->state != 'R';
   }
+  if (refresh && seen_ != tasks_.size()) {
+    // Threads the interpreter no longer lists: their files are closed
+    // and a reused TID is read afresh.
+    unseen_.clear();
+    for (const auto& [tid, task] : tasks_)
+      if (task.seen != fills_) unseen_.push_back(tid);
+    for (pid_t tid : unseen_) forget(tid);
+  }
+}
+
+bool ThreadStates::refresh_state(pid_t tid, Task& task, const ThreadSample& t, bool created,
+                                 Clock::time_point now) {
+  const uint64_t stack = stack_signature(t);
+  if (created) {
+    // Just read. The first deadlines are spread over kStaleness (by TID),
+    // so that the threads of a new target do not all come due in one
+    // sample.
+    const uint64_t spread = mix(static_cast<uint64_t>(tid)) >> 40;  // 24 bits
+    task.due = now + std::chrono::duration_cast<Clock::duration>(kStaleness) * spread / (1 << 24);
+    if (task.state == 'R') task.running = now;
+  } else if (task.state == 'R' || t.holds_gil.value_or(false) || stack == 0 ||
+             stack != task.stack || t.thread_id != task.thread_id || now >= task.due) {
+    std::optional<char> state = read_state(tid, task);
+    if (!state || *state == '?') return false;
+    task.state = *state;
+    if (task.state == 'R') {
+      task.running = now;
+    } else {
+      // Waiting: read again once it has waited as long again as it has
+      // since it was last read running (soon, if that was a moment ago),
+      // at most kStaleness on.
+      task.due = now + std::min<Clock::duration>(now - task.running, kStaleness);
+    }
+  }
+  task.stack = stack;
+  task.thread_id = t.thread_id;
+  if (task.seen != fills_) ++seen_;
+  task.seen = fills_;
+  return true;
 }
 
 }  // namespace pyflame::core
