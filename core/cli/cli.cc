@@ -19,6 +19,7 @@
 #include "core/cli/command_line.h"
 #include "core/cli/exit_code_of.h"
 #include "core/cli/record.h"
+#include "core/sampling/sample_mode.h"
 #include "core/sampling/sampler.h"
 #include "core/target/thread_stopper.h"
 
@@ -31,9 +32,31 @@ namespace {
 
 Error usage(const std::string& message) { return Error(ExitCode::kUsage, "pyflame: " + message); }
 
+// --mode, or what its aliases say: --idle is wall, --gil is gil (with or
+// without --idle, as before --mode), -x is cpu. An alias that says
+// something else than --mode is refused rather than guessed.
+SampleMode check_mode(const std::optional<std::string>& mode, bool idle, bool exclude_idle, bool gil,
+                      SampleMode fallback) {
+  if (idle && exclude_idle) throw usage("--idle and -x/--exclude-idle contradict each other");
+  std::optional<SampleMode> by_alias;
+  if (gil) by_alias = SampleMode::kGil;
+  else if (idle) by_alias = SampleMode::kWall;
+  else if (exclude_idle) by_alias = SampleMode::kCpu;
+  if (!mode) return by_alias.value_or(fallback);
+  std::optional<SampleMode> asked = parse_sample_mode(*mode);
+  if (!asked) throw usage(fmt::format("unknown mode '{}': use wall, cpu or gil", *mode));
+  if (by_alias && *by_alias != *asked)
+    throw usage(fmt::format("--mode {} contradicts {}", *mode,
+                            gil ? "--gil" : idle ? "--idle" : "-x/--exclude-idle"));
+  return *asked;
+}
+
 int dump(const PythonModule& module, const DumpArgs& options) {
   // The same rule as record's -p: a PID is a positive number.
   if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
+  // dump shows every thread unless asked otherwise: it answers "where is
+  // each thread", idle ones included.
+  const SampleMode mode = check_mode(options.mode, false, false, false, SampleMode::kWall);
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
   interpreter->set_strict(true);  // read once, by a person: confirm twice
@@ -68,6 +91,7 @@ int dump(const PythonModule& module, const DumpArgs& options) {
                                : "its thread list could not be read (it may be finalizing)"));
   }
   privilege::drop();  // nothing is written with a capability
+  std::erase_if(snapshot.threads, [mode](const ThreadSample& t) { return !mode_keeps(mode, t); });
   std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
   write_standard_output(text);
   return 0;
@@ -111,7 +135,6 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   o.duration_seconds = a.duration ? a.duration : (o.pid ? default_duration : std::nullopt);
   if (o.duration_seconds && !(*o.duration_seconds > 0 && std::isfinite(*o.duration_seconds)))
     throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.duration_seconds));
-  if (a.idle && a.exclude_idle) throw usage("--idle and -x/--exclude-idle contradict each other");
   if (a.format && a.flamechart) throw usage("--flamechart is a format; give it or --format, not both");
   if (a.format) {
     o.format = parse_format(*a.format);
@@ -123,8 +146,7 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   if (a.output && a.output->empty()) throw usage("the output path is empty");
   o.output = a.output;
   o.thread_roots = a.threads;
-  o.include_idle = a.idle;
-  o.gil_only = a.gil;
+  o.mode = check_mode(a.mode, a.idle, a.exclude_idle, a.gil, SampleMode::kCpu);
   o.blocking = a.blocking;
   o.status = !a.no_status;
   o.stats_json = a.stats_json;

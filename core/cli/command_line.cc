@@ -42,9 +42,12 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
                   "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
                   "(default: from the output's extension, else collapsed)");
   cmd->add_flag("--threads", a.threads, "start each stack with its thread");
-  cmd->add_flag("--idle", a.idle, "include samples of idle (not running) threads");
-  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "exclude idle samples (the default; Pyflame's -x)");
-  cmd->add_flag("--gil", a.gil, "only samples of the thread holding the GIL");
+  cmd->add_option("--mode", a.mode,
+                  "which threads to sample: wall (every thread, idle or not), cpu (running "
+                  "threads; the default) or gil (the thread holding the GIL)");
+  cmd->add_flag("--idle", a.idle, "= --mode wall");
+  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "= --mode cpu (the default; Pyflame's -x)");
+  cmd->add_flag("--gil", a.gil, "= --mode gil");
   cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
   cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
   cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
@@ -64,6 +67,9 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
   dump_cmd->add_flag("--json", dump.json, "machine-readable output (see docs/usage.md)");
   dump_cmd->add_flag("--blocking", dump.blocking,
                      "stop the target's threads while reading, for a consistent snapshot");
+  dump_cmd->add_option("--mode", dump.mode,
+                       "which threads to show: wall (every thread; the default), cpu (running "
+                       "threads) or gil (the thread holding the GIL)");
   add_verbose(dump_cmd, verbosity);
 
   record_cmd = app.add_subcommand(

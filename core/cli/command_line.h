@@ -16,6 +16,7 @@ struct DumpArgs {
   int pid = 0;
   bool json = false;
   bool blocking = false;
+  std::optional<std::string> mode;  // wall (the default here), cpu or gil
 };
 
 // What the record options parse into, before they are checked.
@@ -27,6 +28,7 @@ struct RecordArgs {
   std::optional<std::string> output;
   std::optional<std::string> format;
   std::optional<std::string> stats_json;
+  std::optional<std::string> mode;  // wall, cpu (the default) or gil
   bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
   bool flamechart = false, no_status = false;
 };

@@ -204,7 +204,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
     // No process when the command was gone before we could open it: then
     // there is no interpreter either, and nothing below samples.
     std::optional<Sampler> sampler;
-    if (interpreter) sampler.emplace(*process, *interpreter, options.blocking, !options.include_idle);
+    if (interpreter) sampler.emplace(*process, *interpreter, options.blocking, mode_needs_states(options.mode));
     Snapshot snapshot;
     std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
     // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
@@ -266,14 +266,12 @@ int record(const PythonModule& module, const RecordOptions& options) {
       } else {
         counters.retries += snapshot.retries;
         for (const ThreadSample& thread : snapshot.threads) {
-          if (thread.idle.value_or(false) && !options.include_idle) continue;
-          if (options.gil_only && !thread.holds_gil.value_or(false)) continue;
+          if (!mode_keeps(options.mode, thread)) continue;
           // Counted among the samples it would have been, not shown.
           if (thread.torn) {
             ++counters.torn;
             continue;
           }
-          if (thread.frames.empty() && !options.include_idle) continue;  // idle too
           uint32_t stack = builder.add(thread);
           ++counters.thread_samples;
           if (keep_timeline) profile.timeline.push_back({elapsed, stack});
@@ -362,8 +360,9 @@ int record(const PythonModule& module, const RecordOptions& options) {
                  "them exactly (it stops each thread for the sample)\n",
                  100 * torn_share(counters));
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
-    std::fprintf(stderr, "pyflame: every sampled thread was idle%s; try --idle\n",
-                 options.gil_only ? " or without the GIL" : "");
+    std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
+                 options.mode == SampleMode::kGil ? "no sampled thread held the GIL"
+                                                  : "every sampled thread was idle");
 
   if (fatal) {
     std::fprintf(stderr, "%s\n", fatal->what());

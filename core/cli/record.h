@@ -9,6 +9,7 @@
 
 #include "core/sampling/python_module.h"
 #include "core/output/writers.h"
+#include "core/sampling/sample_mode.h"
 
 namespace pyflame::core {
 
@@ -20,8 +21,7 @@ struct RecordOptions {
   std::optional<std::string> output;       // nullopt: standard output
   std::optional<OutputFormat> format;      // nullopt: from the output's extension
   bool thread_roots = false;
-  bool include_idle = false;
-  bool gil_only = false;
+  SampleMode mode = SampleMode::kCpu;
   bool blocking = false;
   bool status = true;                      // the live line on a terminal
   std::optional<std::string> stats_json;

@@ -9,8 +9,9 @@ whose pyflameX.Y is built) with a bad command line or in a bad environment
 and checks the documented exit code and a clear message on stderr:
 
 - bad --rate / -r / --duration values (a rate below one sample an hour
-  too), an unknown --format, -p together with a command, no target at all:
-  exit 2, the offending value named;
+  too), an unknown --format or --mode, a --mode its alias contradicts, -p
+  together with a command, no target at all: exit 2, the offending value
+  named;
 - -d honoured whatever the interval (--rate 0.001 -d 0.3 ends in 0.3 s);
 - a launched command that is no Python: exit 5, saying so, no profile; a
   launched recording whose profile cannot be written (/dev/full): exit 1,
@@ -133,6 +134,16 @@ def case_duration_honoured(env: Env) -> None:
 def case_unknown_format(env: Env) -> None:
     expect(env.attach("--format", "bogus", "-d", "1"), EXIT_USAGE, "bogus", "collapsed", "speedscope")
     expect(env.attach("-f", "", "-d", "1"), EXIT_USAGE, "format")
+
+
+def case_bad_mode(env: Env) -> None:
+    """An unknown --mode, or an alias that says another mode, is refused."""
+    expect(env.attach("--mode", "bogus", "-d", "1"), EXIT_USAGE, "bogus", "wall", "cpu", "gil")
+    for alias, mode in (("--idle", "cpu"), ("--gil", "wall"), ("-x", "wall"), ("--gil", "cpu")):
+        expect(env.attach("--mode", mode, alias, "-d", "1"), EXIT_USAGE, "contradicts", alias)
+    result = run([env.binary, "dump", "-p", str(env.target.pid), "--mode", "bogus"])
+    expect(result, EXIT_USAGE, "bogus")
+    env.check_target_untouched()
 
 
 def case_target_conflicts(env: Env) -> None:
@@ -301,6 +312,7 @@ CASES = [
     ("bad_duration", case_bad_duration),
     ("duration_honoured", case_duration_honoured),
     ("unknown_format", case_unknown_format),
+    ("bad_mode", case_bad_mode),
     ("target_conflicts", case_target_conflicts),
     ("output_missing_directory", case_output_missing_directory),
     ("output_is_directory", case_output_is_directory),
