@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// One sampling run: attach to a process (or launch a command and attach
+// once it is Python), then sample at a rate until the duration runs out, a
+// stop signal comes, the target ends or the consumer has seen enough,
+// counting what happened. `record` and `top` both drive it; what they do
+// with each sample is theirs.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cli/launched_command.h"
+#include "core/cli/record_stats.h"
+#include "core/errors.h"
+#include "core/sampling/python_module.h"
+#include "core/sampling/sample_mode.h"
+#include "core/sampling/snapshot.h"
+#include "core/target/process.h"
+
+namespace pyflame::core {
+
+struct RunOptions {
+  std::optional<int> pid;            // attach to this process ...
+  std::vector<std::string> command;  // ... or launch this one
+  double interval_seconds = 0.01;
+  std::optional<double> duration_seconds;  // nullopt: until stopped or the target ends
+  SampleMode mode = SampleMode::kCpu;
+  bool blocking = false;
+};
+
+// What the consumer of a run is told.
+class SampleConsumer {
+ public:
+  virtual ~SampleConsumer() = default;
+  // Once attached, before the first sample.
+  virtual void attached(const std::string& /*python_version*/, double /*attach_seconds*/) {}
+  // Each thread sample the mode keeps that is not torn, `elapsed` seconds
+  // into the run.
+  virtual void thread_sample(const ThreadSample& thread, double elapsed) = 0;
+  // After each tick (`ok`: it gave a sample); false ends the run.
+  virtual bool after_tick(const Counters& counters, double elapsed, bool ok) = 0;
+};
+
+struct RunOutcome {
+  Counters counters;
+  CostHistogram cost;
+  double elapsed = 0;
+  double attach_seconds = 0;  // from the launch (or the attach's start) to attached
+  bool attached = false;      // an interpreter was found
+  bool target_exited = false;
+  bool target_execed = false;
+  std::optional<Error> fatal;  // ended the run; reported by the caller
+  Process::ReadStats reads;
+  std::string python_version;
+};
+
+class SamplingRun {
+ public:
+  // Launches the command, if any, at once (attach_seconds count from here).
+  SamplingRun(const PythonModule& module, const RunOptions& options);
+  SamplingRun(const SamplingRun&) = delete;
+  SamplingRun& operator=(const SamplingRun&) = delete;
+
+  int pid() const { return pid_; }
+  LaunchedCommand* command() { return command_.get(); }
+
+  // Attaches and samples until the run ends; the process is let go before
+  // it returns. An exit code when a launched command could not be
+  // profiled (said on stderr, and the command waited for); throws Error
+  // when an attached process cannot be.
+  std::optional<int> run(SampleConsumer& consumer);
+
+  const RunOutcome& outcome() const { return outcome_; }
+
+ private:
+  const PythonModule& module_;
+  RunOptions options_;
+  std::unique_ptr<LaunchedCommand> command_;
+  std::chrono::steady_clock::time_point begun_;  // attach_seconds count from here
+  int pid_ = 0;
+  RunOutcome outcome_;
+};
+
+}  // namespace pyflame::core
