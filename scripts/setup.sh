@@ -9,10 +9,12 @@ packages=(
   zlib1g-dev                 # gzip of the pprof output
   libfmt-dev libspdlog-dev   # formatting and logging
   libcli11-dev               # command line
+  libncurses-dev             # top's full-screen view
   catch2                     # unit tests
   python3 python3-dev        # test harness; headers for the demo's pyflame3.11
   util-linux                 # setpriv, unshare, for the unprivileged-user and namespace tests
   bsdutils                   # script(1): a terminal for record's status-line test
+  tmux                       # a terminal to drive top in its test
   strace gdb                 # faults/traced: a target already traced
   libcap2-bin                # setcap, for the hostile-user/capability test
 )

@@ -19,6 +19,7 @@
 #include "core/cli/command_line.h"
 #include "core/cli/exit_code_of.h"
 #include "core/cli/record.h"
+#include "core/cli/top.h"
 #include "core/sampling/sample_mode.h"
 #include "core/sampling/sampler.h"
 #include "core/target/thread_stopper.h"
@@ -153,6 +154,23 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   return o;
 }
 
+TopOptions check_top_args(const CommandLine& line, std::vector<std::string> command) {
+  const RecordOptions r = check_record_args(line.top_sampling, std::move(command), std::nullopt);
+  TopOptions o;
+  o.run = RunOptions{r.pid, r.command, r.interval_seconds, r.duration_seconds, r.mode, r.blocking};
+  o.stats_json = r.stats_json;
+  const TopArgs& t = line.top;
+  if (t.refresh) {
+    if (!(*t.refresh >= 0.1 && *t.refresh <= 3600))
+      throw usage(fmt::format("--interval must be between 0.1 and 3600 seconds, not {}", *t.refresh));
+    o.refresh_seconds = *t.refresh;
+    o.plain = true;
+  }
+  if (t.once) o.once = o.plain = true;
+  if (t.rows) o.rows = *t.rows;
+  return o;
+}
+
 }  // namespace
 
 int run(const PythonModule& module, int argc, char** argv) {
@@ -186,6 +204,7 @@ int run(const PythonModule& module, int argc, char** argv) {
       if (!command.empty()) throw usage("dump takes no command");
       return dump(module, line.dump);
     }
+    if (line.top_cmd->parsed()) return top(module, check_top_args(line, std::move(command)));
     if (line.record_cmd->parsed())
       return record(module, check_record_args(line.record, std::move(command), std::nullopt));
     if (line.classic.pid || !command.empty())  // Pyflame records one second by default

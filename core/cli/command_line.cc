@@ -29,6 +29,16 @@ void add_verbose(CLI::App* cmd, int& verbosity) {
                 "or PYFLAME_LOG=debug|info|warn)");
 }
 
+// Which threads a sample keeps: --mode and its aliases, for record and top.
+void add_mode_options(CLI::App* cmd, RecordArgs& a) {
+  cmd->add_option("--mode", a.mode,
+                  "which threads to sample: wall (every thread, idle or not), cpu (running "
+                  "threads; the default) or gil (the thread holding the GIL)");
+  cmd->add_flag("--idle", a.idle, "= --mode wall");
+  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "= --mode cpu (the default; Pyflame's -x)");
+  cmd->add_flag("--gil", a.gil, "= --mode gil");
+}
+
 // The same options serve `record` and Pyflame's classic top-level form.
 void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)")
@@ -42,12 +52,7 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
                   "collapsed, flamegraph (svg), speedscope, pprof or flamechart "
                   "(default: from the output's extension, else collapsed)");
   cmd->add_flag("--threads", a.threads, "start each stack with its thread");
-  cmd->add_option("--mode", a.mode,
-                  "which threads to sample: wall (every thread, idle or not), cpu (running "
-                  "threads; the default) or gil (the thread holding the GIL)");
-  cmd->add_flag("--idle", a.idle, "= --mode wall");
-  cmd->add_flag("-x,--exclude-idle", a.exclude_idle, "= --mode cpu (the default; Pyflame's -x)");
-  cmd->add_flag("--gil", a.gil, "= --mode gil");
+  add_mode_options(cmd, a);
   cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
   cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
   cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
@@ -76,6 +81,22 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
       "record", "sample a process (-p PID) or a command (after --) and write a profile");
   add_record_options(record_cmd, record);
   add_verbose(record_cmd, verbosity);
+  top_cmd = app.add_subcommand(
+      "top", "a live view of the functions a process (-p PID) or a command (after --) spends its "
+             "time in; full screen on a terminal, plain text otherwise");
+  RecordArgs& t = top_sampling;
+  top_cmd->add_option("-p,--pid", t.pid, "process to watch (or give a command after --)")->check(process_id());
+  top_cmd->add_option("--rate", t.rate, "samples per second (default 100)");
+  add_mode_options(top_cmd, t);
+  top_cmd->add_flag("--blocking", t.blocking, "stop the target's threads for each sample");
+  top_cmd->add_option("-d,--duration", t.duration, "seconds to run (default: until q, Ctrl-C or the target exits)");
+  top_cmd->add_option("--interval", top.refresh,
+                      "print a plain table every SECONDS (also on a terminal); default: a full-screen "
+                      "view refreshed every second, or plain text every second when not on a terminal");
+  top_cmd->add_flag("--once", top.once, "print one table after one interval, then exit");
+  top_cmd->add_option("--rows", top.rows, "rows of a plain table (default 20; 0: all)");
+  top_cmd->add_option("--stats-json", t.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
+  add_verbose(top_cmd, verbosity);
   add_record_options(&app, classic);
 }
 
@@ -97,6 +118,7 @@ void CommandLine::parse(int argc, char** argv) {
 std::optional<int> CommandLine::pid() const {
   if (dump_cmd->parsed()) return dump.pid;
   if (record_cmd->parsed()) return record.pid;
+  if (top_cmd->parsed()) return top_sampling.pid;
   return classic.pid;
 }
 

@@ -33,6 +33,13 @@ struct RecordArgs {
   bool flamechart = false, no_status = false;
 };
 
+// `top`'s own options; the sampling ones parse into a RecordArgs.
+struct TopArgs {
+  std::optional<double> refresh;  // --interval: seconds between tables
+  bool once = false;
+  std::optional<size_t> rows;
+};
+
 class CommandLine {
  public:
   CommandLine(const std::string& description, const std::string& name);
@@ -56,8 +63,11 @@ class CommandLine {
   DumpArgs dump;
   RecordArgs record;   // `record ...`
   RecordArgs classic;  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`
+  RecordArgs top_sampling;  // `top`'s sampling options (a subset of record's)
+  TopArgs top;
   CLI::App* dump_cmd = nullptr;
   CLI::App* record_cmd = nullptr;
+  CLI::App* top_cmd = nullptr;
 
  private:
   std::vector<std::string> command_;

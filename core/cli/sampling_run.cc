@@ -222,6 +222,7 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
       }
     } else {
       counters.retries += snapshot.retries;
+      consumer.snapshot_read(snapshot);
       for (const ThreadSample& thread : snapshot.threads) {
         if (!mode_keeps(options_.mode, thread)) continue;
         // Counted among the samples it would have been, not shown.

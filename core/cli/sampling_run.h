@@ -37,6 +37,8 @@ class SampleConsumer {
   virtual ~SampleConsumer() = default;
   // Once attached, before the first sample.
   virtual void attached(const std::string& /*python_version*/, double /*attach_seconds*/) {}
+  // Each sample that was read, before the mode chose its threads.
+  virtual void snapshot_read(const Snapshot& /*snapshot*/) {}
   // Each thread sample the mode keeps that is not torn, `elapsed` seconds
   // into the run.
   virtual void thread_sample(const ThreadSample& thread, double elapsed) = 0;

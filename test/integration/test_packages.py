@@ -36,10 +36,12 @@ from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter,
                           log, main_wrapper, read_manifest, run, start_python)
 
 # What `ldd pyflameX.Y` may show: libc, the C++ runtime, and the library
-# chosen on purpose (zlib). Never a libpython, nor fmt; ELF files are read
-# by our own bounded reader, so no libelf either.
+# chosen on purpose (zlib for pprof, ncurses for top's screen). Never a
+# libpython, nor fmt; ELF files are read by our own bounded reader, so no
+# libelf either.
 ALLOWED_LIBRARIES = {"linux-vdso.so.1", "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6",
-                     "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"}
+                     "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1", "libncursesw.so.6",
+                     "libtinfo.so.6"}
 INSTALL_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 PYFLAME = "/usr/bin/pyflame"
 
