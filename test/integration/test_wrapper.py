@@ -360,9 +360,19 @@ def case_completion(source_dir: str) -> None:
     bash = shutil.which("bash")
     if bash is None:
         raise Skip("no bash")
+    # Registered: pyflame and the pyflameX.Y on PATH, not versions that
+    # are not installed.
+    bin_dir = tempfile.mkdtemp(prefix="pyflame-completion-")
+    for name in ("pyflame3.11", "pyflame3.14t", "pyflame-helper"):
+        with open(os.path.join(bin_dir, name), "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(os.path.join(bin_dir, name), 0o755)
     probe = (
+        'PATH="$2:$PATH"\n'
         'source "$1"\n'
-        'complete -p pyflame pyflame3.11 >/dev/null || exit 3\n'
+        'complete -p pyflame pyflame3.11 pyflame3.14t >/dev/null || exit 3\n'
+        'complete -p pyflame3.0 >/dev/null 2>&1 && exit 4\n'
+        'complete -p pyflame-helper >/dev/null 2>&1 && exit 5\n'
         'c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _pyflame; echo "${COMPREPLY[*]}"; }\n'
         'c pyflame re\n'
         'c pyflame record --fo\n'
@@ -370,9 +380,15 @@ def case_completion(source_dir: str) -> None:
         'c pyflame --li\n'
         'c pyflame3.11 --li\n'
         'c pyflame dump --js\n'
+        'c pyflame to\n'
+        'c pyflame top --on\n'
+        'c pyflame record --mode g\n'
         'c pyflame record -- bas\n')
-    result = run_env([bash, "--norc", "-c", probe, "probe", script], base_env())
-    want = ["record", "--format", "speedscope", "--list", "", "--json"]
+    try:
+        result = run_env([bash, "--norc", "-c", probe, "probe", script, bin_dir], base_env())
+    finally:
+        shutil.rmtree(bin_dir, ignore_errors=True)
+    want = ["record", "--format", "speedscope", "--list", "", "--json", "top", "--once", "gil"]
     got = result.stdout_text.split("\n")
     if result.returncode != 0 or got[:len(want)] != want or "bash" not in got[len(want)].split():
         raise Failure("completions %r, expected %r then commands with bash\n%s"
