@@ -112,7 +112,6 @@ function(add_pyflame_version minor)
   add_executable(pyflame${minor}
     ${PROJECT_SOURCE_DIR}/frontends/main.cc
     ${PROJECT_SOURCE_DIR}/versions/this_version.cc)
-  target_compile_definitions(pyflame${minor} PRIVATE PYFLAME_HEADERS_PATH="${main_dir}")
   target_link_libraries(pyflame${minor} PRIVATE pyflame_layout_${id} pyflame_walker pyflame_core)
   set(PYFLAME_BINARIES ${PYFLAME_BINARIES} pyflame${minor} PARENT_SCOPE)
   message(STATUS "pyflame: pyflame${minor} from Python ${PYFLAME_HEADERS_VERSION_${minor}} headers "

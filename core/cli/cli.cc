@@ -101,10 +101,10 @@ int dump(const PythonModule& module, const DumpArgs& options) {
 std::string version_text(const BuildInfo& info) {
   return fmt::format(
       "{} {}\n"
-      "built for Python {}.{} from the headers of Python {} ({})\n"
+      "built for Python {}.{}; layout measured from the headers of Python {}\n"
       "layout fingerprint {}\n",
       binary_name(info), PYFLAME_VERSION, info.major, info.minor, info.headers_version,
-      info.headers_path, info.layout_fingerprint);
+      info.layout_fingerprint);
 }
 
 RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> command,

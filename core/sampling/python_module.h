@@ -18,7 +18,6 @@ struct BuildInfo {
   int major = 0;
   int minor = 0;
   std::string headers_version;  // PY_VERSION of the headers, e.g. "3.11.7"
-  std::string headers_path;
   std::string layout_fingerprint;
 };
 

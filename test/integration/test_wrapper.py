@@ -332,7 +332,7 @@ def case_list(wrapper: Wrapper) -> str:
     text = result.stdout_text
     for minor in built:
         path = os.path.join(wrapper.bin_dir, "pyflame" + minor)
-        if path not in text or ("built for Python %s " % minor) not in text:
+        if path not in text or ("built for Python %s;" % minor) not in text:
             raise Failure("--list does not show %s and its Python %s\n%s"
                           % (path, minor, result.describe()))
     # Listed in version order: 2.7 before 3.6 before 3.10.

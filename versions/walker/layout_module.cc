@@ -13,12 +13,11 @@ using core::Error;
 using core::ExitCode;
 using core::RemoteAddr;
 
-LayoutModule::LayoutModule(const pyflame_layout& layout, const char* headers_path)
+LayoutModule::LayoutModule(const pyflame_layout& layout)
     : layout_(layout) {
   info_.major = layout.major;
   info_.minor = layout.minor;
   info_.headers_version = layout.py_version;
-  info_.headers_path = headers_path;
   info_.layout_fingerprint = layout_fingerprint(layout);
 }
 

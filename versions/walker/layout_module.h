@@ -17,7 +17,7 @@ namespace pyflame::versions {
 
 class LayoutModule : public core::PythonModule {
  public:
-  LayoutModule(const pyflame_layout& layout, const char* headers_path);
+  explicit LayoutModule(const pyflame_layout& layout);
   const core::BuildInfo& build_info() const override { return info_; }
   std::unique_ptr<core::Interpreter> locate(const core::Process& process,
                                             const core::PythonBinary& binary) const override;
