@@ -30,6 +30,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -384,10 +385,21 @@ def case_completion(source_dir: str) -> None:
         'c pyflame top --on\n'
         'c pyflame record --mode g\n'
         'c pyflame record -- bas\n')
+    # -p offers the PIDs of Python processes, not of others.
+    python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen(["sleep", "60"])
+    probe += ('c pyflame dump -p ""\n')
     try:
         result = run_env([bash, "--norc", "-c", probe, "probe", script, bin_dir], base_env())
     finally:
         shutil.rmtree(bin_dir, ignore_errors=True)
+        for proc in (python, other):
+            proc.kill()
+            proc.wait()
+    pids = result.stdout_text.split("\n")[-2].split() if result.stdout_text.count("\n") >= 2 else []
+    if str(python.pid) not in pids or str(other.pid) in pids:
+        raise Failure("-p completes %s: not the Python process %d alone among %d and it\n%s"
+                      % (pids, python.pid, other.pid, result.describe()))
     want = ["record", "--format", "speedscope", "--list", "", "--json", "top", "--once", "gil"]
     got = result.stdout_text.split("\n")
     if result.returncode != 0 or got[:len(want)] != want or "bash" not in got[len(want)].split():
