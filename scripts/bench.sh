@@ -9,6 +9,7 @@
 #   scripts/bench.sh --all            # every provisioned interpreter
 #   scripts/bench.sh --interp sid-3.15 --only cost --workload depth100
 #   scripts/bench.sh --hostile        # peak RSS against a hostile target, ~1 minute
+#   scripts/bench.sh --top            # top's cost per sample next to record's, ~4 minutes
 #
 # Prints a markdown table; writes JSON to $BUILD_DIR/bench/results.json and
 # the table to $BUILD_DIR/bench/results.md. BUILD_DIR defaults to build/
@@ -32,6 +33,10 @@ targets=$(cmake --build "$build" --target help | sed -n 's/^\.\.\. \(pyflame[0-9
 # shellcheck disable=SC2086
 cmake --build "$build" -j2 --target vm_readv_floor $targets >/dev/null
 mkdir -p "$build/bench"
+if [ "${1:-}" = --top ]; then  # top's cost per sample next to record's (test/bench/top_cost.py)
+  shift
+  exec python3 test/bench/top_cost.py --bin-dir "$build/bin" "$@"
+fi
 if [ "${1:-}" = --hostile ]; then  # peak RSS against a hostile target (test/bench/hostile.py)
   shift
   exec python3 test/bench/hostile.py --bin-dir "$build/bin" "$@"

@@ -59,6 +59,7 @@ size_t TopTable::thread_of(const ThreadSample& thread) {
   if (added) {
     threads_.push_back({thread.thread_id, thread.native_id, thread.name.value_or("")});
     for (auto& per_thread : thread_samples_) per_thread.push_back(0);
+    last_stacks_.emplace_back();
   } else if (thread.name && threads_[it->second].name != *thread.name) {
     threads_[it->second].name = *thread.name;  // renamed since
   }
@@ -70,10 +71,24 @@ void TopTable::add(const ThreadSample& thread) {
   ++thread_samples_[kWhole][t];
   ++thread_samples_[kCurrent][t];
   ++stamp_;
-  for (size_t i = 0; i < thread.frames.size(); ++i) {
+  LastStack& last = last_stacks_[t];
+  const size_t n = thread.frames.size();
+  bool same = true;  // so far (from the root) the same code as the last stack
+  for (size_t j = 0; j < n; ++j) {  // root first
+    const size_t i = n - 1 - j;      // frames are innermost first
     const Frame& frame = thread.frames[i];
-    const uint32_t f = function_of(frame);
-    Counts& c = counts_[(static_cast<uint64_t>(t) << 32) | f];
+    same = same && j < last.code_keys.size() && frame.code_key != 0 && last.code_keys[j] == frame.code_key;
+    if (!same) {
+      const uint32_t function = function_of(frame);
+      last.code_keys.resize(j);
+      last.functions.resize(j);
+      last.counts.resize(j);
+      last.code_keys.push_back(frame.code_key);
+      last.functions.push_back(function);
+      last.counts.push_back(&counts_[(static_cast<uint64_t>(t) << 32) | function]);
+    }
+    const uint32_t f = last.functions[j];
+    Counts& c = *last.counts[j];
     if (functions_[f].first_line == 0 && frame.line) functions_[f].first_line = *frame.line;
     if (i == 0) {
       ++c.own[kWhole];

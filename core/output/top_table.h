@@ -68,6 +68,16 @@ class TopTable {
   uint32_t function_of(const Frame& frame);
   size_t thread_of(const ThreadSample& thread);
 
+  // Each thread's last stack, root first: the frames a sample shares with
+  // the last one (a deep stack's outer part rarely moves) reuse their
+  // counters without a lookup. The counters' addresses are stable: an
+  // unordered_map keeps its elements in place when it grows.
+  struct LastStack {
+    std::vector<uint64_t> code_keys;
+    std::vector<uint32_t> functions;
+    std::vector<Counts*> counts;
+  };
+
   std::vector<Function> functions_;
   std::unordered_map<uint64_t, uint32_t> by_code_key_;
   std::unordered_map<std::string, uint32_t> by_name_;  // frames without a code key
@@ -75,6 +85,7 @@ class TopTable {
   std::unordered_map<uint64_t, size_t> thread_index_;
   std::unordered_map<uint64_t, Counts> counts_;  // (thread << 32) | function
   std::vector<uint64_t> thread_samples_[3];      // per thread, per window
+  std::vector<LastStack> last_stacks_;           // per thread
   uint64_t stamp_ = 0;
 };
 
