@@ -222,6 +222,9 @@ def case_args_pid(wrapper: Wrapper, interp: Interpreter) -> None:
             for args in (["record", "-o", "4242", "-p", pid],
                          ["record", "--output=-p", "--rate", "7", "-p", pid],
                          ["record", "-f", "collapsed", "-d", "2", "--pid", pid],
+                         ["record", "--mode", "gil", "-p", pid],
+                         ["top", "--interval", "2", "--mode", "wall", "-p", pid],
+                         ["top", "--rows", "5", "--once", "--pid", pid],
                          ["-o", "dump", "-r", "0.01", "-s", "3", "-p", pid, "--", "-p", "1"]):
                 expect_exec(wrapper.path, args, binary, cwd=tmp)
     finally:
@@ -240,6 +243,8 @@ def case_args_command(wrapper: Wrapper, interp: Interpreter) -> None:
         expect_exec(wrapper.path, ["record", "--", python, "my app.py", "-p", bogus] + AWKWARD,
                     binary, cwd=tmp)
         expect_exec(wrapper.path, ["-x", "-t", python, "-p", bogus] + AWKWARD, binary, cwd=tmp)
+        expect_exec(wrapper.path, ["top", "--once", "--", python, "app.py", "-p", bogus], binary,
+                    cwd=tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
