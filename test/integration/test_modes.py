@@ -37,23 +37,25 @@ from typing import Dict, List, Tuple
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, TIMEOUT_SCALE, Cases, Failure,
                           Interpreter, Missing, Target, find_interpreter, log, main_wrapper,
                           parse_collapsed, profiler_path, run, start_python, stopped_tasks,
-                          task_states)
+                          task_states, wait_for_syscall, READY_TIMEOUT)
 
 # The fewest good samples the shares below are judged on; a count, not a
 # rate (a loaded machine reaches fewer samples a second).
 MIN_GOOD_SAMPLES = 10
 
 MODES_CODE = r"""
-import hashlib, sys, threading
+import hashlib, sys, threading, time
 event = threading.Event()
 data = b"x" * (1 << 20)
 def mode_blocked():
     event.wait()
 def mode_spin():
+    time.sleep(1)  # until the main thread is in its read (see start_target)
     x = 0
     while True:
         x += 1
 def mode_hash():
+    time.sleep(1)
     while True:
         hashlib.sha256(data).digest()
 for kind in [mode_blocked] * 3 + [mode_spin, mode_hash]:
@@ -92,6 +94,17 @@ def start_target(interp: Interpreter) -> Target:
         time.sleep(0.05)
     expect(len(task_states(target.pid)) >= THREADS,
            "the fixture has %d threads, expected %d" % (len(task_states(target.pid)), THREADS))
+    # The busy threads start spinning a second after they start, when the
+    # main thread is in its read: 2.7's GIL can keep a thread that wants it
+    # waiting for a minute while two others spin (seen: no "ready" in 180 s).
+    why = wait_for_syscall(target.pid, target.pid, "read", 0, READY_TIMEOUT)
+    expect(not why, "the fixture's main thread never blocked reading stdin: %s" % why)
+    # ... and then the busy ones run.
+    deadline = time.monotonic() + 30 * TIMEOUT_SCALE
+    while not any(s == "R" for tid, s in task_states(target.pid).items() if tid != target.pid):
+        expect(time.monotonic() < deadline, "no thread of the fixture ever ran: %s"
+               % task_states(target.pid))
+        time.sleep(0.05)
     return target
 
 
