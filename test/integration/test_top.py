@@ -180,32 +180,37 @@ def case_screen(profiler: str, interp: Interpreter, work: str) -> str:
             tmux.keys("l")
             lines = tmux.wait_for("the whole-run window", has_text("whole run"))
             time.sleep(3)
+            # Paused, the screen holds still: one refresh's rows, read whole.
             after = target.report()
-            lines = tmux.screen()
+            tmux.keys("p")
+            lines = tmux.wait_for("the paused whole run", lambda l: "PAUSED" in header(l)
+                                  and sum(1 for r in rows(l) if r[4] in SPINS) == 3)
             notes.append(check_split(lines, before, after))
+            tmux.keys("p")
+            tmux.wait_for("unpaused", lambda l: "PAUSED" not in header(l))
 
+            # Each key is judged on a whole screen that shows its effect: a
+            # capture can catch the terminal between two updates (the
+            # header redrawn, the rows not yet), so wait for both.
+            def shows(text, column=None, descending=True):
+                def test(l):
+                    values = [r[column] for r in rows(l)] if column is not None else []
+                    return (text in header(l) and len(rows(l)) > 1 and
+                            values == sorted(values, reverse=descending))
+                return test
             tmux.keys("n")
-            lines = tmux.wait_for("sort by name", has_text("sorted by name"))
-            names = [r[4] for r in rows(lines)]
-            expect(names == sorted(names), "n: rows not sorted by name: %s" % names)
+            tmux.wait_for("rows sorted by name", shows("sorted by name", 4, False))
             tmux.keys("t")
-            lines = tmux.wait_for("sort by total", has_text("sorted by total"))
-            totals = [r[3] for r in rows(lines)]
-            expect(totals == sorted(totals, reverse=True), "t: totals not descending: %s" % totals)
+            tmux.wait_for("totals descending", shows("sorted by total", 3))
             tmux.keys("r")
-            lines = tmux.wait_for("reversed", has_text("(reversed)"))
-            totals = [r[3] for r in rows(lines)]
-            expect(totals == sorted(totals), "r: totals not ascending: %s" % totals)
+            tmux.wait_for("totals ascending", shows("(reversed)", 3, False))
             tmux.keys("r", "o")
-            lines = tmux.wait_for("sort by own", lambda l: "sorted by own" in header(l)
-                                  and "(reversed)" not in header(l))
-            owns = [r[2] for r in rows(lines)]
-            expect(owns == sorted(owns, reverse=True), "o: own not descending: %s" % owns)
+            tmux.wait_for("own descending", lambda l: shows("sorted by own", 2)(l)
+                          and "(reversed)" not in header(l))
 
             tmux.keys("/", "s", "p", "i", "n", "_", "b", "Enter")
-            lines = tmux.wait_for("the filter", has_text("filter 'spin_b'"))
-            shown = [r[4] for r in rows(lines)]
-            expect(shown == ["spin_b"], "/spin_b: rows %s" % shown)
+            tmux.wait_for("spin_b alone", lambda l: "filter 'spin_b'" in header(l)
+                          and [r[4] for r in rows(l)] == ["spin_b"])
             tmux.keys("Escape")
             lines = tmux.wait_for("the filter cleared", lambda l: "filter" not in header(l)
                                   and len(rows(l)) > 1)
