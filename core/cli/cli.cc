@@ -114,8 +114,8 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
     throw usage(a.pid ? "give either -p PID or a command to launch, not both"
                       : "nothing to profile: give -p PID, or a command after -- (or -t)");
   if (a.pid && *a.pid <= 0) throw usage(fmt::format("invalid PID {}", *a.pid));
-  o.pid = a.pid;
-  o.command = std::move(command);
+  o.run.pid = a.pid;
+  o.run.command = std::move(command);
   if (a.rate && a.interval) throw usage("give --rate or -r/--interval, not both");
   // The rate's bounds are the interval's: from one sample an hour (a rate
   // closer to 0 makes the interval infinite, or too long for a clock) to
@@ -126,16 +126,16 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
     if (!(*a.rate >= 1.0 / kMaxInterval) || *a.rate > kMaxRate)
       throw usage(fmt::format("--rate must be between 1/3600 (one sample an hour) and {:.0f} samples "
                               "per second, not {}", kMaxRate, *a.rate));
-    o.interval_seconds = 1.0 / *a.rate;
+    o.run.interval_seconds = 1.0 / *a.rate;
   }
   if (a.interval) {
     if (!(*a.interval >= 1.0 / kMaxRate) || *a.interval > kMaxInterval)
       throw usage(fmt::format("-r/--interval must be between 0.000001 and 3600 seconds, not {}", *a.interval));
-    o.interval_seconds = *a.interval;
+    o.run.interval_seconds = *a.interval;
   }
-  o.duration_seconds = a.duration ? a.duration : (o.pid ? default_duration : std::nullopt);
-  if (o.duration_seconds && !(*o.duration_seconds > 0 && std::isfinite(*o.duration_seconds)))
-    throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.duration_seconds));
+  o.run.duration_seconds = a.duration ? a.duration : (o.run.pid ? default_duration : std::nullopt);
+  if (o.run.duration_seconds && !(*o.run.duration_seconds > 0 && std::isfinite(*o.run.duration_seconds)))
+    throw usage(fmt::format("the duration must be a positive number of seconds, not {}", *o.run.duration_seconds));
   if (a.format && a.flamechart) throw usage("--flamechart is a format; give it or --format, not both");
   if (a.format) {
     o.format = parse_format(*a.format);
@@ -147,8 +147,8 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   if (a.output && a.output->empty()) throw usage("the output path is empty");
   o.output = a.output;
   o.thread_roots = a.threads;
-  o.mode = check_mode(a.mode, a.idle, a.exclude_idle, a.gil, SampleMode::kCpu);
-  o.blocking = a.blocking;
+  o.run.mode = check_mode(a.mode, a.idle, a.exclude_idle, a.gil, SampleMode::kCpu);
+  o.run.blocking = a.blocking;
   o.status = !a.no_status;
   o.stats_json = a.stats_json;
   return o;
@@ -157,7 +157,7 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
 TopOptions check_top_args(const CommandLine& line, std::vector<std::string> command) {
   const RecordOptions r = check_record_args(line.top_sampling, std::move(command), std::nullopt);
   TopOptions o;
-  o.run = RunOptions{r.pid, r.command, r.interval_seconds, r.duration_seconds, r.mode, r.blocking};
+  o.run = r.run;
   o.stats_json = r.stats_json;
   const TopArgs& t = line.top;
   if (t.refresh) {

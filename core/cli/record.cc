@@ -23,12 +23,12 @@ namespace {
 // The line that says sampling has begun, printed after the first sample.
 void announce(int pid, const std::string& python_version, const RecordOptions& options,
               double attach_seconds) {
-  const std::string length = options.duration_seconds
-                                 ? fmt::format("for {:g} s", *options.duration_seconds)
+  const std::string length = options.run.duration_seconds
+                                 ? fmt::format("for {:g} s", *options.run.duration_seconds)
                                  : std::string("until it exits or Ctrl-C");
   std::fprintf(stderr, "pyflame: recording process %d (Python %s) at %g samples/s %s%s; attached in %.2f s\n",
-               pid, python_version.c_str(), 1.0 / options.interval_seconds, length.c_str(),
-               options.blocking ? ", stopping it for each sample (--blocking)" : "", attach_seconds);
+               pid, python_version.c_str(), 1.0 / options.run.interval_seconds, length.c_str(),
+               options.run.blocking ? ", stopping it for each sample (--blocking)" : "", attach_seconds);
 }
 
 // What record does with each sample: adds it to the profile, keeps the
@@ -90,16 +90,15 @@ int record(const PythonModule& module, const RecordOptions& options) {
   std::unique_ptr<OutputFile> stats_file;
   if (options.stats_json) stats_file = std::make_unique<OutputFile>(*options.stats_json);
   // A launched command is our own child: it needs no privilege of ours.
-  if (!options.command.empty()) privilege::drop();
+  if (!options.run.command.empty()) privilege::drop();
 
-  SamplingRun sampling(module, RunOptions{options.pid, options.command, options.interval_seconds,
-                                          options.duration_seconds, options.mode, options.blocking});
+  SamplingRun sampling(module, options.run);
   LaunchedCommand* command = sampling.command();
   const int pid = sampling.pid();
   Profile profile;
   profile.pid = pid;
-  profile.target = command ? join_command(options.command) : fmt::format("process {}", pid);
-  profile.interval_seconds = options.interval_seconds;
+  profile.target = command ? join_command(options.run.command) : fmt::format("process {}", pid);
+  profile.interval_seconds = options.run.interval_seconds;
   profile.thread_roots = options.thread_roots;
   RecordingConsumer consumer(options, profile, format == OutputFormat::kFlamechart, pid);
   if (std::optional<int> code = sampling.run(consumer)) return *code;
@@ -107,7 +106,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   const Counters& counters = outcome.counters;
   const double elapsed = outcome.elapsed;
 
-  if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
+  if (options.run.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   privilege::drop();  // nothing is written with a capability
   consumer.clear_status();
   profile.duration_seconds = elapsed;
@@ -151,7 +150,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
                "read: dropped, %.2f%%; %llu retries), %llu late; %s\n",
                static_cast<unsigned long long>(counters.ticks), profile.threads.size(), elapsed,
                elapsed > 0 ? static_cast<double>(counters.ticks) / elapsed : 0.0,
-               1.0 / options.interval_seconds, static_cast<unsigned long long>(counters.errors),
+               1.0 / options.run.interval_seconds, static_cast<unsigned long long>(counters.errors),
                static_cast<unsigned long long>(counters.torn), 100 * torn_share(counters),
                static_cast<unsigned long long>(counters.retries),
                static_cast<unsigned long long>(counters.late), where.c_str());
@@ -166,7 +165,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
                  100 * torn_share(counters));
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
-                 options.mode == SampleMode::kGil ? "no sampled thread held the GIL"
+                 options.run.mode == SampleMode::kGil ? "no sampled thread held the GIL"
                                                   : "every sampled thread was idle");
 
   if (outcome.fatal) {

@@ -9,20 +9,15 @@
 
 #include "core/sampling/python_module.h"
 #include "core/output/writers.h"
-#include "core/sampling/sample_mode.h"
+#include "core/cli/sampling_run.h"
 
 namespace pyflame::core {
 
 struct RecordOptions {
-  std::optional<int> pid;            // attach to this process ...
-  std::vector<std::string> command;  // ... or launch this one
-  double interval_seconds = 0.01;
-  std::optional<double> duration_seconds;  // nullopt: until stopped or the target exits
+  RunOptions run;                          // what is sampled, how often, how long
   std::optional<std::string> output;       // nullopt: standard output
   std::optional<OutputFormat> format;      // nullopt: from the output's extension
   bool thread_roots = false;
-  SampleMode mode = SampleMode::kCpu;
-  bool blocking = false;
   bool status = true;                      // the live line on a terminal
   std::optional<std::string> stats_json;
 };

@@ -35,12 +35,10 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, TIMEOUT_SCALE, Cases, Failure,
-                          Interpreter, Missing, Target, find_interpreter, log, main_wrapper,
-                          profiler_path, read_line, run, stopped_tasks, READY_TIMEOUT)
+                          Interpreter, Missing, find_interpreter, log, main_wrapper,
+                          profiler_path, run, stopped_tasks)
+from test_record import SPINS, Fixture  # the known-split workload, driven through its stdin
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, "fixture_record.py")
-SPINS = ("spin_a", "spin_b", "spin_c")
 SANITIZED = os.environ.get("PYFLAME_TEST_SANITIZED") == "1"
 ROW = re.compile(r"^\s*([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\d+)\s+(\S+)(?: \(.*)?$")
 EXIT_TARGET_EXITED = 7
@@ -49,32 +47,6 @@ EXIT_TARGET_EXITED = 7
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise Failure(message)
-
-
-class Fixture(Target):
-    """fixture_record.py under INTERP, driven through its stdin."""
-
-    def __init__(self, interp: Interpreter):
-        tmpdir = interp.temp_dir()
-        path = os.path.join(tmpdir, "fixture_record.py")
-        shutil.copyfile(FIXTURE, path)
-        os.chmod(tmpdir, 0o755)
-        super().__init__(interp, [interp.inside_path(path)], tmpdir, stdout=subprocess.PIPE)
-        try:
-            read_line(self.proc.stdout.fileno(), self, READY_TIMEOUT, "top fixture")
-        except BaseException:
-            self.close()
-            raise
-
-    def send(self, command: str) -> None:
-        self.proc.stdin.write((command + "\n").encode())
-        self.proc.stdin.flush()
-
-    def report(self) -> Dict[str, float]:
-        import json
-        self.send("report")
-        line = read_line(self.proc.stdout.fileno(), self, READY_TIMEOUT, "top fixture report")
-        return json.loads(line.decode())["spent"]
 
 
 class Tmux:
