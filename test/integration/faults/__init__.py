@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The fault-injection cases of test_faults.py, one module per concern."""
