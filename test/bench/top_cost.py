@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import pyflame_test as pt  # noqa: E402
-from run import MAX_RATE, TOOL_GRACE, Workload, run_tool  # noqa: E402
+from harness import MAX_RATE, TOOL_GRACE, Workload, run_tool  # noqa: E402
 
 WORKLOADS = [("depth10", 10), ("depth100", 100), ("depth500", 500)]
 
