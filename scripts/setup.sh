@@ -10,6 +10,7 @@ packages=(
   libfmt-dev libspdlog-dev   # formatting and logging
   libcli11-dev               # command line
   libncurses-dev             # top's full-screen view
+  libdw-dev                  # --native: elfutils' unwinder and symbols
   catch2                     # unit tests
   python3 python3-dev        # test harness; headers for the demo's pyflame3.11
   util-linux                 # setpriv, unshare, for the unprivileged-user and namespace tests

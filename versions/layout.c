@@ -243,6 +243,11 @@ static struct pyflame_layout measure(void) {
   WORD(l.iframe_code, _PyInterpreterFrame, f_code);
   WORD(l.iframe_instr, _PyInterpreterFrame, prev_instr);
 #endif
+#if PY_VERSION_HEX < 0x030c0000
+  /* 3.11 marks the first frame of each eval-loop call; 3.12+ push a shim
+   * frame under it instead. */
+  INTEGER(l.iframe_is_entry, _PyInterpreterFrame, is_entry);
+#endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
   /* The eval loop holds a running frame's stack pointer itself and sets
    * stacktop to -1; popping a frame sets it to 0 (_PyFrame_ClearLocals). */

@@ -87,6 +87,7 @@ enum pyflame_line_table_model {
   X(iframe_instr, WORD) /* prev_instr (3.11, 3.12) or instr_ptr (3.13+) */    \
   X(iframe_owner, INTEGER)                                                    \
   X(iframe_stacktop, INTEGER) /* 3.12, 3.13: -1 while the frame runs, 0 once popped */ \
+  X(iframe_is_entry, INTEGER) /* 3.11: the first frame of its eval-loop call */ \
   /* PyCodeObject */                                                          \
   X(code_name, WORD)                                                          \
   X(code_qualname, WORD) /* 3.11+ */                                          \

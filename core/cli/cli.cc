@@ -66,7 +66,9 @@ int dump(const PythonModule& module, const DumpArgs& options) {
   snapshot.pid = options.pid;
   snapshot.python_version = interpreter->python_version();
   bool ok = false;
-  Sampler sampler(process, *interpreter, options.blocking, /*read_idle=*/true);
+  const bool native = options.native || options.native_all;
+  Sampler sampler(process, *interpreter, options.blocking || native, /*read_idle=*/true);
+  if (native) sampler.enable_native(module.build_info(), options.native_all);
   // A running target can change under a read: the walker retries a torn
   // stack a few times per sample; a thread whose stack keeps moving (a busy
   // recursion) is sampled again, for up to about a second. With --blocking
@@ -80,7 +82,7 @@ int dump(const PythonModule& module, const DumpArgs& options) {
     if (ok && snapshot.torn == 0) break;
     ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
   }
-  if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
+  if (options.blocking || native) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   if (!ok || snapshot.torn != 0) {
     if (!process.alive()) throw_target_exited(options.pid);
     throw Error(ExitCode::kInconsistent,
@@ -148,7 +150,9 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   o.output = a.output;
   o.thread_roots = a.threads;
   o.run.mode = check_mode(a.mode, a.idle, a.exclude_idle, a.gil, SampleMode::kCpu);
-  o.run.blocking = a.blocking;
+  o.run.native = a.native || a.native_all;
+  o.run.native_all = a.native_all;
+  o.run.blocking = a.blocking || o.run.native;  // an unwind needs the thread stopped
   o.status = !a.no_status;
   o.stats_json = a.stats_json;
   return o;

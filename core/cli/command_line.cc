@@ -39,6 +39,15 @@ void add_mode_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_flag("--gil", a.gil, "= --mode gil");
 }
 
+// --native and --native-all, for dump, record and top.
+void add_native_options(CLI::App* cmd, bool& native, bool& native_all) {
+  cmd->add_flag("--native", native,
+                "also show C/C++ frames: each thread's native stack merged with its Python "
+                "frames (stops the target's threads for each sample, as --blocking does)");
+  cmd->add_flag("--native-all", native_all,
+                "--native, with the interpreter's own call machinery and thread starts shown");
+}
+
 // The same options serve `record` and Pyflame's classic top-level form.
 void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)")
@@ -54,6 +63,7 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_flag("--threads", a.threads, "start each stack with its thread");
   add_mode_options(cmd, a);
   cmd->add_flag("--blocking", a.blocking, "stop the target's threads for each sample");
+  add_native_options(cmd, a.native, a.native_all);
   cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
   cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
   cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
@@ -75,6 +85,7 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
   dump_cmd->add_option("--mode", dump.mode,
                        "which threads to show: wall (every thread; the default), cpu (running "
                        "threads) or gil (the thread holding the GIL)");
+  add_native_options(dump_cmd, dump.native, dump.native_all);
   add_verbose(dump_cmd, verbosity);
 
   record_cmd = app.add_subcommand(
@@ -89,6 +100,7 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
   top_cmd->add_option("--rate", t.rate, "samples per second (default 100)");
   add_mode_options(top_cmd, t);
   top_cmd->add_flag("--blocking", t.blocking, "stop the target's threads for each sample");
+  add_native_options(top_cmd, t.native, t.native_all);
   top_cmd->add_option("-d,--duration", t.duration, "seconds to run (default: until q, Ctrl-C or the target exits)");
   top_cmd->add_option("--interval", top.refresh,
                       "print a plain table every SECONDS (also on a terminal); default: a full-screen "

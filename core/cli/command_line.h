@@ -16,6 +16,7 @@ struct DumpArgs {
   int pid = 0;
   bool json = false;
   bool blocking = false;
+  bool native = false, native_all = false;
   std::optional<std::string> mode;  // wall (the default here), cpu or gil
 };
 
@@ -31,6 +32,7 @@ struct RecordArgs {
   std::optional<std::string> mode;  // wall, cpu (the default) or gil
   bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
   bool flamechart = false, no_status = false;
+  bool native = false, native_all = false;
 };
 
 // `top`'s own options; the sampling ones parse into a RecordArgs.

@@ -163,6 +163,17 @@ int record(const PythonModule& module, const RecordOptions& options) {
                  "dropped; the threads they belong to are under-represented. --blocking reads "
                  "them exactly (it stops each thread for the sample)\n",
                  100 * torn_share(counters));
+  if (options.run.native) {
+    const Sampler::NativeCounts& n = outcome.native;
+    const uint64_t all = n.merged + n.cut_short + n.mismatched;
+    std::fprintf(stderr,
+                 "pyflame: --native: %llu thread stacks merged with their C frames, %llu unwound "
+                 "only part way (shown up to a marker), %llu not merged (%.2f%%: shown with "
+                 "Python frames only)\n",
+                 static_cast<unsigned long long>(n.merged), static_cast<unsigned long long>(n.cut_short),
+                 static_cast<unsigned long long>(n.mismatched),
+                 all > 0 ? 100.0 * static_cast<double>(n.mismatched) / static_cast<double>(all) : 0.0);
+  }
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
                  options.run.mode == SampleMode::kGil ? "no sampled thread held the GIL"

@@ -161,6 +161,7 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
   // there is no interpreter either, and nothing below samples.
   std::optional<Sampler> sampler;
   if (interpreter) sampler.emplace(*process, *interpreter, options_.blocking, mode_needs_states(options_.mode));
+  if (sampler && options_.native) sampler->enable_native(module_.build_info(), options_.native_all);
   Snapshot snapshot;
   std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
   // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
@@ -252,6 +253,7 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
   }
   o.elapsed = seconds_between(start, Clock::now());
   if (process) o.reads = process->read_stats();
+  if (sampler) o.native = sampler->native_counts();
   return std::nullopt;
 }
 

@@ -17,6 +17,7 @@
 #include "core/errors.h"
 #include "core/sampling/python_module.h"
 #include "core/sampling/sample_mode.h"
+#include "core/sampling/sampler.h"
 #include "core/sampling/snapshot.h"
 #include "core/target/process.h"
 
@@ -29,6 +30,8 @@ struct RunOptions {
   std::optional<double> duration_seconds;  // nullopt: until stopped or the target ends
   SampleMode mode = SampleMode::kCpu;
   bool blocking = false;
+  bool native = false;      // --native (implies stopping the threads, as blocking)
+  bool native_all = false;  // --native-all: interpreter internals shown too
 };
 
 // What the consumer of a run is told.
@@ -57,6 +60,7 @@ struct RunOutcome {
   std::optional<Error> fatal;  // ended the run; reported by the caller
   Process::ReadStats reads;
   std::string python_version;
+  Sampler::NativeCounts native;  // --native: how the thread stacks merged
 };
 
 class SamplingRun {

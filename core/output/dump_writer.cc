@@ -51,6 +51,15 @@ std::string snapshot_to_text(const Snapshot& snapshot) {
     out += "\n";
     if (t.frames.empty()) out += "    (no Python frames)\n";
     for (const Frame& f : t.frames) {
+      if (f.kind == FrameKind::kNative) {
+        // "function [libfoo.so] (file.c:12)" (DWARF's file and line when known)
+        const size_t slash = f.library.rfind('/');
+        out += fmt::format("    {} [{}]", f.function,
+                           slash == std::string_view::npos ? f.library : f.library.substr(slash + 1));
+        if (!f.filename.empty() && f.line) out += fmt::format(" ({}:{})", f.filename, *f.line);
+        out += "\n";
+        continue;
+      }
       out += fmt::format("    {} ({}:{})\n", f.qualname.value_or(f.function), f.filename,
                          f.line ? std::to_string(*f.line) : "?");
     }
@@ -74,6 +83,17 @@ std::string snapshot_to_json(const Snapshot& snapshot) {
     out += ", \"frames\": [";
     for (const Frame& f : t.frames) {
       out += out.back() == '[' ? "{" : ", {";
+      if (f.kind == FrameKind::kNative) {
+        append_field(out, "kind", std::string_view("native"));
+        append_field(out, "function", f.function);
+        append_field(out, "library", f.library);
+        append_field(out, "address", f.address);
+        if (!f.filename.empty()) append_field(out, "filename", f.filename);
+        if (f.line) append_field(out, "line", f.line);
+        out += "}";
+        continue;
+      }
+      append_field(out, "kind", std::string_view("python"));
       append_field(out, "function", f.function);
       append_field(out, "qualname", f.qualname);
       append_field(out, "filename", f.filename);

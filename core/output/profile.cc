@@ -21,6 +21,11 @@ std::string thread_label(const ProfileThread& thread) {
 }
 
 std::string frame_label(const ProfileFrame& frame) {
+  if (frame.native()) {
+    const size_t slash = frame.library.rfind('/');
+    return fmt::format("{} [{}]", frame.function,
+                       slash == std::string::npos ? frame.library : frame.library.substr(slash + 1));
+  }
   if (frame.line > 0) return fmt::format("{} ({}:{})", frame.function, frame.filename, frame.line);
   return fmt::format("{} ({})", frame.function, frame.filename);
 }
@@ -38,6 +43,7 @@ size_t ProfileBuilder::FrameHash::operator()(const ProfileFrame& f) const noexce
   // Every field that equality compares takes part.
   size_t h = std::hash<std::string>()(f.function);
   h = h * 31 + std::hash<std::string>()(f.filename);
+  h = h * 31 + std::hash<std::string>()(f.library);
   return h * 31 + std::hash<int>()(f.line);
 }
 
@@ -48,7 +54,7 @@ uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
       return it->second;
   }
   ProfileFrame key{std::string(frame.qualname ? *frame.qualname : frame.function),
-                   std::string(frame.filename), line};
+                   std::string(frame.filename), line, std::string(frame.library)};
   auto [it, added] = frame_ids_.try_emplace(key, static_cast<uint32_t>(profile_.frames.size()));
   if (added) profile_.frames.push_back(std::move(key));
   if (frame.code_key != 0) code_line_ids_.emplace(std::pair{frame.code_key, line}, it->second);

@@ -21,6 +21,10 @@ struct ProfileFrame {
   std::string function;  // co_qualname where the version has it, else co_name
   std::string filename;
   int line = 0;
+  // --native: a C frame's file (its maps path); empty for a Python frame.
+  // `filename` and `line` are then DWARF's, when it had them.
+  std::string library;
+  bool native() const { return !library.empty(); }
   bool operator==(const ProfileFrame&) const = default;
 };
 
@@ -62,7 +66,8 @@ struct Profile {
 
 // "thread 'MainThread' (tid 1234)": the root frame under --threads.
 std::string thread_label(const ProfileThread& thread);
-// "function (file:line)": one frame of the collapsed and flamegraph formats.
+// "function (file:line)", or "function [libfoo.so]" for a native frame: one
+// frame of the collapsed and flamegraph formats.
 std::string frame_label(const ProfileFrame& frame);
 
 // Interns snapshots into a Profile, one call per sampled thread stack.

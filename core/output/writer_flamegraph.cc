@@ -43,12 +43,12 @@ constexpr double kTextPadding = 3;  // between a frame's edge and its label
 // children, narrower still); its samples still count in its ancestors.
 constexpr uint64_t kMinFraction = 1000;
 
-enum class FrameKind { kRoot, kThread, kPython, kUnknown };
+enum class NodeKind { kRoot, kThread, kPython, kNative, kUnknown };
 
 struct Node {
   std::string label;     // what the frame shows: frame_label() or thread_label()
   std::string function;  // what search matches and the colour is derived from
-  FrameKind kind = FrameKind::kPython;
+  NodeKind kind = NodeKind::kPython;
   uint64_t count = 0;
   // By label: the merge key, and sorted, so the drawing is deterministic.
   std::map<std::string, uint32_t> children;
@@ -126,20 +126,23 @@ uint32_t stable_hash(std::string_view s) {
 }
 
 // Warm colours for Python code, the same function always the same colour;
-// grey for frames that could not be read; blues for threads.
+// greens for C frames; grey for frames that could not be read; blues for
+// threads.
 std::string frame_colour(const Node& node) {
   uint32_t h = stable_hash(node.function);
   uint32_t v1 = h & 0xff, v2 = (h >> 8) & 0xff, v3 = (h >> 16) & 0xff;
   switch (node.kind) {
-    case FrameKind::kUnknown: {
+    case NodeKind::kUnknown: {
       uint32_t grey = 170 + v1 * 40 / 255;
       return fmt::format("rgb({},{},{})", grey, grey, grey);
     }
-    case FrameKind::kThread:
+    case NodeKind::kNative:  // greens: C and C++ (--native)
+      return fmt::format("rgb({},{},{})", 70 + v1 * 60 / 255, 170 + v2 * 60 / 255, 70 + v3 * 50 / 255);
+    case NodeKind::kThread:
       return fmt::format("rgb({},{},{})", 60 + v1 * 60 / 255, 150 + v2 * 60 / 255,
                          215 + v3 * 40 / 255);
-    case FrameKind::kRoot:
-    case FrameKind::kPython:
+    case NodeKind::kRoot:
+    case NodeKind::kPython:
       break;
   }
   return fmt::format("rgb({},{},{})", 205 + v1 * 50 / 255, v2 * 230 / 255, v3 * 55 / 255);
@@ -158,12 +161,12 @@ std::vector<Node> build_tree(const Profile& profile) {
 
   std::vector<Node> nodes(1);
   nodes[0].label = nodes[0].function = "all";
-  nodes[0].kind = FrameKind::kRoot;
+  nodes[0].kind = NodeKind::kRoot;
   for (const ProfileStack& stack : profile.stacks) {
     if (stack.count == 0) continue;
     uint32_t at = 0;
     nodes[0].count += stack.count;
-    auto descend = [&](const std::string& label, std::string_view function, FrameKind kind) {
+    auto descend = [&](const std::string& label, std::string_view function, NodeKind kind) {
       auto [it, added] =
           nodes[at].children.try_emplace(label, static_cast<uint32_t>(nodes.size()));
       uint32_t child = it->second;
@@ -173,12 +176,13 @@ std::vector<Node> build_tree(const Profile& profile) {
     };
     if (profile.thread_roots) {
       const std::string& label = thread_labels[stack.thread];
-      descend(label, label, FrameKind::kThread);
+      descend(label, label, NodeKind::kThread);
     }
     for (uint32_t f : stack.frames) {
       const ProfileFrame& frame = profile.frames[f];
       descend(labels[f], frame.function,
-              frame.function == "<unknown>" ? FrameKind::kUnknown : FrameKind::kPython);
+              frame.native() ? NodeKind::kNative
+              : frame.function == "<unknown>" ? NodeKind::kUnknown : NodeKind::kPython);
     }
   }
   return nodes;

@@ -206,7 +206,9 @@ std::string write_pprof(const Profile& profile) {
   };
   for (size_t i = 0; i < profile.frames.size(); ++i) {
     const ProfileFrame& frame = profile.frames[i];
-    add_location(i + 1, frame.function, frame.filename, frame.line);
+    // A C frame without DWARF is named by its library, as pprof shows files.
+    add_location(i + 1, frame.native() ? frame_label(frame) : frame.function,
+                 frame.native() && frame.filename.empty() ? frame.library : frame.filename, frame.line);
   }
   // A stack without Python frames (an idle thread with --idle) still counts:
   // give it one made-up location, named as the collapsed writer names it.

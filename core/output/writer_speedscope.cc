@@ -23,9 +23,9 @@ void append_frames(std::string& out, const Profile& profile) {
     const ProfileFrame& frame = profile.frames[i];
     out += i == 0 ? "\n" : ",\n";
     out += "{\"name\":";
-    append_json_string(out, frame.function);
+    append_json_string(out, frame.native() ? frame_label(frame) : frame.function);
     out += ",\"file\":";
-    append_json_string(out, frame.filename);
+    append_json_string(out, frame.native() && frame.filename.empty() ? frame.library : frame.filename);
     // Line 0 means unknown; speedscope would print it as ":0".
     if (frame.line > 0) out += fmt::format(",\"line\":{}", frame.line);
     out += '}';

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/target/process.h"
 #include "core/target/python_binary.h"
@@ -19,6 +20,9 @@ struct BuildInfo {
   int minor = 0;
   std::string headers_version;  // PY_VERSION of the headers, e.g. "3.11.7"
   std::string layout_fingerprint;
+  // The C functions that run Python frames (the eval loop): --native
+  // replaces each of their frames with the Python frames of that call.
+  std::vector<std::string> eval_loop_functions;
 };
 
 // A located interpreter in one target process.

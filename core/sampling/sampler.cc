@@ -3,15 +3,21 @@
 
 #include <optional>
 
+#include <fmt/format.h>
+
+#include "core/errors.h"
+#include "core/native/registers.h"
+#include "core/target/python_binary.h"
 #include "core/target/thread_stopper.h"
 
 namespace pyflame::core {
 
 Sampler::Sampler(const Process& process, Interpreter& interpreter, bool blocking, bool read_idle)
-    : interpreter_(interpreter), pid_(process.pid()), blocking_(blocking), read_idle_(read_idle),
+    : process_(process), interpreter_(interpreter), pid_(process.pid()), blocking_(blocking), read_idle_(read_idle),
       states_(process) {}
 
 bool Sampler::sample(Snapshot& snapshot) {
+  if (unwinder_) return sample_native(snapshot);
   // With --blocking the states are read before the stop (a stopped thread
   // is not idle), every thread's, looked for now: a thread first seen
   // during the stop would read as stopped. Without it they are read after
@@ -27,6 +33,69 @@ bool Sampler::sample(Snapshot& snapshot) {
   }  // the threads run again before anything else is read
   if (ok) states_.fill(snapshot, /*refresh=*/read_idle_ && !blocking_);
   return ok;
+}
+
+void Sampler::enable_native(const BuildInfo& build, bool show_internal) {
+  if (!native_unwinding_supported())
+    throw Error(ExitCode::kUsage, "pyflame: --native unwinds x86-64 processes only");
+  NativeFrameRules rules;
+  rules.eval_loop_functions = build.eval_loop_functions;
+  rules.interpreter_path = std::string(strip_deleted(PythonBinary::find(process_).target_path()));
+  unwinder_ = std::make_unique<Unwinder>(process_, std::move(rules));
+  show_internal_ = show_internal;
+}
+
+bool Sampler::sample_native(Snapshot& snapshot) {
+  // The walk into a snapshot of our own: the walker keeps frames across
+  // samples in the snapshot it is given, and the merged stacks are others.
+  if (read_idle_) states_.discover();
+  unwinder_->begin_sample();
+  bool ok = false;
+  {
+    ThreadStopper stopper(pid_, read_idle_);
+    ok = interpreter_.sample(walked_);
+    states_.note_waiting(stopper.waiting());
+    if (ok) {
+      // The TIDs, while the threads are still stopped: each is unwound now.
+      states_.fill(walked_, /*refresh=*/false);
+      natives_.resize(walked_.threads.size());
+      for (size_t i = 0; i < walked_.threads.size(); ++i) {
+        NativeStack& native = natives_[i];
+        native.frames.clear();
+        native.complete = false;
+        const ThreadSample& t = walked_.threads[i];
+        if (!t.native_id) continue;
+        if (auto regs = read_registers(static_cast<pid_t>(*t.native_id)))
+          unwinder_->unwind(static_cast<pid_t>(*t.native_id), *regs, native);
+      }
+    }
+  }  // the threads run again
+  if (!ok) return false;
+  snapshot.retries = walked_.retries;
+  snapshot.torn = walked_.torn;
+  snapshot.threads.resize(walked_.threads.size());
+  for (size_t i = 0; i < walked_.threads.size(); ++i) {
+    const ThreadSample& from = walked_.threads[i];
+    ThreadSample& to = snapshot.threads[i];
+    to.thread_id = from.thread_id;
+    to.native_id = from.native_id;
+    to.name = from.name;
+    to.holds_gil = from.holds_gil;
+    to.idle = from.idle;
+    to.truncated = from.truncated;
+    to.torn = from.torn;
+    to.eval_calls = from.eval_calls;
+    if (from.torn) {
+      to.frames.clear();
+      continue;
+    }
+    switch (merge_native(from.frames, from.eval_calls, natives_[i], show_internal_, to.frames)) {
+      case MergeOutcome::kMerged: ++native_counts_.merged; break;
+      case MergeOutcome::kCutShort: ++native_counts_.cut_short; break;
+      case MergeOutcome::kMismatch: ++native_counts_.mismatched; break;
+    }
+  }
+  return true;
 }
 
 }  // namespace pyflame::core

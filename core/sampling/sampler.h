@@ -3,6 +3,12 @@
 // that `top`, `--native` and `--subprocesses` are to drive).
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/native/merge.h"
+#include "core/native/unwinder.h"
 #include "core/target/process.h"
 #include "core/sampling/python_module.h"
 #include "core/sampling/snapshot.h"
@@ -25,12 +31,35 @@ class Sampler {
   // found nothing usable. Throws Error when the threads cannot be stopped.
   bool sample(Snapshot& snapshot);
 
+  // --native: from now on every sample stops the threads (as --blocking
+  // does), unwinds each Python thread's native stack while they are
+  // stopped and gives merged stacks (core/native/merge.h); interpreter
+  // internals only with `show_internal`. Throws Error if it cannot.
+  void enable_native(const BuildInfo& build, bool show_internal);
+
+  // What --native did so far, per thread stack.
+  struct NativeCounts {
+    uint64_t merged = 0;
+    uint64_t cut_short = 0;   // merged as far as the unwind reached
+    uint64_t mismatched = 0;  // shown with Python frames only
+  };
+  const NativeCounts& native_counts() const { return native_counts_; }
+
  private:
+  bool sample_native(Snapshot& snapshot);
+
+  const Process& process_;
   Interpreter& interpreter_;
   const pid_t pid_;
   const bool blocking_;
   const bool read_idle_;
   ThreadStates states_;
+  // --native
+  std::unique_ptr<Unwinder> unwinder_;
+  bool show_internal_ = false;
+  Snapshot walked_;                   // the walker's own (its frames are kept across samples)
+  std::vector<NativeStack> natives_;  // per thread of walked_
+  NativeCounts native_counts_;
 };
 
 }  // namespace pyflame::core

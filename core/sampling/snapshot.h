@@ -11,6 +11,11 @@
 
 namespace pyflame::core {
 
+enum class FrameKind : uint8_t { kPython, kNative };
+
+// Native frames' code keys have this bit set: they never meet a Python one's.
+constexpr uint64_t kNativeKeyBit = uint64_t{1} << 63;
+
 // The strings are views into the interpreter's cache of code objects (or
 // string literals): valid until the next Interpreter::sample() call or the
 // interpreter's destruction. Copy them to keep them longer. They are views so
@@ -24,6 +29,11 @@ struct Frame {
   // the life of the interpreter (a key is never reused). Lets the profile
   // intern a frame without looking at its strings.
   uint64_t code_key = 0;
+  // --native: a C frame, with the file that holds it (its maps path) and
+  // its address; `filename` and `line` are DWARF's, when it has them.
+  FrameKind kind = FrameKind::kPython;
+  std::string_view library = {};
+  uint64_t address = 0;
 
   bool operator==(const Frame&) const = default;
 };
@@ -35,6 +45,10 @@ struct ThreadSample {
   std::optional<bool> holds_gil;
   std::optional<bool> idle;
   std::vector<Frame> frames;            // innermost first
+  // How many of `frames` each call of the eval loop (one C call of
+  // _PyEval_EvalFrameDefault or PyEval_EvalFrameEx) runs, innermost call
+  // first: for merging native frames (core/native/merge.h).
+  std::vector<uint32_t> eval_calls;
   bool truncated = false;               // the walk hit a bound or a bad frame
   // Its stack moved under every read of this sample: frames are not one
   // moment's and must not be shown (counted instead).
@@ -44,8 +58,11 @@ struct ThreadSample {
   // in part (see Interpreter::sample).
   void reset_except_frames() {
     std::vector<Frame> keep = std::move(frames);
+    std::vector<uint32_t> calls = std::move(eval_calls);
     *this = ThreadSample();
     frames = std::move(keep);
+    eval_calls = std::move(calls);
+    eval_calls.clear();
   }
 };
 

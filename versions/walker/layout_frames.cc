@@ -147,6 +147,20 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   memo.emitted.swap(emitted_);
   memo.frames = frames.size();
   memo.owner = &thread;
+
+  // Frames per eval-loop call, innermost call first, counting the frames
+  // shown (an incomplete frame is in its call but not shown).
+  thread.eval_calls.clear();
+  uint32_t in_call = 0;
+  size_t end = 0;
+  for (size_t i = 0; i <= n; ++i) {
+    for (; end < call_ends_.size() && call_ends_[end] == i; ++end) {
+      thread.eval_calls.push_back(in_call);
+      in_call = 0;
+    }
+    if (i < n) in_call += memo.emitted[i];
+  }
+  if (in_call > 0) thread.eval_calls.push_back(in_call);  // a call with no end seen
 }
 
 void LayoutInterpreter::fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset) {

@@ -265,6 +265,9 @@ class LayoutInterpreter : public core::Interpreter {
   core::SampleMemory memory_;
   std::vector<std::byte> tstate_buf_;
   std::vector<RawFrame> raw_;
+  // Where each eval-loop call's frames end in raw_ (a count of raw frames,
+  // innermost call first): ThreadSample::eval_calls.
+  std::vector<size_t> call_ends_;
   // Frames of raw_ that called the one before them without C code in
   // between (3.12, 3.13), with their stacktop: one below its code's locals
   // is torn (see walk_interpreter_frames).

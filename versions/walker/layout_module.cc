@@ -17,6 +17,9 @@ LayoutModule::LayoutModule(const pyflame_layout& layout)
     : layout_(layout) {
   info_.major = layout.major;
   info_.minor = layout.minor;
+  // 2.7 runs each frame in PyEval_EvalFrameEx; 3.6+ in the default eval
+  // function that PyEval_EvalFrameEx (to 3.8) or _PyEval_EvalFrame calls.
+  info_.eval_loop_functions = {layout.major == 2 ? "PyEval_EvalFrameEx" : "_PyEval_EvalFrameDefault"};
   info_.headers_version = layout.py_version;
   info_.layout_fingerprint = layout_fingerprint(layout);
 }

@@ -83,6 +83,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       if (present(l_.tstate_native_thread_id)) thread.native_id = read(ts, l_.tstate_native_thread_id);
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
+      call_ends_.clear();
       inline_callers_.clear();
       const size_t words_begin = stack_words_.size();
       if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
@@ -158,6 +159,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     const RemoteAddr code(witness(frame_buf, frame, l_.frame_code));
     if (!code) return bad_walk();
     add_raw(code, offset, true);
+    call_ends_.push_back(raw_.size());  // each frame object is one eval-loop call
     const RemoteAddr back(witness(frame_buf, frame, l_.frame_back));
     // A thread's outermost frame belongs to no generator: one that does is
     // a suspended generator's (its f_back cleared), reached by a torn read.
@@ -190,6 +192,9 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     // C-stack shim frames (3.12+) and interpreter-owned frames (3.14+) are
     // bookkeeping, not Python code.
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
+      // Each eval-loop call pushes one under its first frame (3.12+); the
+      // sentinel a 3.15 stack ends at is no call.
+      if (frame != base_frame) call_ends_.push_back(raw_.size());
       frame = previous;
       called_inline = false;
       continue;
@@ -222,6 +227,8 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     innermost = false;
     called_inline = true;
     add_raw(code, instr - address_of(code, l_.code_adaptive), owner == l_.owner_generator);
+    if (present(l_.iframe_is_entry) && read(frame_buf, l_.iframe_is_entry) != 0)
+      call_ends_.push_back(raw_.size());  // 3.11: the first frame of its call
     frame = previous;
   }
 }

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/native/unwinder.h"
+
+#include <cxxabi.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+
+namespace pyflame::core {
+namespace {
+
+constexpr int kMaxNativeFrames = 1024;         // a corrupt or endless stack ends here
+constexpr uint64_t kChunkBytes = 16 * 1024;    // stack read per miss
+constexpr size_t kMaxStackBytes = 8u << 20;    // read per unwind, at most
+constexpr size_t kMaxLocations = 1u << 16;     // cached addresses before the cache is dropped
+constexpr double kReportPatienceSeconds = 0.2; // between two looks for newly mapped files
+
+double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Debug information only from the system's build-id tree (root's files,
+// found by the code's identity): never from a path the target's files name,
+// which its owner controls (a FIFO there would hang us).
+int find_debuginfo_by_build_id(Dwfl_Module* module, void** /*userdata*/, const char* /*modname*/,
+                               Dwarf_Addr /*base*/, const char* /*file_name*/,
+                               const char* /*debuglink_file*/, GElf_Word /*debuglink_crc*/,
+                               char** debuginfo_file_name) {
+  const unsigned char* bits = nullptr;
+  GElf_Addr vaddr = 0;
+  const int length = dwfl_module_build_id(module, &bits, &vaddr);
+  if (length < 2 || length > 64) return -1;
+  std::string path = fmt::format("/usr/lib/debug/.build-id/{:02x}/", bits[0]);
+  for (int i = 1; i < length; ++i) path += fmt::format("{:02x}", bits[i]);
+  path += ".debug";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return -1;
+  }
+  *debuginfo_file_name = ::strdup(path.c_str());
+  return fd;
+}
+
+int find_no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) { return -1; }
+
+const Dwfl_Callbacks kDwflCallbacks = {
+    .find_elf = find_no_elf,  // every module is reported with its descriptor
+    .find_debuginfo = find_debuginfo_by_build_id,
+    .section_address = nullptr,
+    .debuginfo_path = nullptr,
+};
+
+std::string demangled(const char* name) {
+  if (name[0] != '_' || name[1] != 'Z') return name;
+  int status = 0;
+  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || out == nullptr) return name;
+  std::string result(out);
+  std::free(out);
+  return result;
+}
+
+}  // namespace
+
+struct Unwinder::Internals {
+  Dwfl* dwfl = nullptr;
+  bool attached = false;
+  // Files reported, by (start, inode, path): a file mapped again at
+  // another address (dlclose, dlopen) is another module.
+  std::set<std::tuple<uint64_t, uint64_t, std::string>> reported;
+  bool saw_unmapped = false;  // the last unwind met an address in no module
+
+  static pid_t next_thread(Dwfl*, void*, void**) { return 0; }  // asked for by TID only
+  static bool get_thread(Dwfl*, pid_t, void* arg, void** thread_arg) {
+    *thread_arg = arg;
+    return true;
+  }
+  static bool memory_read(Dwfl*, Dwarf_Addr address, Dwarf_Word* result, void* arg) {
+    uint64_t word = 0;
+    if (!static_cast<Unwinder*>(arg)->read_word(address, word)) return false;
+    *result = word;
+    return true;
+  }
+  static bool set_initial_registers(Dwfl_Thread* thread, void* arg) {
+    const Registers& r = *static_cast<Unwinder*>(arg)->registers_;
+    static_assert(sizeof(Dwarf_Word) == sizeof(uint64_t));
+    if (!dwfl_thread_state_registers(thread, 0, Registers::kCount,
+                                     reinterpret_cast<const Dwarf_Word*>(r.dwarf.data())))
+      return false;
+    dwfl_thread_state_register_pc(thread, r.pc());
+    return true;
+  }
+};
+
+namespace {
+const Dwfl_Thread_Callbacks kThreadCallbacks = {
+    .next_thread = Unwinder::Internals::next_thread,
+    .get_thread = Unwinder::Internals::get_thread,
+    .memory_read = Unwinder::Internals::memory_read,
+    .set_initial_registers = Unwinder::Internals::set_initial_registers,
+    .detach = nullptr,
+    .thread_detach = nullptr,
+};
+}  // namespace
+
+Unwinder::Unwinder(const Process& process, NativeFrameRules rules)
+    : process_(process), rules_(std::move(rules)), internals_(std::make_unique<Internals>()) {
+  internals_->dwfl = dwfl_begin(&kDwflCallbacks);
+  if (internals_->dwfl == nullptr)
+    throw Error(ExitCode::kFailure, fmt::format("pyflame: --native: libdwfl: {}", dwfl_errmsg(-1)));
+  report_modules();
+  if (!dwfl_attach_state(internals_->dwfl, nullptr, process_.pid(), &kThreadCallbacks, this))
+    throw Error(ExitCode::kFailure,
+                fmt::format("pyflame: --native: cannot unwind process {}: {}", process_.pid(),
+                            dwfl_errmsg(-1)));
+  internals_->attached = true;
+}
+
+Unwinder::~Unwinder() { dwfl_end(internals_->dwfl); }
+
+void Unwinder::report_modules() {
+  last_report_ = monotonic_seconds();
+  std::vector<Mapping> maps;
+  try {
+    maps = process_.maps();
+  } catch (const Error& e) {
+    PYFLAME_DEBUG_LOG("--native: cannot read the maps: {}", e.what());
+    return;
+  }
+  // Each file once, at the address its offset 0 would have: the lowest
+  // mapping of the file says where (start - offset).
+  struct FileMaps {
+    const Mapping* lowest = nullptr;
+    bool executable = false;
+  };
+  std::map<std::tuple<uint64_t, uint64_t, std::string>, FileMaps> files;
+  std::map<std::string, FileMaps> by_path_inode;
+  const Mapping* vdso = nullptr;
+  for (const Mapping& m : maps) {
+    if (m.path == "[vdso]") vdso = &m;
+    if (m.inode == 0 || m.path.empty() || m.path[0] != '/') continue;
+    auto key = fmt::format("{}:{}:{}", m.dev_major, m.dev_minor, m.inode) + m.path;
+    FileMaps& f = by_path_inode[key];
+    if (f.lowest == nullptr || m.offset < f.lowest->offset) f.lowest = &m;
+    f.executable |= m.executable;
+  }
+  dwfl_report_begin_add(internals_->dwfl);
+  for (const auto& [key, f] : by_path_inode) {
+    if (!f.executable) continue;
+    const Mapping& m = *f.lowest;
+    auto id = std::make_tuple(m.start, m.inode, m.path);
+    if (internals_->reported.count(id)) continue;
+    internals_->reported.insert(id);
+    int fd = -1;
+    try {
+      fd = process_.open_mapped_file(m);
+    } catch (const Error& e) {
+      PYFLAME_DEBUG_LOG("--native: {} is not unwound: {}", m.path, e.what());
+      continue;
+    }
+    const std::string name(strip_deleted(m.path));
+    if (dwfl_report_elf(internals_->dwfl, name.c_str(), name.c_str(), fd, m.start - m.offset,
+                        false) == nullptr) {
+      PYFLAME_DEBUG_LOG("--native: {} is not unwound: {}", m.path, dwfl_errmsg(-1));
+      ::close(fd);
+    }
+  }
+  // The vDSO is in no file: its image is copied from the target.
+  if (vdso != nullptr && !internals_->reported.count({vdso->start, 0, "[vdso]"}) &&
+      vdso->end - vdso->start <= (1u << 20)) {
+    internals_->reported.insert({vdso->start, 0, "[vdso]"});
+    std::vector<std::byte> image(vdso->end - vdso->start);
+    const int fd = ::memfd_create("pyflame-vdso", MFD_CLOEXEC);
+    if (fd >= 0 && process_.read(RemoteAddr(vdso->start), image) &&
+        ::write(fd, image.data(), image.size()) == static_cast<ssize_t>(image.size()) &&
+        dwfl_report_elf(internals_->dwfl, "[vdso]", "[vdso]", fd, vdso->start, false) != nullptr) {
+      // reported: libdwfl owns the descriptor
+    } else if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  dwfl_report_end(internals_->dwfl, nullptr, nullptr);
+}
+
+bool Unwinder::read_word(uint64_t address, uint64_t& word) {
+  for (const Chunk& c : chunks_) {
+    if (address >= c.base && address - c.base + sizeof word <= c.bytes.size()) {
+      std::memcpy(&word, c.bytes.data() + (address - c.base), sizeof word);
+      return true;
+    }
+  }
+  if (chunk_bytes_read_ >= kMaxStackBytes) return false;
+  Chunk c;
+  c.base = address & ~(kChunkBytes - 1);
+  c.bytes.resize(kChunkBytes);
+  const size_t got = process_.read_prefix(RemoteAddr(c.base), c.bytes);
+  chunk_bytes_read_ += kChunkBytes;
+  if (got < address - c.base + sizeof word) {
+    // Not readable from the chunk's start: the word alone may still be.
+    return process_.read(RemoteAddr(address), std::as_writable_bytes(std::span(&word, 1)));
+  }
+  c.bytes.resize(got);
+  std::memcpy(&word, c.bytes.data() + (address - c.base), sizeof word);
+  chunks_.push_back(std::move(c));
+  return true;
+}
+
+void Unwinder::begin_sample() {
+  if (locations_.size() > kMaxLocations) {
+    by_address_.clear();
+    locations_.clear();
+    keys_.clear();
+  }
+}
+
+const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
+  // A return address is the instruction after the call: the call's line
+  // and function are the byte before it.
+  const uint64_t lookup = activation ? address : address - 1;
+  if (auto it = by_address_.find(lookup); it != by_address_.end()) return it->second;
+  NativeLocation loc;
+  loc.address = address;
+  Dwfl_Module* module = dwfl_addrmodule(internals_->dwfl, lookup);
+  if (module == nullptr) {
+    internals_->saw_unmapped = true;
+    loc.library = "?";
+  } else {
+    const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                        nullptr, nullptr);
+    loc.library = name ? name : "?";
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* symbol =
+        dwfl_module_addrinfo(module, lookup, &offset, &sym, nullptr, nullptr, nullptr);
+    if (symbol != nullptr && symbol[0] != '\0') {
+      // "clock_nanosleep@GLIBC_2.2.5": the symbol version is not the name.
+      std::string name(symbol);
+      if (const size_t at = name.find('@'); at != std::string::npos && at > 0) name.resize(at);
+      loc.function = demangled(name.c_str());
+    }
+    if (Dwfl_Line* line = dwfl_module_getsrc(module, lookup)) {
+      int lineno = 0;
+      const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+      if (file != nullptr && lineno > 0) {
+        loc.filename = file;
+        loc.line = lineno;
+      }
+    }
+  }
+  if (loc.function.empty()) loc.function = fmt::format("{:#x}", address);
+  loc.role = rules_.classify(loc.function, loc.library);
+  // One key per shown identity: the same function, file, line and library
+  // from another address is the same frame to a profile.
+  std::string identity = loc.function;
+  identity += '\0';
+  identity += loc.library;
+  identity += '\0';
+  identity += loc.filename;
+  identity += '\0';
+  identity += std::to_string(loc.line);
+  auto [key, added] = keys_.try_emplace(std::move(identity), next_key_);
+  if (added) ++next_key_;
+  loc.key = key->second;
+  NativeLocation* stored = &locations_.emplace_back(std::move(loc));
+  by_address_.emplace(lookup, stored);
+  return stored;
+}
+
+void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {
+  struct Walk {
+    Unwinder* self;
+    NativeStack* out;
+    bool bounded = false;
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    out.frames.clear();
+    out.complete = false;
+    chunks_.clear();
+    chunk_bytes_read_ = 0;
+    registers_ = &registers;
+    internals_->saw_unmapped = false;
+    Walk walk{this, &out};
+    const int result = dwfl_getthread_frames(
+        internals_->dwfl, tid,
+        [](Dwfl_Frame* frame, void* arg) -> int {
+          auto* w = static_cast<Walk*>(arg);
+          Dwarf_Addr pc = 0;
+          bool activation = false;
+          if (!dwfl_frame_pc(frame, &pc, &activation)) return DWARF_CB_ABORT;
+          if (w->out->frames.size() >= kMaxNativeFrames) {
+            w->bounded = true;
+            return DWARF_CB_ABORT;
+          }
+          w->out->frames.push_back(w->self->locate(pc, activation));
+          return DWARF_CB_OK;
+        },
+        &walk);
+    registers_ = nullptr;
+    out.complete = result == 0 && !walk.bounded;
+    if (!out.complete)
+      PYFLAME_DEBUG_LOG("--native: thread {} unwound {} frames, then: {}", tid, out.frames.size(),
+                        walk.bounded ? "the bound" : dwfl_errmsg(-1));
+    // A library mapped since the files were last reported (dlopen): report
+    // it and unwind again, at most every kReportPatienceSeconds.
+    if (out.complete || !internals_->saw_unmapped ||
+        monotonic_seconds() - last_report_ < kReportPatienceSeconds)
+      return;
+    report_modules();
+    by_address_.clear();  // "?" entries may have a module now
+  }
+}
+
+}  // namespace pyflame::core
