@@ -37,7 +37,7 @@ constexpr std::array kInterpreterCallMachinery{
     // starting the interpreter and running the main module
     std::string_view("main"), std::string_view("Py_BytesMain"), std::string_view("Py_RunMain"),
     std::string_view("Py_Main"), std::string_view("pymain_"), std::string_view("_PyRun_"),
-    std::string_view("PyRun_"), std::string_view("run_mod"), std::string_view("run_eval_code_obj"),
+    std::string_view("PyRun_"), std::string_view("_Py_UnixMain"), std::string_view("run_mod"), std::string_view("run_eval_code_obj"),
     std::string_view("run_pyc_file"), std::string_view("builtin_exec"),
     // starting a thread
     std::string_view("thread_run"), std::string_view("t_bootstrap"),
@@ -74,6 +74,7 @@ NativeRole NativeFrameRules::classify(std::string_view function, std::string_vie
   if (std::find(kThreadStarts.begin(), kThreadStarts.end(), name) != kThreadStarts.end())
     return NativeRole::kInternal;
   if (library != interpreter_path) return NativeRole::kShown;
+  if (name.empty()) return NativeRole::kInternal;
   for (const std::string& eval : eval_loop_functions)
     if (name == eval) return NativeRole::kEvalLoop;
   for (std::string_view pattern : kInterpreterCallMachinery)

@@ -23,8 +23,10 @@ struct NativeFrameRules {
   std::string interpreter_path;                  // maps path of libpython or the executable
 
   // `function` as the symbol table names it (compiler suffixes such as
-  // ".cold" or ".constprop.0" are looked through); `library` the module's
-  // maps path.
+  // ".cold" or ".constprop.0" are looked through; empty when no symbol
+  // covers the address); `library` the module's maps path. The unnamed
+  // functions of a stripped interpreter are internal: no reader could tell
+  // one from another.
   NativeRole classify(std::string_view function, std::string_view library) const;
 };
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/native/merge.h"
 
+#include <algorithm>
 #include <numeric>
 
 namespace pyflame::core {
@@ -19,6 +20,15 @@ Frame unwinding_stopped_frame() {
   return f;
 }
 
+// Outside a thread's outermost Python frame lies how the thread started:
+// libc's start routines and the interpreter's, named or (stripped) not.
+bool thread_start_machinery(const Frame& f) {
+  if (f.kind != FrameKind::kNative) return false;
+  const size_t slash = f.library.rfind('/');
+  const std::string_view file = slash == std::string_view::npos ? f.library : f.library.substr(slash + 1);
+  return f.function.substr(0, 2) == "0x" || file.substr(0, 7) == "libc.so" || file.substr(0, 5) == "libc-";
+}
+
 }  // namespace
 
 Frame native_frame(const NativeLocation& location) {
@@ -34,14 +44,32 @@ Frame native_frame(const NativeLocation& location) {
 }
 
 MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<uint32_t>& eval_calls,
-                          const NativeStack& native, bool show_internal, std::vector<Frame>& out) {
+                          const std::vector<uint64_t>& anchors, const NativeStack& native,
+                          bool show_internal, std::vector<Frame>& out) {
   out.clear();
   const size_t in_calls = std::accumulate(eval_calls.begin(), eval_calls.end(), size_t{0});
   size_t call = 0, at = 0;  // the next eval call, and its first Python frame
   bool consistent = in_calls == python.size();
-  for (const NativeLocation* loc : native.frames) {
-    if (!consistent) break;
-    switch (loc->role) {
+  const std::vector<uint64_t>& sp = native.stack_pointers;
+  const bool by_anchor = !anchors.empty() && anchors.size() == eval_calls.size() &&
+                         std::find(anchors.begin(), anchors.end(), 0) == anchors.end() &&
+                         sp.size() == native.frames.size() &&
+                         std::find(sp.begin(), sp.end(), 0) == sp.end();
+  for (size_t i = 0; i < native.frames.size() && consistent; ++i) {
+    const NativeLocation* loc = native.frames[i];
+    NativeRole role = loc->role;
+    if (by_anchor) {
+      // A frame's locals lie from its stack pointer up to its caller's.
+      const bool holds_anchor = call < anchors.size() && anchors[call] >= sp[i] &&
+                                (i + 1 == sp.size() || anchors[call] < sp[i + 1]);
+      if (holds_anchor) {
+        role = NativeRole::kEvalLoop;
+      } else if (role == NativeRole::kEvalLoop) {
+        consistent = false;  // an eval-loop call with no entry frame of its own
+        break;
+      }
+    }
+    switch (role) {
       case NativeRole::kEvalLoop:
         if (call == eval_calls.size()) {
           consistent = false;  // more eval-loop calls than the walk found
@@ -59,7 +87,11 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
         break;
     }
   }
-  if (consistent && call == eval_calls.size()) return MergeOutcome::kMerged;
+  if (consistent && call == eval_calls.size()) {
+    if (!show_internal && !python.empty())
+      while (!out.empty() && thread_start_machinery(out.back())) out.pop_back();
+    return MergeOutcome::kMerged;
+  }
   if (consistent && !native.complete) {
     out.push_back(unwinding_stopped_frame());
     out.insert(out.end(), python.begin() + static_cast<ptrdiff_t>(at), python.end());

@@ -18,11 +18,15 @@ enum class MergeOutcome {
 };
 
 // `python`: the walker's frames, innermost first; `eval_calls`: how many of
-// them each eval-loop call ran, innermost call first (ThreadSample). Writes
+// them each eval-loop call ran, innermost call first, and `anchors` where
+// each call's entry frame is (ThreadSample). With every anchor known, the
+// eval loop's native frames are the ones whose stack frame holds an anchor
+// (exact, with or without symbols); else the ones the rules name. Writes
 // the merged stack, innermost first, into `out`; interpreter-internal
 // frames only with `show_internal`.
 MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<uint32_t>& eval_calls,
-                          const NativeStack& native, bool show_internal, std::vector<Frame>& out);
+                          const std::vector<uint64_t>& anchors, const NativeStack& native,
+                          bool show_internal, std::vector<Frame>& out);
 
 // A Frame showing a native location (strings are views into it).
 Frame native_frame(const NativeLocation& location);

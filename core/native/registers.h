@@ -16,6 +16,7 @@ struct Registers {
   // x86-64: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, then the return
   // address column (rip): DWARF registers 0-16.
   static constexpr int kCount = 17;
+  static constexpr int kStackPointer = 7;  // its DWARF number
   std::array<uint64_t, kCount> dwarf{};
   uint64_t pc() const { return dwarf[16]; }
   uint64_t sp() const { return dwarf[7]; }

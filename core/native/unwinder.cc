@@ -265,8 +265,8 @@ const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
       }
     }
   }
-  if (loc.function.empty()) loc.function = fmt::format("{:#x}", address);
   loc.role = rules_.classify(loc.function, loc.library);
+  if (loc.function.empty()) loc.function = fmt::format("{:#x}", address);
   // One key per shown identity: the same function, file, line and library
   // from another address is the same frame to a profile.
   std::string identity = loc.function;
@@ -292,6 +292,7 @@ void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {
   };
   for (int attempt = 0; attempt < 2; ++attempt) {
     out.frames.clear();
+    out.stack_pointers.clear();
     out.complete = false;
     chunks_.clear();
     chunk_bytes_read_ = 0;
@@ -310,6 +311,9 @@ void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {
             return DWARF_CB_ABORT;
           }
           w->out->frames.push_back(w->self->locate(pc, activation));
+          Dwarf_Word sp = 0;
+          if (dwfl_frame_reg(frame, Registers::kStackPointer, &sp) != 0) sp = 0;
+          w->out->stack_pointers.push_back(sp);
           return DWARF_CB_OK;
         },
         &walk);

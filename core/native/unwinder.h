@@ -36,6 +36,7 @@ struct NativeLocation {
 
 struct NativeStack {
   std::vector<const NativeLocation*> frames;  // innermost first
+  std::vector<uint64_t> stack_pointers;       // each frame's, where known (else 0)
   // The unwind reached the thread's first frame. When it did not (no CFI,
   // a corrupt stack, a bound), `frames` holds what was unwound.
   bool complete = false;

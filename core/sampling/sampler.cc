@@ -5,7 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/native/registers.h"
 #include "core/target/python_binary.h"
 #include "core/target/thread_stopper.h"
@@ -85,14 +88,26 @@ bool Sampler::sample_native(Snapshot& snapshot) {
     to.truncated = from.truncated;
     to.torn = from.torn;
     to.eval_calls = from.eval_calls;
+    to.eval_call_anchors = from.eval_call_anchors;
     if (from.torn) {
       to.frames.clear();
       continue;
     }
-    switch (merge_native(from.frames, from.eval_calls, natives_[i], show_internal_, to.frames)) {
+    switch (merge_native(from.frames, from.eval_calls, from.eval_call_anchors, natives_[i],
+                         show_internal_, to.frames)) {
       case MergeOutcome::kMerged: ++native_counts_.merged; break;
       case MergeOutcome::kCutShort: ++native_counts_.cut_short; break;
-      case MergeOutcome::kMismatch: ++native_counts_.mismatched; break;
+      case MergeOutcome::kMismatch:
+        ++native_counts_.mismatched;
+        PYFLAME_DEBUG_LOG("--native: thread {}: {} Python frames in {} eval-loop calls, {} native "
+                          "frames ({} eval-loop): not merged",
+                          from.native_id.value_or(0), from.frames.size(), from.eval_calls.size(),
+                          natives_[i].frames.size(),
+                          std::count_if(natives_[i].frames.begin(), natives_[i].frames.end(),
+                                        [](const NativeLocation* l) { return l->role == NativeRole::kEvalLoop; }));
+        for (const NativeLocation* l : natives_[i].frames)
+          PYFLAME_DEBUG_LOG("--native:   {} in {}", l->function, l->library);
+        break;
     }
   }
   return true;

@@ -49,6 +49,10 @@ struct ThreadSample {
   // _PyEval_EvalFrameDefault or PyEval_EvalFrameEx) runs, innermost call
   // first: for merging native frames (core/native/merge.h).
   std::vector<uint32_t> eval_calls;
+  // Per eval-loop call, where its entry frame (3.12+: a shim frame in the
+  // eval loop's C stack frame) is; 0 where the version has none. Tells the
+  // eval loop's native frames without symbols (a stripped interpreter).
+  std::vector<uint64_t> eval_call_anchors;
   bool truncated = false;               // the walk hit a bound or a bad frame
   // Its stack moved under every read of this sample: frames are not one
   // moment's and must not be shown (counted instead).
@@ -59,10 +63,13 @@ struct ThreadSample {
   void reset_except_frames() {
     std::vector<Frame> keep = std::move(frames);
     std::vector<uint32_t> calls = std::move(eval_calls);
+    std::vector<uint64_t> anchors = std::move(eval_call_anchors);
     *this = ThreadSample();
     frames = std::move(keep);
     eval_calls = std::move(calls);
     eval_calls.clear();
+    eval_call_anchors = std::move(anchors);
+    eval_call_anchors.clear();
   }
 };
 

@@ -151,16 +151,21 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   // Frames per eval-loop call, innermost call first, counting the frames
   // shown (an incomplete frame is in its call but not shown).
   thread.eval_calls.clear();
+  thread.eval_call_anchors.clear();
   uint32_t in_call = 0;
   size_t end = 0;
   for (size_t i = 0; i <= n; ++i) {
     for (; end < call_ends_.size() && call_ends_[end] == i; ++end) {
       thread.eval_calls.push_back(in_call);
+      thread.eval_call_anchors.push_back(call_anchors_[end]);
       in_call = 0;
     }
     if (i < n) in_call += memo.emitted[i];
   }
-  if (in_call > 0) thread.eval_calls.push_back(in_call);  // a call with no end seen
+  if (in_call > 0) {  // a call with no end seen
+    thread.eval_calls.push_back(in_call);
+    thread.eval_call_anchors.push_back(0);
+  }
 }
 
 void LayoutInterpreter::fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset) {

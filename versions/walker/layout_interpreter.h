@@ -268,6 +268,7 @@ class LayoutInterpreter : public core::Interpreter {
   // Where each eval-loop call's frames end in raw_ (a count of raw frames,
   // innermost call first): ThreadSample::eval_calls.
   std::vector<size_t> call_ends_;
+  std::vector<uint64_t> call_anchors_;  // the shim frame ending each call, or 0
   // Frames of raw_ that called the one before them without C code in
   // between (3.12, 3.13), with their stacktop: one below its code's locals
   // is torn (see walk_interpreter_frames).

@@ -84,6 +84,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
       call_ends_.clear();
+      call_anchors_.clear();
       inline_callers_.clear();
       const size_t words_begin = stack_words_.size();
       if (latest_stacks_.size() < threads) latest_stacks_.resize(threads);
@@ -160,6 +161,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     if (!code) return bad_walk();
     add_raw(code, offset, true);
     call_ends_.push_back(raw_.size());  // each frame object is one eval-loop call
+    call_anchors_.push_back(0);
     const RemoteAddr back(witness(frame_buf, frame, l_.frame_back));
     // A thread's outermost frame belongs to no generator: one that does is
     // a suspended generator's (its f_back cleared), reached by a torn read.
@@ -194,7 +196,10 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     if (owner == l_.owner_cstack || owner == l_.owner_interpreter) {
       // Each eval-loop call pushes one under its first frame (3.12+); the
       // sentinel a 3.15 stack ends at is no call.
-      if (frame != base_frame) call_ends_.push_back(raw_.size());
+      if (frame != base_frame) {
+        call_ends_.push_back(raw_.size());
+        call_anchors_.push_back(frame.value());
+      }
       frame = previous;
       called_inline = false;
       continue;
@@ -227,8 +232,10 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     innermost = false;
     called_inline = true;
     add_raw(code, instr - address_of(code, l_.code_adaptive), owner == l_.owner_generator);
-    if (present(l_.iframe_is_entry) && read(frame_buf, l_.iframe_is_entry) != 0)
+    if (present(l_.iframe_is_entry) && read(frame_buf, l_.iframe_is_entry) != 0) {
       call_ends_.push_back(raw_.size());  // 3.11: the first frame of its call
+      call_anchors_.push_back(0);
+    }
     frame = previous;
   }
 }
