@@ -575,6 +575,35 @@ def stopped_tasks(pid: int) -> List[str]:
 # A frame of pyflame's collapsed format: "function (file:line)", no line
 # when it has none.
 COLLAPSED_FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\d+))?\)$")
+# A native frame (--native): "function [LIBRARY]", the basename of the
+# library. A label ends in ")" or "]", never both: the two cannot be mistaken.
+COLLAPSED_NATIVE_FRAME = re.compile(r"^(?P<function>.*) \[(?P<library>[^\[\]]*)\]$")
+
+
+class CollapsedFrame(tuple):
+    """A parsed collapsed frame: the tuple (function, file, line), equal to
+    that plain tuple, plus `native`. A native frame (--native) is
+    (function, library basename, None) with native True."""
+
+    native: bool
+
+    def __new__(cls, function: str, filename: str, line: Optional[int],
+                native: bool = False) -> "CollapsedFrame":
+        frame = super().__new__(cls, (function, filename, line))
+        frame.native = native
+        return frame
+
+    @property
+    def function(self) -> str:
+        return self[0]
+
+    @property
+    def filename(self) -> str:
+        return self[1]
+
+    @property
+    def line(self) -> Optional[int]:
+        return self[2]
 
 
 def wait_until_recording(proc: subprocess.Popen, timeout: float = PROFILER_TIMEOUT) -> bytes:
@@ -596,8 +625,9 @@ def wait_until_recording(proc: subprocess.Popen, timeout: float = PROFILER_TIMEO
     return seen
 
 
-def parse_collapsed(text: str) -> List[Tuple[List[Tuple[str, str, Optional[int]]], int]]:
-    """pyflame's collapsed lines as ([(function, file, line)] root first, count)."""
+def parse_collapsed(text: str) -> List[Tuple[List[CollapsedFrame], int]]:
+    """pyflame's collapsed lines as ([(function, file, line)] root first,
+    count); a native frame is (function, library, None), its `native` True."""
     stacks = []
     for raw in text.splitlines():
         stack, _, count = raw.rpartition(" ")
@@ -606,9 +636,14 @@ def parse_collapsed(text: str) -> List[Tuple[List[Tuple[str, str, Optional[int]]
         frames = []
         for label in stack.split(";"):
             m = COLLAPSED_FRAME.match(label)
+            if m:
+                line = m.group("line")
+                frames.append(CollapsedFrame(m.group("function"), m.group("filename"),
+                                             int(line) if line else None))
+                continue
+            m = COLLAPSED_NATIVE_FRAME.match(label)
             if not m:
                 raise Failure("malformed frame %r in %r" % (label, raw))
-            line = m.group("line")
-            frames.append((m.group("function"), m.group("filename"), int(line) if line else None))
+            frames.append(CollapsedFrame(m.group("function"), m.group("library"), None, native=True))
         stacks.append((frames, int(count)))
     return stacks

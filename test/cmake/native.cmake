@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: Apache-2.0
+# --native in dump and record against every provisioned interpreter
+# (test/integration/test_native.py): a C extension built at test time
+# against the interpreter's headers (native_ext/native_ext.c) calls back
+# into Python and spins in C; the merged stacks must be exactly the
+# fixture's, and a sleeping thread's innermost frame native, in libc.
+# --native stops the target's threads for each sample, as --blocking does,
+# on a target of its own: like the --blocking tests, no RUN_SERIAL (nothing
+# here is a share of CPU time); about 6 s each.
+foreach(name IN LISTS interpreters)
+  add_test(NAME native/${name}
+           COMMAND ${Python3_EXECUTABLE} ${integration}/test_native.py
+                   --bin-dir ${bin_dir} --interp ${name} --manifest ${manifest})
+  set_tests_properties(native/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endforeach()
