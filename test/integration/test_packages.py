@@ -41,7 +41,8 @@ from pyflame_test import (DEFAULT_MANIFEST, PINGPONG_CODE, Failure, Interpreter,
 # libelf either.
 ALLOWED_LIBRARIES = {"linux-vdso.so.1", "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6",
                      "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1", "libncursesw.so.6",
-                     "libtinfo.so.6"}
+                     "libtinfo.so.6", "libdw.so.1", "libelf.so.1", "liblzma.so.5",
+                     "libbz2.so.1.0"}
 INSTALL_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 PYFLAME = "/usr/bin/pyflame"
 
