@@ -22,6 +22,7 @@ std::string thread_label(const ProfileThread& thread) {
 
 std::string frame_label(const ProfileFrame& frame) {
   if (frame.native()) {
+    if (frame.library.empty()) return frame.function;  // a marker, in no file
     const size_t slash = frame.library.rfind('/');
     return fmt::format("{} [{}]", frame.function,
                        slash == std::string::npos ? frame.library : frame.library.substr(slash + 1));
@@ -54,7 +55,8 @@ uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
       return it->second;
   }
   ProfileFrame key{std::string(frame.qualname ? *frame.qualname : frame.function),
-                   std::string(frame.filename), line, std::string(frame.library)};
+                   std::string(frame.filename), line, std::string(frame.library),
+                   frame.kind == FrameKind::kNative};
   auto [it, added] = frame_ids_.try_emplace(key, static_cast<uint32_t>(profile_.frames.size()));
   if (added) profile_.frames.push_back(std::move(key));
   if (frame.code_key != 0) code_line_ids_.emplace(std::pair{frame.code_key, line}, it->second);

@@ -24,7 +24,8 @@ struct ProfileFrame {
   // --native: a C frame's file (its maps path); empty for a Python frame.
   // `filename` and `line` are then DWARF's, when it had them.
   std::string library;
-  bool native() const { return !library.empty(); }
+  bool is_native = false;
+  bool native() const { return is_native; }
   bool operator==(const ProfileFrame&) const = default;
 };
 
