@@ -225,6 +225,8 @@ def case_args_pid(wrapper: Wrapper, interp: Interpreter) -> None:
                          ["record", "--mode", "gil", "-p", pid],
                          ["top", "--interval", "2", "--mode", "wall", "-p", pid],
                          ["top", "--rows", "5", "--once", "--pid", pid],
+                         ["dump", "--native", "-p", pid],
+                         ["record", "--native-all", "-d", "1", "-p", pid],
                          ["-o", "dump", "-r", "0.01", "-s", "3", "-p", pid, "--", "-p", "1"]):
                 expect_exec(wrapper.path, args, binary, cwd=tmp)
     finally:
@@ -389,6 +391,7 @@ def case_completion(source_dir: str) -> None:
         'c pyflame to\n'
         'c pyflame top --on\n'
         'c pyflame record --mode g\n'
+        'c pyflame dump --nat\n'
         'c pyflame record -- bas\n')
     # -p offers the PIDs of Python processes, not of others.
     python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -405,7 +408,8 @@ def case_completion(source_dir: str) -> None:
     if str(python.pid) not in pids or str(other.pid) in pids:
         raise Failure("-p completes %s: not the Python process %d alone among %d and it\n%s"
                       % (pids, python.pid, other.pid, result.describe()))
-    want = ["record", "--format", "speedscope", "--list", "", "--json", "top", "--once", "gil"]
+    want = ["record", "--format", "speedscope", "--list", "", "--json", "top", "--once", "gil",
+            "--native --native-all"]
     got = result.stdout_text.split("\n")
     if result.returncode != 0 or got[:len(want)] != want or "bash" not in got[len(want)].split():
         raise Failure("completions %r, expected %r then commands with bash\n%s"
