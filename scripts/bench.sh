@@ -10,6 +10,7 @@
 #   scripts/bench.sh --interp sid-3.15 --only cost --workload depth100
 #   scripts/bench.sh --hostile        # peak RSS against a hostile target, ~1 minute
 #   scripts/bench.sh --top            # top's cost per sample next to record's, ~4 minutes
+#   scripts/bench.sh --native         # --native's cost per sample next to --blocking's, ~2 minutes
 #
 # Prints a markdown table; writes JSON to $BUILD_DIR/bench/results.json and
 # the table to $BUILD_DIR/bench/results.md. BUILD_DIR defaults to build/
@@ -36,6 +37,10 @@ mkdir -p "$build/bench"
 if [ "${1:-}" = --top ]; then  # top's cost per sample next to record's (test/bench/top_cost.py)
   shift
   exec python3 test/bench/top_cost.py --bin-dir "$build/bin" "$@"
+fi
+if [ "${1:-}" = --native ]; then  # --native's cost per sample next to --blocking's (test/bench/native_cost.py)
+  shift
+  exec python3 test/bench/native_cost.py --bin-dir "$build/bin" "$@"
 fi
 if [ "${1:-}" = --hostile ]; then  # peak RSS against a hostile target (test/bench/hostile.py)
   shift

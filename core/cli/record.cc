@@ -135,7 +135,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
     }
     if (stats_file)
       stats_file->commit(stats_to_json(counters, elapsed, outcome.attach_seconds, outcome.cost, profile,
-                                       outcome.reads));
+                                       outcome.reads, options.run.native ? &outcome.native : nullptr));
   } catch (const Error& e) {
     if (!command) throw;
     // The command is ended as on every other path before we report.

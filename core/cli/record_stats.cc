@@ -52,7 +52,7 @@ void StatusLine::clear() {
 
 std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
                           const CostHistogram& cost, const Profile& profile,
-                          const Process::ReadStats& reads) {
+                          const Process::ReadStats& reads, const Sampler::NativeCounts* native) {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
@@ -78,6 +78,9 @@ std::string stats_to_json(const Counters& c, double elapsed, double attach_secon
                      "\"read_bytes_per_sample\": {:.1f}, \"last_read_sizes\": [{}]",
                      static_cast<double>(reads.calls) / per, static_cast<double>(reads.ranges) / per,
                      static_cast<double>(reads.bytes) / per, fmt::join(reads.last_call_sizes, ", "));
+  if (native)
+    out += fmt::format(", \"native_merged\": {}, \"native_cut_short\": {}, \"native_not_merged\": {}",
+                       native->merged, native->cut_short, native->mismatched);
   out += "}\n";
   return out;
 }

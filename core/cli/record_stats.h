@@ -10,6 +10,7 @@
 
 #include "core/target/process.h"
 #include "core/output/profile.h"
+#include "core/sampling/sampler.h"
 
 namespace pyflame::core {
 
@@ -70,8 +71,10 @@ class StatusLine {
 };
 
 // The --stats-json document.
+// `native`: --native's counts, written when given.
 std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
                           const CostHistogram& cost, const Profile& profile,
-                          const Process::ReadStats& reads);
+                          const Process::ReadStats& reads,
+                          const Sampler::NativeCounts* native = nullptr);
 
 }  // namespace pyflame::core

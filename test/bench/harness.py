@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -175,10 +175,14 @@ class Workload:
     /proc/PID/maps, which is only useful when reader and target share mounts.
     """
 
-    def __init__(self, interp: pt.Interpreter, args: Sequence[str]):
+    def __init__(self, interp: pt.Interpreter, args: Sequence[str],
+                 prepare: Optional[Callable[[str], None]] = None):
+        # prepare(tmpdir): puts files beside the workload before it starts.
         self.interp = interp
         self.tmpdir = interp.temp_dir()
         os.chmod(self.tmpdir, 0o755)
+        if prepare is not None:
+            prepare(self.tmpdir)
         script = os.path.join(self.tmpdir, "workload.py")
         shutil.copyfile(WORKLOAD, script)
         rfd, wfd = os.pipe()

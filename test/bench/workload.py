@@ -15,6 +15,9 @@ Modes:
               frame.  T=1 is the main thread alone.  With --blocked B, B of
               them (never the main thread) wait on an event that is never
               set instead of spinning: the idle threads of a thread pool.
+              With --leaf native the main thread spins in C instead, in
+              native_ext.spin() (test/integration/native_ext, built beside
+              this file by the harness): a native tail for --native.
   throughput  a CPU-bound pure-Python loop at depth --depth; each window line
               is "CLOCK ITERATIONS CPU": the clock at the end of the window,
               the iterations done in it and the process CPU seconds it used,
@@ -51,14 +54,17 @@ START_TIMEOUT = 60.0
 def parse_args(argv):
     # argparse exists everywhere, but this keeps 2.7's and 3.15's behaviour identical.
     opts = {"mode": "stack", "depth": 10, "threads": 1, "blocked": 0, "window": 0.1,
-            "fd": None}
+            "fd": None, "leaf": "python"}
     i = 0
     while i < len(argv):
         key = argv[i].lstrip("-")
         if key not in opts or i + 1 >= len(argv):
             sys.exit("workload.py: bad argument %r" % argv[i])
         value = argv[i + 1]
-        opts[key] = value if key == "mode" else (float(value) if key == "window" else int(value))
+        if key in ("mode", "leaf"):
+            opts[key] = value
+        else:
+            opts[key] = float(value) if key == "window" else int(value)
         i += 2
     if opts["fd"] is None:
         sys.exit("workload.py: --fd is required")
@@ -131,7 +137,8 @@ def stack_thread(depth, arrivals, leaf):
 
 def main_leaf(ctx):
     depth_here = frame_depth()
-    arrivals, channel, threads, depth, blocked = ctx
+    arrivals, channel, threads, depth, blocked, leaf = ctx
+    native_ext = __import__("native_ext") if leaf == "native" else None
     deadline = clock() + START_TIMEOUT
     while not arrivals.all_here.is_set():
         if clock() > deadline:
@@ -140,6 +147,8 @@ def main_leaf(ctx):
     channel.send(json.dumps({"mode": "stack", "pid": os.getpid(), "clock": CLOCK_NAME,
                              "threads": threads, "blocked": blocked, "depth": depth,
                              "depths": sorted(arrivals.depths + [depth_here])}))
+    if native_ext is not None:
+        native_ext.spin()  # never returns
     x = 0
     while True:
         x += 1
@@ -160,7 +169,7 @@ def run_stack(opts, channel):
         t.daemon = True
         t.start()
     base = frame_depth()
-    descend(depth - base - 2, main_leaf, (arrivals, channel, threads, depth, blocked))
+    descend(depth - base - 2, main_leaf, (arrivals, channel, threads, depth, blocked, opts["leaf"]))
 
 
 # -------------------------------------------------------------- throughput
