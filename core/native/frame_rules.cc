@@ -37,7 +37,8 @@ constexpr std::array kInterpreterCallMachinery{
     // starting the interpreter and running the main module
     std::string_view("main"), std::string_view("Py_BytesMain"), std::string_view("Py_RunMain"),
     std::string_view("Py_Main"), std::string_view("pymain_"), std::string_view("_PyRun_"),
-    std::string_view("PyRun_"), std::string_view("_Py_UnixMain"), std::string_view("run_mod"), std::string_view("run_eval_code_obj"),
+    std::string_view("PyRun_"), std::string_view("pyrun_"), std::string_view("_Py_UnixMain"),
+    std::string_view("run_mod"), std::string_view("run_eval_code_obj"),
     std::string_view("run_pyc_file"), std::string_view("builtin_exec"),
     // starting a thread
     std::string_view("thread_run"), std::string_view("t_bootstrap"),

@@ -21,12 +21,14 @@ Frame unwinding_stopped_frame() {
 }
 
 // Outside a thread's outermost Python frame lies how the thread started:
-// libc's start routines and the interpreter's, named or (stripped) not.
-bool thread_start_machinery(const Frame& f) {
-  if (f.kind != FrameKind::kNative) return false;
-  const size_t slash = f.library.rfind('/');
-  const std::string_view file = slash == std::string_view::npos ? f.library : f.library.substr(slash + 1);
-  return f.function.substr(0, 2) == "0x" || file.substr(0, 7) == "libc.so" || file.substr(0, 5) == "libc-";
+// the interpreter's start (any of its functions, named or not: 3.6's
+// run_file, 3.11's inlined pyrun_file), libc's thread starts, unnamed code.
+bool thread_start_machinery(const NativeLocation& loc) {
+  if (loc.in_interpreter || loc.unnamed) return true;
+  const size_t slash = loc.library.rfind('/');
+  const std::string_view file =
+      std::string_view(loc.library).substr(slash == std::string::npos ? 0 : slash + 1);
+  return file.substr(0, 7) == "libc.so" || file.substr(0, 5) == "libc-";
 }
 
 }  // namespace
@@ -39,6 +41,7 @@ Frame native_frame(const NativeLocation& location) {
   if (location.line > 0) f.line = location.line;
   f.library = location.library;
   f.address = location.address;
+  f.inlined = location.inlined;
   f.code_key = kNativeKeyBit | location.key;
   return f;
 }
@@ -55,9 +58,16 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
                          std::find(anchors.begin(), anchors.end(), 0) == anchors.end() &&
                          sp.size() == native.frames.size() &&
                          std::find(sp.begin(), sp.end(), 0) == sp.end();
+  // One C stack frame: the functions inlined into it (innermost first),
+  // then the function itself. Inside the eval loop the inlined ones are its
+  // own code, replaced with it: `group` is where the frame's output began.
+  size_t group = 0;
+  bool new_group = true;
   for (size_t i = 0; i < native.frames.size() && consistent; ++i) {
     const NativeLocation* loc = native.frames[i];
     NativeRole role = loc->role;
+    if (new_group) group = out.size();
+    new_group = !loc->inlined;
     if (by_anchor) {
       // A frame's locals lie from its stack pointer up to its caller's.
       const bool holds_anchor = call < anchors.size() && anchors[call] >= sp[i] &&
@@ -69,6 +79,10 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
         break;
       }
     }
+    if (role == NativeRole::kEvalLoop) out.resize(group);
+    if (!show_internal && call == eval_calls.size() && !python.empty() &&
+        role != NativeRole::kEvalLoop && thread_start_machinery(*loc))
+      role = NativeRole::kInternal;
     switch (role) {
       case NativeRole::kEvalLoop:
         if (call == eval_calls.size()) {
@@ -87,11 +101,7 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
         break;
     }
   }
-  if (consistent && call == eval_calls.size()) {
-    if (!show_internal && !python.empty())
-      while (!out.empty() && thread_start_machinery(out.back())) out.pop_back();
-    return MergeOutcome::kMerged;
-  }
+  if (consistent && call == eval_calls.size()) return MergeOutcome::kMerged;
   if (consistent && !native.complete) {
     out.push_back(unwinding_stopped_frame());
     out.insert(out.end(), python.begin() + static_cast<ptrdiff_t>(at), python.end());

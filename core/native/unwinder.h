@@ -32,6 +32,13 @@ struct NativeLocation {
   uint64_t address = 0;  // the frame's address in the target
   uint64_t key = 0;      // same key, same strings (for the profile's interning)
   NativeRole role = NativeRole::kShown;
+  // DWARF's inlined calls at one address are frames of their own: an
+  // inlined function's location is `inlined`, and `outer` is the function
+  // (inlined or not) it was inlined into, at the same address.
+  bool inlined = false;
+  const NativeLocation* outer = nullptr;
+  bool in_interpreter = false;  // in libpython, or the executable of a static build
+  bool unnamed = false;         // no symbol covers it
 };
 
 struct NativeStack {
@@ -61,6 +68,7 @@ class Unwinder {
 
  private:
   const NativeLocation* locate(uint64_t address, bool activation);
+  NativeLocation* store(NativeLocation location);
   void report_modules();
   bool read_word(uint64_t address, uint64_t& word);
 

@@ -57,6 +57,7 @@ std::string snapshot_to_text(const Snapshot& snapshot) {
         out += fmt::format("    {} [{}]", f.function,
                            slash == std::string_view::npos ? f.library : f.library.substr(slash + 1));
         if (!f.filename.empty() && f.line) out += fmt::format(" ({}:{})", f.filename, *f.line);
+        if (f.inlined) out += " [inlined]";
         out += "\n";
         continue;
       }
@@ -90,6 +91,7 @@ std::string snapshot_to_json(const Snapshot& snapshot) {
         append_field(out, "address", f.address);
         if (!f.filename.empty()) append_field(out, "filename", f.filename);
         if (f.line) append_field(out, "line", f.line);
+        if (f.inlined) append_field(out, "inlined", true);
         out += "}";
         continue;
       }

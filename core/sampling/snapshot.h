@@ -34,6 +34,7 @@ struct Frame {
   FrameKind kind = FrameKind::kPython;
   std::string_view library = {};
   uint64_t address = 0;
+  bool inlined = false;  // a C function inlined into the frame outside it (DWARF)
 
   bool operator==(const Frame&) const = default;
 };
