@@ -13,6 +13,7 @@ packages=(
   libdw-dev                  # --native: elfutils' unwinder and symbols
   catch2                     # unit tests
   python3 python3-dev        # test harness; headers for the demo's pyflame3.11
+  python3-numpy              # --native's numpy test: C code under the Python line
   util-linux                 # setpriv, unshare, for the unprivileged-user and namespace tests
   bsdutils                   # script(1): a terminal for record's status-line test
   tmux                       # a terminal to drive top in its test
