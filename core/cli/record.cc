@@ -28,7 +28,10 @@ void announce(int pid, const std::string& python_version, const RecordOptions& o
                                  : std::string("until it exits or Ctrl-C");
   std::fprintf(stderr, "pyflame: recording process %d (Python %s) at %g samples/s %s%s; attached in %.2f s\n",
                pid, python_version.c_str(), 1.0 / options.run.interval_seconds, length.c_str(),
-               options.run.blocking ? ", stopping it for each sample (--blocking)" : "", attach_seconds);
+               options.run.native     ? ", stopping it for each sample (--native)"
+               : options.run.blocking ? ", stopping it for each sample (--blocking)"
+                                      : "",
+               attach_seconds);
 }
 
 // What record does with each sample: adds it to the profile, keeps the

@@ -173,7 +173,10 @@ class TopConsumer : public SampleConsumer {
                           : std::string("n/a");
     std::vector<std::string> lines;
     lines.push_back(fmt::format("pyflame top - {}, Python {}, mode {}{}", target_, python_version_, sample_mode_name(options_.run.mode),
-                                options_.run.blocking ? ", --blocking" : ""));
+                                options_.run.native_all ? ", --native-all"
+                                : options_.run.native   ? ", --native"
+                                : options_.run.blocking ? ", --blocking"
+                                                        : ""));
     lines.push_back(fmt::format("{:.1f} samples/s (asked {:g}), {} samples, {} errors, {} torn", rate,
                                 1.0 / options_.run.interval_seconds, counters_.ticks, counters_.errors,
                                 counters_.torn));

@@ -72,6 +72,13 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
       // A frame's locals lie from its stack pointer up to its caller's.
       const bool holds_anchor = call < anchors.size() && anchors[call] >= sp[i] &&
                                 (i + 1 == sp.size() || anchors[call] < sp[i + 1]);
+      if (holds_anchor && !loc->in_interpreter) {
+        // Only the interpreter runs the eval loop: stack pointers that put
+        // the entry frame elsewhere come from a wrong unwind (through code
+        // without CFI, by frame pointers).
+        consistent = false;
+        break;
+      }
       if (holds_anchor) {
         role = NativeRole::kEvalLoop;
       } else if (role == NativeRole::kEvalLoop) {

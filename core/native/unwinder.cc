@@ -11,12 +11,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -31,11 +31,8 @@ constexpr int kMaxNativeFrames = 1024;         // a corrupt or endless stack end
 constexpr uint64_t kChunkBytes = 16 * 1024;    // stack read per miss
 constexpr size_t kMaxStackBytes = 8u << 20;    // read per unwind, at most
 constexpr size_t kMaxLocations = 1u << 16;     // cached addresses before the cache is dropped
-constexpr double kReportPatienceSeconds = 0.2; // between two looks for newly mapped files
+constexpr size_t kMaxUnmappedPages = 4096;      // remembered pages of code in no file
 
-double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Debug information only from the system's build-id tree (root's files,
 // found by the code's identity): never from a path the target's files name,
@@ -89,7 +86,10 @@ struct Unwinder::Internals {
   // Files reported, by (start, inode, path): a file mapped again at
   // another address (dlclose, dlopen) is another module.
   std::set<std::tuple<uint64_t, uint64_t, std::string>> reported;
-  bool saw_unmapped = false;  // the last unwind met an address in no module
+  bool saw_unmapped = false;  // the last unwind met an address in no module, on a new page
+  // Pages of code that were in no file even after the files were reported
+  // again (a JIT, anonymous code): they do not make us look again.
+  std::unordered_set<uint64_t> unmapped_pages;
 
   static pid_t next_thread(Dwfl*, void*, void**) { return 0; }  // asked for by TID only
   static bool get_thread(Dwfl*, pid_t, void* arg, void** thread_arg) {
@@ -140,7 +140,6 @@ Unwinder::Unwinder(const Process& process, NativeFrameRules rules)
 Unwinder::~Unwinder() { dwfl_end(internals_->dwfl); }
 
 void Unwinder::report_modules() {
-  last_report_ = monotonic_seconds();
   std::vector<Mapping> maps;
   try {
     maps = process_.maps();
@@ -297,7 +296,7 @@ const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
   std::vector<Dwarf_Die> inlined;
   Dwarf_Die cu_die;
   if (module == nullptr) {
-    internals_->saw_unmapped = true;
+    if (!internals_->unmapped_pages.count(lookup / 4096)) internals_->saw_unmapped = true;
     loc.library = "?";
   } else {
     const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -361,7 +360,9 @@ const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
   NativeLocation* function = store(std::move(loc));
   if (inner != nullptr) inner->outer = function;
   NativeLocation* first = innermost != nullptr ? innermost : function;
-  by_address_.emplace(lookup, first);
+  // An address in no known file is not remembered: the file may be
+  // reported soon (a library opened since), and it must then be found.
+  if (module != nullptr) by_address_.emplace(lookup, first);
   return first;
 }
 
@@ -406,13 +407,23 @@ void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {
     if (!out.complete)
       PYFLAME_DEBUG_LOG("--native: thread {} unwound {} frames, then: {}", tid, out.frames.size(),
                         walk.bounded ? "the bound" : dwfl_errmsg(-1));
-    // A library mapped since the files were last reported (dlopen): report
-    // it and unwind again, at most every kReportPatienceSeconds.
-    if (out.complete || !internals_->saw_unmapped ||
-        monotonic_seconds() - last_report_ < kReportPatienceSeconds)
+    // An address in no file, on a page not seen before: a library mapped
+    // since the files were last reported (dlopen). Report them again and
+    // unwind again, also after a complete unwind: without the file's CFI,
+    // libdwfl may have gone on by frame pointers. A page still in no file
+    // then (a JIT's code) is remembered and never makes us look again.
+    if (!internals_->saw_unmapped) return;
+    if (attempt == 1) {
+      // Still in no file after a fresh look: not a file's code.
+      if (internals_->unmapped_pages.size() > kMaxUnmappedPages) internals_->unmapped_pages.clear();
+      for (const NativeLocation* loc : out.frames)
+        if (loc->library == "?") {  // looked up at the address, or the byte before it
+          internals_->unmapped_pages.insert(loc->address / 4096);
+          internals_->unmapped_pages.insert((loc->address - 1) / 4096);
+        }
       return;
+    }
     report_modules();
-    by_address_.clear();  // "?" entries may have a module now
   }
 }
 

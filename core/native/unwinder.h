@@ -88,7 +88,6 @@ class Unwinder {
   std::vector<Chunk> chunks_;
   size_t chunk_bytes_read_ = 0;
   const Registers* registers_ = nullptr;
-  double last_report_ = 0;  // when the modules were last reported (monotonic seconds)
 };
 
 }  // namespace pyflame::core

@@ -41,13 +41,24 @@ uint32_t TopTable::function_of(const Frame& frame) {
   }
   // A code object not seen before may still be a function seen before (a
   // code key is per code object, and two may share a name and file).
-  std::string key = fmt::format("{}\n{}", name, frame.filename);
+  // A C frame (--native) is its function in its library: "f [libfoo.so]",
+  // with DWARF's file, else the library's path, where a Python frame has
+  // its file.
+  std::string shown(name);
+  std::string_view file = frame.filename;
+  if (frame.kind == FrameKind::kNative) {
+    const size_t slash = frame.library.rfind('/');
+    if (!frame.library.empty())
+      shown += fmt::format(" [{}]", frame.library.substr(slash == std::string_view::npos ? 0 : slash + 1));
+    if (file.empty()) file = frame.library;
+  }
+  std::string key = fmt::format("{}\n{}", shown, file);
   uint32_t index;
   if (auto it = by_name_.find(key); it != by_name_.end()) {
     index = it->second;
   } else {
     index = static_cast<uint32_t>(functions_.size());
-    functions_.push_back({std::string(name), std::string(frame.filename), {}, frame.line.value_or(0)});
+    functions_.push_back({std::move(shown), std::string(file), {}, frame.line.value_or(0)});
     by_name_.emplace(std::move(key), index);
   }
   if (frame.code_key != 0) by_code_key_.emplace(frame.code_key, index);

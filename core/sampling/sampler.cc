@@ -55,7 +55,20 @@ bool Sampler::sample_native(Snapshot& snapshot) {
   unwinder_->begin_sample();
   bool ok = false;
   {
-    ThreadStopper stopper(pid_, read_idle_);
+    std::optional<ThreadStopper> held;
+    try {
+      held.emplace(pid_, read_idle_);
+    } catch (const Error& e) {
+      if (e.code() != ExitCode::kPermissionDenied) throw;
+      throw Error(ExitCode::kPermissionDenied,
+                  fmt::format("pyflame: --native stops each thread with ptrace to read its "
+                              "registers, and process {} cannot be stopped: it is already traced "
+                              "(a debugger, strace, another profiler), or ptrace is not permitted "
+                              "(needs CAP_SYS_PTRACE or kernel.yama.ptrace_scope=0); without "
+                              "--native, pyflame samples the Python frames without stopping it",
+                              pid_));
+    }
+    ThreadStopper& stopper = *held;
     ok = interpreter_.sample(walked_);
     states_.note_waiting(stopper.waiting());
     if (ok) {
