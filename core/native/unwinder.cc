@@ -78,6 +78,37 @@ std::string demangled(const char* name) {
   return result;
 }
 
+// libelf maps the files it reads: one that its owner truncates afterwards
+// would kill us with SIGBUS on the next read of the lost pages. A file that
+// anyone but root may write is therefore read through a private copy (a
+// memfd), taken once; root's files, not writable by others, are read in
+// place. Returns the descriptor to use (FD, or the copy; FD is closed
+// then), or -1 if the copy failed.
+int private_copy_if_writable(int fd) {
+  constexpr off_t kMaxCopyBytes = off_t{1} << 30;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  if (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0) return fd;
+  int copy = -1;
+  if (st.st_size > 0 && st.st_size <= kMaxCopyBytes) copy = ::memfd_create("pyflame-elf", MFD_CLOEXEC);
+  std::vector<char> buffer(1 << 16);
+  off_t at = 0;
+  while (copy >= 0 && at < st.st_size) {
+    const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
+    if (n <= 0 || ::write(copy, buffer.data(), static_cast<size_t>(n)) != n) {
+      ::close(copy);
+      copy = -1;
+      break;
+    }
+    at += n;
+  }
+  ::close(fd);
+  return copy;
+}
+
 }  // namespace
 
 struct Unwinder::Internals {
@@ -173,11 +204,12 @@ void Unwinder::report_modules() {
     internals_->reported.insert(id);
     int fd = -1;
     try {
-      fd = process_.open_mapped_file(m);
+      fd = private_copy_if_writable(process_.open_mapped_file(m));
     } catch (const Error& e) {
       PYFLAME_DEBUG_LOG("--native: {} is not unwound: {}", m.path, e.what());
       continue;
     }
+    if (fd < 0) continue;
     const std::string name(strip_deleted(m.path));
     if (dwfl_report_elf(internals_->dwfl, name.c_str(), name.c_str(), fd, m.start - m.offset,
                         false) == nullptr) {
