@@ -418,17 +418,26 @@ def main_thread(doc: dict, target: Target) -> list:
     return frames
 
 
-def check_default(frames: list, target: Fixture) -> None:
+def stack_problems(frames: list, expected: list, problem_of) -> List[str]:
+    """What keeps FRAMES from being exactly EXPECTED (tuples that start with
+    kind and function), frame by frame: problem_of(frame, expected_entry)
+    says what is wrong with one frame, or None."""
     problems = []
-    for index in range(max(len(frames), len(MERGED_STACK))):
-        if index >= len(MERGED_STACK):
+    for index in range(max(len(frames), len(expected))):
+        if index >= len(expected):
             problems.append("#%d: unexpected extra frame %s" % (index, render(frames[index])))
         elif index >= len(frames):
-            problems.append("#%d: missing %s %s" % ((index,) + MERGED_STACK[index]))
+            problems.append("#%d: missing %s %s" % (index, expected[index][0], expected[index][1]))
         else:
-            why = frame_problem(frames[index], MERGED_STACK[index][0], MERGED_STACK[index][1], target)
+            why = problem_of(frames[index], expected[index])
             if why:
                 problems.append("#%d: %s" % (index, why))
+    return problems
+
+
+def check_default(frames: list, target: Fixture) -> None:
+    problems = stack_problems(frames, MERGED_STACK,
+                              lambda frame, want: frame_problem(frame, want[0], want[1], target))
     expect(not problems, "dump --native: the main thread's stack is not %s:\n    %s\n    %s"
            % (" <- ".join(f for _, f in MERGED_STACK), "\n    ".join(problems),
               render_stack(frames)))
@@ -549,16 +558,8 @@ def cpp_frame_problem(frame, kind: str, function: str, inlined: bool, marker: st
 
 
 def check_cpp_dump(frames: list, target: Fixture) -> None:
-    problems = []
-    for index in range(max(len(frames), len(CPP_STACK))):
-        if index >= len(CPP_STACK):
-            problems.append("#%d: unexpected extra frame %s" % (index, render(frames[index])))
-        elif index >= len(frames):
-            problems.append("#%d: missing %s %s" % (index, CPP_STACK[index][0], CPP_STACK[index][1]))
-        else:
-            why = cpp_frame_problem(frames[index], *CPP_STACK[index], target=target)
-            if why:
-                problems.append("#%d: %s" % (index, why))
+    problems = stack_problems(frames, CPP_STACK,
+                              lambda frame, want: cpp_frame_problem(frame, *want, target=target))
     if not problems and frames[0].get("address") != frames[1].get("address"):
         problems.append("the inlined frame's address %r is not that of the frame it is inlined "
                         "into, %r" % (frames[0].get("address"), frames[1].get("address")))
