@@ -43,6 +43,7 @@ constexpr uint32_t kLabelKey = 1;
 constexpr uint32_t kLabelStr = 2;
 constexpr uint32_t kLabelNum = 3;
 constexpr uint32_t kMappingId = 1;
+constexpr uint32_t kMappingFilename = 5;
 constexpr uint32_t kMappingHasFunctions = 7;
 constexpr uint32_t kMappingHasFilenames = 8;
 constexpr uint32_t kMappingHasLineNumbers = 9;
@@ -166,23 +167,38 @@ std::string write_pprof(const Profile& profile) {
   sample_types.message(proto::kProfileSampleType, value_type(strings, "samples", "count"));
   sample_types.message(proto::kProfileSampleType, value_type(strings, "cpu", "nanoseconds"));
 
-  // Every location is in one Mapping that says it is already symbolized,
-  // so pprof does not look for a binary to read symbols from.
-  constexpr uint64_t kMappingId = 1;
-  ProtoWriter mapping;
-  mapping.varint(proto::kMappingId, kMappingId);
-  mapping.varint(proto::kMappingHasFunctions, uint64_t{1});
-  mapping.varint(proto::kMappingHasFilenames, uint64_t{1});
-  mapping.varint(proto::kMappingHasLineNumbers, uint64_t{1});
+  // Python frames are in one Mapping, and a C frame (--native) in its
+  // library's, each saying it is already symbolized, so that pprof does
+  // not look for a binary to read symbols from.
+  constexpr uint64_t kPythonMappingId = 1;
+  ProtoWriter mappings;
+  std::map<std::string_view, uint64_t> mapping_ids;  // library -> id
+  auto add_mapping = [&](uint64_t id, std::string_view library) {
+    ProtoWriter mapping;
+    mapping.varint(proto::kMappingId, id);
+    if (!library.empty()) mapping.varint(proto::kMappingFilename, strings.index(library));
+    mapping.varint(proto::kMappingHasFunctions, uint64_t{1});
+    mapping.varint(proto::kMappingHasFilenames, uint64_t{1});
+    mapping.varint(proto::kMappingHasLineNumbers, uint64_t{1});
+    mappings.message(proto::kProfileMapping, mapping);
+  };
+  add_mapping(kPythonMappingId, "");
+  auto mapping_of = [&](const ProfileFrame& frame) {
+    if (!frame.native()) return kPythonMappingId;
+    auto [it, added] = mapping_ids.try_emplace(frame.library, mapping_ids.size() + 2);
+    if (added) add_mapping(it->second, frame.library);
+    return it->second;
+  };
 
   // One Function per (name, file), one Location per frame: a Location is a
   // line within a function, so pprof can show both granularities. Ids are
   // 1-based (0 means "none"); location i + 1 is profile.frames[i].
   ProtoWriter functions;
   ProtoWriter locations;
-  std::map<std::pair<std::string_view, std::string_view>, uint64_t> function_ids;
+  // Keyed by copies: a C frame's name and file are made for the call.
+  std::map<std::pair<std::string, std::string>, uint64_t> function_ids;
   auto add_location = [&](uint64_t id, const std::string& name, const std::string& file,
-                          int line) {
+                          int line, uint64_t mapping_id) {
     auto [it, added] = function_ids.try_emplace({name, file}, function_ids.size() + 1);
     if (added) {
       ProtoWriter f;
@@ -200,7 +216,7 @@ std::string write_pprof(const Profile& profile) {
     l.varint(proto::kLineLine, static_cast<int64_t>(line));
     ProtoWriter loc;
     loc.varint(proto::kLocationId, id);
-    loc.varint(proto::kLocationMappingId, kMappingId);
+    loc.varint(proto::kLocationMappingId, mapping_id);
     loc.message(proto::kLocationLine, l);
     locations.message(proto::kProfileLocation, loc);
   };
@@ -208,7 +224,8 @@ std::string write_pprof(const Profile& profile) {
     const ProfileFrame& frame = profile.frames[i];
     // A C frame without DWARF is named by its library, as pprof shows files.
     add_location(i + 1, frame.native() ? frame_label(frame) : frame.function,
-                 frame.native() && frame.filename.empty() ? frame.library : frame.filename, frame.line);
+                 frame.native() && frame.filename.empty() ? frame.library : frame.filename, frame.line,
+                 mapping_of(frame));
   }
   // A stack without Python frames (an idle thread with --idle) still counts:
   // give it one made-up location, named as the collapsed writer names it.
@@ -233,7 +250,7 @@ std::string write_pprof(const Profile& profile) {
     // pprof puts the leaf first; our stacks are root first.
     for (auto it = stack.frames.rbegin(); it != stack.frames.rend(); ++it) ids.push_back(*it + 1);
     if (ids.empty()) {
-      if (!have_no_frames) add_location(no_frames_id, kNoFrames, kNoFile, 0);
+      if (!have_no_frames) add_location(no_frames_id, kNoFrames, kNoFile, 0, kPythonMappingId);
       have_no_frames = true;
       ids.push_back(no_frames_id);
     }
@@ -272,7 +289,7 @@ std::string write_pprof(const Profile& profile) {
   ProtoWriter out;
   out.append(sample_types);
   out.append(samples);
-  out.message(proto::kProfileMapping, mapping);
+  out.append(mappings);
   out.append(locations);
   out.append(functions);
   strings.write(out);
