@@ -47,3 +47,30 @@ TEST_CASE("output format from name and file extension") {
   CHECK(core::parse_format("svg") == core::OutputFormat::kFlamegraph);
   CHECK_FALSE(core::parse_format("html"));
 }
+
+TEST_CASE("a C frame is labelled with its library's file name (--native)") {
+  core::Profile p;
+  core::ProfileBuilder builder(p);
+  core::ThreadSample t;
+  t.thread_id = 1;
+  core::Frame spin;
+  spin.kind = core::FrameKind::kNative;
+  spin.function = "int ns::spin<int>(int)";
+  spin.filename = "spin.cc";
+  spin.line = 9;
+  spin.library = "/srv/lib/native_cpp.so";
+  spin.code_key = core::kNativeKeyBit | 1;
+  core::Frame marker;
+  marker.kind = core::FrameKind::kNative;
+  marker.function = "[native stack not unwound further]";
+  marker.filename = "";
+  marker.code_key = core::kNativeKeyBit;
+  core::Frame caller{"caller", std::nullopt, "/srv/app.py", 3};
+  t.frames = {spin, caller};
+  builder.add(t, 2);
+  t.frames = {spin, marker, caller};
+  builder.add(t, 1);
+  CHECK(core::write_collapsed(p) ==
+        "caller (/srv/app.py:3);[native stack not unwound further];int ns::spin<int>(int) [native_cpp.so] 1\n"
+        "caller (/srv/app.py:3);int ns::spin<int>(int) [native_cpp.so] 2\n");
+}

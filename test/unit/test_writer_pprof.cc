@@ -359,3 +359,44 @@ TEST_CASE("pprof of an empty profile is a valid empty profile") {
   CHECK(p.strings[0].empty());
   CHECK(p.sample_types.size() == 2);
 }
+
+TEST_CASE("pprof puts each C library's frames in a mapping of its own (--native)") {
+  core::Profile p;
+  core::ProfileBuilder builder(p);
+  core::ThreadSample t;
+  t.thread_id = 1;
+  core::Frame spin;
+  spin.kind = core::FrameKind::kNative;
+  spin.function = "ext_spin";
+  spin.filename = "";
+  spin.library = "/srv/lib/native_ext.so";
+  spin.code_key = core::kNativeKeyBit | 1;
+  core::Frame wait = spin;
+  wait.function = "clock_nanosleep";
+  wait.library = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+  wait.filename = "clock_nanosleep.c";
+  wait.line = 48;
+  wait.code_key = core::kNativeKeyBit | 2;
+  core::Frame caller{"caller", std::nullopt, "/srv/app.py", 3};
+  t.frames = {spin, caller};
+  builder.add(t, 2);
+  t.frames = {wait, caller};
+  builder.add(t, 1);
+  const Decoded d = decode_profile(core::write_pprof(p));
+  // Python's mapping, then one per library, named by its path.
+  REQUIRE(d.mappings.size() == 3);
+  std::map<std::string, uint64_t> mapping_of_file;
+  for (const auto& [id, fields] : d.mappings)
+    for (const Field& f : fields)
+      if (f.number == 5) mapping_of_file[d.strings.at(f.value)] = id;
+  REQUIRE(mapping_of_file.size() == 2);
+  std::map<std::string, std::string> library_of_function;
+  for (const auto& [id, loc] : d.locations) {
+    const std::string& name = d.functions.at(loc.function_id).name;
+    for (const auto& [file, mapping] : mapping_of_file)
+      if (loc.mapping_id == mapping) library_of_function[name] = file;
+  }
+  CHECK(library_of_function == std::map<std::string, std::string>{
+                                   {"ext_spin [native_ext.so]", "/srv/lib/native_ext.so"},
+                                   {"clock_nanosleep [libc.so.6]", "/usr/lib/x86_64-linux-gnu/libc.so.6"}});
+}
