@@ -510,7 +510,6 @@ def check_record(profiler: str, target: Fixture, work: str) -> str:
 def case_merged(profiler: str, interp: Interpreter, work: str) -> str:
     """dump --native, dump --native --native-all and record --native of the
     main thread in ext_spin: each is checked, and all failures reported."""
-    failures, notes = [], []
     with Fixture(interp, "merged") as target:
         expect(target.first_line == "ready", "fixture said %r" % target.first_line)
         wait_spinning(target)
@@ -525,13 +524,21 @@ def case_merged(profiler: str, interp: Interpreter, work: str) -> str:
             check_all(frames, target)
             return "dump --native-all: %d frames" % len(frames)
 
-        for check in (default, everything, lambda: check_record(profiler, target, work)):
-            try:
-                notes.append(check())
-            except Failure as e:
-                failures.append(str(e))
-            if not target.alive():
-                break
+        return run_checks(target, [default, everything,
+                                   lambda: check_record(profiler, target, work)])
+
+
+def run_checks(target: Target, checks) -> str:
+    """Runs every check of one fixture (while it lives) and reports all
+    their failures together, with what passed."""
+    notes, failures = [], []
+    for check in checks:
+        try:
+            notes.append(check())
+        except Failure as e:
+            failures.append(str(e))
+        if not target.alive():
+            break
     expect(not failures, "\n".join(failures + (["passed: " + "; ".join(notes)] if notes else [])))
     return "; ".join(notes)
 
@@ -618,7 +625,6 @@ def case_cpp(profiler: str, interp: Interpreter, work: str) -> str:
     """dump --native and record --native of the main thread spinning in
     C++: demangled names, an inlined frame."""
     cxx_compiler()  # a Skip (Missing) before anything else without one
-    failures, notes = [], []
     with Fixture(interp, "cpp", cpp=True) as target:
         expect(target.first_line == "ready", "fixture said %r" % target.first_line)
         wait_spinning(target)
@@ -629,15 +635,7 @@ def case_cpp(profiler: str, interp: Interpreter, work: str) -> str:
             check_cpp_dump(frames, target)
             return "dump: %s" % " <- ".join(str(f.get("function")) for f in frames)
 
-        for check in (default, lambda: check_cpp_record(profiler, target, work)):
-            try:
-                notes.append(check())
-            except Failure as e:
-                failures.append(str(e))
-            if not target.alive():
-                break
-    expect(not failures, "\n".join(failures + (["passed: " + "; ".join(notes)] if notes else [])))
-    return "; ".join(notes)
+        return run_checks(target, [default, lambda: check_cpp_record(profiler, target, work)])
 
 
 # A marker frame of --native (docs/usage.md), in no library: its label is
