@@ -25,9 +25,7 @@ Frame unwinding_stopped_frame() {
 // run_file, 3.11's inlined pyrun_file), libc's thread starts, unnamed code.
 bool thread_start_machinery(const NativeLocation& loc) {
   if (loc.in_interpreter || loc.unnamed) return true;
-  const size_t slash = loc.library.rfind('/');
-  const std::string_view file =
-      std::string_view(loc.library).substr(slash == std::string::npos ? 0 : slash + 1);
+  const std::string_view file = library_file_name(loc.library);
   return file.substr(0, 7) == "libc.so" || file.substr(0, 5) == "libc-";
 }
 

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/native/unwinder.h"
+#include "core/native/unwinder_internals.h"
 
-#include <cxxabi.h>
-#include <dwarf.h>
-#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -27,7 +25,6 @@
 namespace pyflame::core {
 namespace {
 
-constexpr int kMaxNativeFrames = 1024;         // a corrupt or endless stack ends here
 constexpr uint64_t kChunkBytes = 16 * 1024;    // stack read per miss
 constexpr size_t kMaxStackBytes = 8u << 20;    // read per unwind, at most
 constexpr size_t kMaxLocations = 1u << 16;     // cached addresses before the cache is dropped
@@ -68,16 +65,6 @@ const Dwfl_Callbacks kDwflCallbacks = {
     .debuginfo_path = nullptr,
 };
 
-std::string demangled(const char* name) {
-  if (name[0] != '_' || name[1] != 'Z') return name;
-  int status = 0;
-  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (status != 0 || out == nullptr) return name;
-  std::string result(out);
-  std::free(out);
-  return result;
-}
-
 // libelf maps the files it reads: one that its owner truncates afterwards
 // would kill us with SIGBUS on the next read of the lost pages. A file that
 // anyone but root may write is therefore read through a private copy (a
@@ -111,38 +98,6 @@ int private_copy_if_writable(int fd) {
 
 }  // namespace
 
-struct Unwinder::Internals {
-  Dwfl* dwfl = nullptr;
-  bool attached = false;
-  // Files reported, by (start, inode, path): a file mapped again at
-  // another address (dlclose, dlopen) is another module.
-  std::set<std::tuple<uint64_t, uint64_t, std::string>> reported;
-  bool saw_unmapped = false;  // the last unwind met an address in no module, on a new page
-  // Pages of code that were in no file even after the files were reported
-  // again (a JIT, anonymous code): they do not make us look again.
-  std::unordered_set<uint64_t> unmapped_pages;
-
-  static pid_t next_thread(Dwfl*, void*, void**) { return 0; }  // asked for by TID only
-  static bool get_thread(Dwfl*, pid_t, void* arg, void** thread_arg) {
-    *thread_arg = arg;
-    return true;
-  }
-  static bool memory_read(Dwfl*, Dwarf_Addr address, Dwarf_Word* result, void* arg) {
-    uint64_t word = 0;
-    if (!static_cast<Unwinder*>(arg)->read_word(address, word)) return false;
-    *result = word;
-    return true;
-  }
-  static bool set_initial_registers(Dwfl_Thread* thread, void* arg) {
-    const Registers& r = *static_cast<Unwinder*>(arg)->registers_;
-    static_assert(sizeof(Dwarf_Word) == sizeof(uint64_t));
-    if (!dwfl_thread_state_registers(thread, 0, Registers::kCount,
-                                     reinterpret_cast<const Dwarf_Word*>(r.dwarf.data())))
-      return false;
-    dwfl_thread_state_register_pc(thread, r.pc());
-    return true;
-  }
-};
 
 namespace {
 const Dwfl_Thread_Callbacks kThreadCallbacks = {
@@ -263,139 +218,6 @@ void Unwinder::begin_sample() {
     locations_.clear();
     keys_.clear();
   }
-}
-
-namespace {
-
-// A DIE's name for a frame: its linkage name demangled (C++: qualified),
-// else its name, looked up through its abstract origin.
-std::string die_function_name(Dwarf_Die* die) {
-  Dwarf_Attribute attr;
-  for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
-    if (dwarf_attr_integrate(die, at, &attr) != nullptr)
-      if (const char* linkage = dwarf_formstring(&attr)) return demangled(linkage);
-  }
-  if (dwarf_attr_integrate(die, DW_AT_name, &attr) != nullptr)
-    if (const char* name = dwarf_formstring(&attr)) return name;
-  return {};
-}
-
-// The call site of an inlined subroutine: (file, line) in its caller.
-std::pair<std::string, int> call_site(Dwarf_Die* cu, Dwarf_Die* inlined) {
-  Dwarf_Attribute attr;
-  Dwarf_Word file_index = 0, line = 0;
-  std::string file;
-  if (dwarf_attr(inlined, DW_AT_call_line, &attr) != nullptr) dwarf_formudata(&attr, &line);
-  Dwarf_Files* files = nullptr;
-  size_t count = 0;
-  if (dwarf_attr(inlined, DW_AT_call_file, &attr) != nullptr && dwarf_formudata(&attr, &file_index) == 0 &&
-      dwarf_getsrcfiles(cu, &files, &count) == 0 && file_index < count)
-    if (const char* name = dwarf_filesrc(files, file_index, nullptr, nullptr)) file = name;
-  return {file, line <= INT32_MAX ? static_cast<int>(line) : 0};
-}
-
-}  // namespace
-
-NativeLocation* Unwinder::store(NativeLocation loc) {
-  loc.role = rules_.classify(loc.function, loc.library);
-  loc.in_interpreter = loc.library == rules_.interpreter_path;
-  loc.unnamed = loc.function.empty();
-  if (loc.unnamed) loc.function = fmt::format("{:#x}", loc.address);
-  // One key per shown identity: the same function, file, line and library
-  // from another address is the same frame to a profile.
-  std::string identity = loc.function;
-  identity += '\0';
-  identity += loc.library;
-  identity += '\0';
-  identity += loc.filename;
-  identity += '\0';
-  identity += std::to_string(loc.line);
-  auto [key, added] = keys_.try_emplace(std::move(identity), next_key_);
-  if (added) ++next_key_;
-  loc.key = key->second;
-  return &locations_.emplace_back(std::move(loc));
-}
-
-const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
-  // A return address is the instruction after the call: the call's line
-  // and function are the byte before it.
-  const uint64_t lookup = activation ? address : address - 1;
-  if (auto it = by_address_.find(lookup); it != by_address_.end()) return it->second;
-  NativeLocation loc;
-  loc.address = address;
-  Dwfl_Module* module = dwfl_addrmodule(internals_->dwfl, lookup);
-  // Inlined calls at this address, innermost first, and their compile unit.
-  std::vector<Dwarf_Die> inlined;
-  Dwarf_Die cu_die;
-  if (module == nullptr) {
-    if (!internals_->unmapped_pages.count(lookup / 4096)) internals_->saw_unmapped = true;
-    loc.library = "?";
-  } else {
-    const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                        nullptr, nullptr);
-    loc.library = name ? name : "?";
-    GElf_Off offset = 0;
-    GElf_Sym sym;
-    const char* symbol =
-        dwfl_module_addrinfo(module, lookup, &offset, &sym, nullptr, nullptr, nullptr);
-    if (symbol != nullptr && symbol[0] != '\0') {
-      // "clock_nanosleep@GLIBC_2.2.5": the symbol version is not the name.
-      std::string symbol_name(symbol);
-      if (const size_t at = symbol_name.find('@'); at != std::string::npos && at > 0)
-        symbol_name.resize(at);
-      loc.function = demangled(symbol_name.c_str());
-    }
-    if (Dwfl_Line* line = dwfl_module_getsrc(module, lookup)) {
-      int lineno = 0;
-      const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
-      if (file != nullptr && lineno > 0) {
-        loc.filename = file;
-        loc.line = lineno;
-      }
-    }
-    Dwarf_Addr bias = 0;
-    if (Dwarf_Die* cu = dwfl_module_addrdie(module, lookup, &bias)) {
-      cu_die = *cu;
-      Dwarf_Die* scopes = nullptr;
-      const int n = dwarf_getscopes(cu, lookup - bias, &scopes);
-      for (int i = 0; i < n && i < kMaxNativeFrames; ++i) {
-        const int tag = dwarf_tag(&scopes[i]);
-        if (tag == DW_TAG_subprogram) break;
-        if (tag == DW_TAG_inlined_subroutine) inlined.push_back(scopes[i]);
-      }
-      std::free(scopes);
-    }
-  }
-  // Without inlining, one frame; with it, the innermost inlined function
-  // at this address's line, each caller at its call site, out to the
-  // function the symbol table names.
-  NativeLocation* innermost = nullptr;
-  NativeLocation* inner = nullptr;
-  std::string file = loc.filename;
-  int line = loc.line;
-  for (Dwarf_Die& die : inlined) {
-    NativeLocation frame;
-    frame.address = address;
-    frame.library = loc.library;
-    frame.function = die_function_name(&die);
-    frame.filename = file;
-    frame.line = line;
-    frame.inlined = true;
-    std::tie(file, line) = call_site(&cu_die, &die);
-    NativeLocation* stored = store(std::move(frame));
-    if (inner != nullptr) inner->outer = stored;
-    if (innermost == nullptr) innermost = stored;
-    inner = stored;
-  }
-  loc.filename = file;
-  loc.line = line;
-  NativeLocation* function = store(std::move(loc));
-  if (inner != nullptr) inner->outer = function;
-  NativeLocation* first = innermost != nullptr ? innermost : function;
-  // An address in no known file is not remembered: the file may be
-  // reported soon (a library opened since), and it must then be found.
-  if (module != nullptr) by_address_.emplace(lookup, first);
-  return first;
 }
 
 void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {

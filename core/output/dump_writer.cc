@@ -53,9 +53,7 @@ std::string snapshot_to_text(const Snapshot& snapshot) {
     for (const Frame& f : t.frames) {
       if (f.kind == FrameKind::kNative) {
         // "function [libfoo.so] (file.c:12)" (DWARF's file and line when known)
-        const size_t slash = f.library.rfind('/');
-        out += fmt::format("    {} [{}]", f.function,
-                           slash == std::string_view::npos ? f.library : f.library.substr(slash + 1));
+        out += fmt::format("    {} [{}]", f.function, library_file_name(f.library));
         if (!f.filename.empty() && f.line) out += fmt::format(" ({}:{})", f.filename, *f.line);
         if (f.inlined) out += " [inlined]";
         out += "\n";

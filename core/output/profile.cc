@@ -23,9 +23,7 @@ std::string thread_label(const ProfileThread& thread) {
 std::string frame_label(const ProfileFrame& frame) {
   if (frame.native()) {
     if (frame.library.empty()) return frame.function;  // a marker, in no file
-    const size_t slash = frame.library.rfind('/');
-    return fmt::format("{} [{}]", frame.function,
-                       slash == std::string::npos ? frame.library : frame.library.substr(slash + 1));
+    return fmt::format("{} [{}]", frame.function, library_file_name(frame.library));
   }
   if (frame.line > 0) return fmt::format("{} ({}:{})", frame.function, frame.filename, frame.line);
   return fmt::format("{} ({})", frame.function, frame.filename);

@@ -47,9 +47,7 @@ uint32_t TopTable::function_of(const Frame& frame) {
   std::string shown(name);
   std::string_view file = frame.filename;
   if (frame.kind == FrameKind::kNative) {
-    const size_t slash = frame.library.rfind('/');
-    if (!frame.library.empty())
-      shown += fmt::format(" [{}]", frame.library.substr(slash == std::string_view::npos ? 0 : slash + 1));
+    if (!frame.library.empty()) shown += fmt::format(" [{}]", library_file_name(frame.library));
     if (file.empty()) file = frame.library;
   }
   std::string key = fmt::format("{}\n{}", shown, file);

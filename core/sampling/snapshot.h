@@ -16,6 +16,13 @@ enum class FrameKind : uint8_t { kPython, kNative };
 // Native frames' code keys have this bit set: they never meet a Python one's.
 constexpr uint64_t kNativeKeyBit = uint64_t{1} << 63;
 
+// A library's file name, as C frames are labelled: "libc.so.6" for
+// "/usr/lib/x86_64-linux-gnu/libc.so.6".
+inline std::string_view library_file_name(std::string_view library) {
+  const size_t slash = library.rfind('/');
+  return slash == std::string_view::npos ? library : library.substr(slash + 1);
+}
+
 // The strings are views into the interpreter's cache of code objects (or
 // string literals): valid until the next Interpreter::sample() call or the
 // interpreter's destruction. Copy them to keep them longer. They are views so
