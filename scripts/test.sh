@@ -3,7 +3,7 @@
 # The whole test suite, from a fresh Debian 12 machine (as root): installs
 # the build dependencies, provisions the test interpreters, builds every
 # pyflameX.Y and runs ctest, then builds everything again with ASan+UBSan
-# and runs the whole ctest once more under the sanitizers.
+# and runs ctest once more under the sanitizers (six interpreters there).
 #
 #   scripts/test.sh [--stress] [CTEST ARGS...]
 #
@@ -29,8 +29,8 @@ cmake --build --preset default
 # achieved, so it holds with other work on both cores, and it fits CI's
 # time with the sanitized pass after it.
 "${stress[@]}" ctest --preset default -j2 "$@"
-# The whole suite again under AddressSanitizer + UBSan (build-sanitize/),
-# minus the few tests scripts/sanitize.sh names with its reasons
+# The suite again under AddressSanitizer + UBSan (build-sanitize/),
+# against six interpreters, minus the few tests scripts/sanitize.sh names
 # (PYFLAME_SKIP_SANITIZE=1 skips this step).
 if [ "${PYFLAME_SKIP_SANITIZE:-0}" != 1 ]; then
   scripts/sanitize.sh

@@ -186,8 +186,12 @@ def case_idle_threads(profiler: str, interp: Interpreter, work: str, repeat: int
                        % (what, n_of["fault_idle"], n_of))
                 # Python and C. Not each Python function: 2.7's hashlib holds
                 # the GIL while it hashes, and under --blocking the hashers
-                # took 84 of 85 samples there.
-                expect(n_of["fault_busy"] + n_of["fault_work"] > 0 and n_of["fault_hash"] > 0,
+                # took 84 of 85 samples there. On 2.7 even both kinds are too
+                # much to ask: with the machine busy, its unfair GIL kept the
+                # spinners waiting (asleep, rightly not sampled) through a
+                # whole 37-sample run of the hashers.
+                running_n = n_of["fault_busy"] + n_of["fault_work"], n_of["fault_hash"]
+                expect(sum(running_n) > 0 if interp.minor == "2.7" else min(running_n) > 0,
                        "%s: a running function never sampled: %s\n%s" % (what, n_of, err))
                 # A napping thread is kept only while its sleep's call,
                 # done, waits for the GIL or a CPU (runnable, sleep still on
