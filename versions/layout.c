@@ -23,6 +23,16 @@
 #if PY_VERSION_HEX >= 0x03090000
 #include "internal/pycore_interp.h"
 #endif
+#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030c0000
+/* 3.11's opcode tables (the inline caches of each instruction, and the
+ * base instruction of each specialized one), defined here under our own
+ * names. */
+#define NEED_OPCODE_TABLES
+#define _PyOpcode_Caches pyflame_opcode_caches
+#define _PyOpcode_Deopt pyflame_opcode_deopt
+#include "internal/pycore_opcode.h"
+#undef NEED_OPCODE_TABLES
+#endif
 #if PY_VERSION_HEX >= 0x030b0000
 #include "internal/pycore_frame.h"
 #include "internal/pycore_code.h"
@@ -247,6 +257,21 @@ static struct pyflame_layout measure(void) {
   /* 3.11 marks the first frame of each eval-loop call; 3.12+ push a shim
    * frame under it instead. */
   INTEGER(l.iframe_is_entry, _PyInterpreterFrame, is_entry);
+#endif
+#if PY_VERSION_HEX < 0x030c0000
+  {
+    /* A frame that called the one above it inside the same eval-loop call
+     * (that one not an entry frame) stands at the instruction that pushed
+     * it: a call, or a subscript that runs a Python __getitem__. */
+    static uint8_t units[256], pushes[256];
+    for (int op = 0; op < 256; ++op) {
+      const int base = _PyOpcode_Deopt[op];
+      units[op] = (uint8_t)(1 + _PyOpcode_Caches[base]);
+      pushes[op] = base == CALL || base == BINARY_SUBSCR;
+    }
+    l.instruction_units = units;
+    l.pushes_frame = pushes;
+  }
 #endif
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030e0000
   /* The eval loop holds a running frame's stack pointer itself and sets

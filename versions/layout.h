@@ -177,6 +177,15 @@ struct pyflame_layout {
   struct pyflame_bitfield unicode_compact;
   struct pyflame_bitfield unicode_ascii;
 
+  /* 3.11: which instructions push a Python frame inside the same
+   * eval-loop call, from the version's own opcode tables; NULL elsewhere
+   * (3.12 and 3.13 tell it by stacktop instead). For each opcode byte,
+   * instruction_units: the code units its instruction spans (itself and its
+   * inline caches); pushes_frame: nonzero for CALL and BINARY_SUBSCR and
+   * their specialized forms (a Python call, a Python __getitem__). */
+  const uint8_t* instruction_units;
+  const uint8_t* pushes_frame;
+
   /* 3.13+: the target's _Py_DebugOffsets must agree with these. */
   const char* debug_cookie;
   const struct pyflame_debug_offset_check* debug_checks;

@@ -147,6 +147,8 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner));
       // 3.12, 3.13: the running frame's stacktop is -1, a caller's its depth.
       set(frame, l.iframe_stacktop, i == 0 ? ~uint64_t{0} : 3u);
+      // 3.11: a frame entered from C code is the first of its eval-loop call.
+      if (thread.frames[i].called_from_c) set(frame, l.iframe_is_entry, 1);
       if (thread.frames[i].called_from_c && shim_owner != PYFLAME_ABSENT && k > 0) {
         const uint64_t shim = allocate("shim frame", l.sizeof_iframe);
         set(shim, l.iframe_owner, static_cast<uint64_t>(shim_owner));
@@ -249,6 +251,13 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
   // against it): the bytes after co_code_adaptive.
   if (l.frame_model == PYFLAME_INTERPRETER_FRAMES)
     set(code, l.ob_size, static_cast<uint64_t>(bytes / l.lasti_unit_bytes));
+  // 3.11: each frame stands at an instruction that pushes a frame (a call),
+  // as a caller must; the others' bytes are CACHE entries (0).
+  if (l.pushes_frame != nullptr) {
+    int opcode = 1;
+    while (opcode < 256 && l.pushes_frame[opcode] == 0) ++opcode;
+    set(code, l.code_adaptive.offset + frame.offset, static_cast<uint64_t>(opcode), 1);
+  }
   set(code, l.code_firsttraceable, 0);
   set(code, l.code_nlocalsplus, 1);  // one local: a caller's stacktop is never 0
   return code;

@@ -27,8 +27,9 @@ struct FakeFrame {
   std::string qualname = {};         // co_qualname (3.11+); empty: the same as `function`
   std::vector<FakeLine> lines = {};  // the line table; empty: all of the code on first_line
   int offset = 0;                    // the frame's instruction, in bytes from the code's start
-  // Entered from C code (3.12+): a C-stack shim frame between it and its
-  // caller, whose stacktop is -1 as it runs C code.
+  // Entered from C code: marked as its call's entry frame (3.11), or a
+  // C-stack shim frame between it and its caller, whose stacktop is -1 as
+  // it runs C code (3.12+).
   bool called_from_c = false;
 };
 

@@ -94,6 +94,7 @@ void well_formed() {
     if (pyflame::versions::present(L().tstate_native_thread_id)) CHECK(t.native_id == 101);
     CHECK(t.frames.size() == 3);
     CHECK(!t.truncated);
+    CHECK(!t.torn && !s.threads[1].torn);
     if (t.frames.size() == 3) {
       check_frame(t.frames[0], spec[0].frames[0], 35, name);
       check_frame(t.frames[1], spec[0].frames[1], 24, name);
@@ -416,6 +417,29 @@ void caller_past_call() {
   CHECK(functions(s) == (std::vector<std::string>{"leaf", "middle", "main"}));
 }
 
+// 3.11: a caller that pushed its callee in the same eval-loop call stands
+// at the instruction that pushed it (a call). One read elsewhere (catcher
+// on its `except` line under the thrower it called) went on past its call
+// after its callee was read: the stack is torn. A callee entered from C
+// code (an entry frame) may have been called from any instruction: shown.
+void caller_not_at_call() {
+  const char* name = "3.11: a caller not at a call instruction makes the stack torn";
+  if (L().pushes_frame == nullptr) return;
+  auto torn = [&](const std::vector<FakeThread>& threads) {
+    FakeImage image(L(), threads);
+    // The caller's instruction moves off its call, to a CACHE unit.
+    image.write_member(nth(image, "frame", 1), L().iframe_instr,
+                       field(nth(image, "code", 1), L().code_adaptive) + 2);
+    auto interp = walker(image);
+    Snapshot s;
+    return interp->sample(s) && !s.threads.empty() && s.threads[0].torn;
+  };
+  CHECK(torn(two_threads()));
+  std::vector<FakeThread> through_c = two_threads();
+  through_c[0].frames[0].called_from_c = true;
+  CHECK(!torn(through_c));
+}
+
 void thread_cycle() {
   const char* name = "a cycle in the thread list fails the sample";
   FakeImage image(L(), two_threads());
@@ -500,6 +524,7 @@ int main() {
   frame_in_transition();
   popped_innermost();
   caller_past_call();
+  caller_not_at_call();
   thread_cycle();
   debug_offsets_mismatch();
   std::printf("walker image test, Python %s layout: %s\n", L().py_version,

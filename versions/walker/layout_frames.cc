@@ -82,8 +82,15 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   // dropped, never shown with an <unknown> frame.
   for (size_t i = 0; i < raw_.size(); ++i)
     if (!raw_[i].bad && infos_[i] == nullptr) rooted_[slot] = 0;
-  for (const InlineCaller& c : inline_callers_)
-    if (infos_[c.frame] != nullptr && c.stacktop < infos_[c.frame]->locals_plus) rooted_[slot] = 0;
+  for (const InlineCaller& c : inline_callers_) {
+    const CodeInfo* info = infos_[c.frame];
+    if (info == nullptr) continue;
+    if (c.stacktop) {
+      if (*c.stacktop < info->locals_plus) rooted_[slot] = 0;
+    } else if (info->frame_pushes_known && !at_frame_push(*info, raw_[c.frame].offset)) {
+      rooted_[slot] = 0;
+    }
+  }
 
   // The outermost frames unchanged since this slot's last sample (same raw
   // frame, same live code object: the Frames' views into it are valid) are
@@ -271,11 +278,45 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
     const int64_t units = read(buf, l_.ob_size);
     if (units > 0 && units <= (int64_t{1} << 28)) info.code_bytes = units * l_.lasti_unit_bytes;
   }
+  if (l_.pushes_frame != nullptr) {
+    find_frame_pushes(code, info);
+    const size_t pushes_cost = info.frame_pushes.capacity() * sizeof(info.frame_pushes[0]);
+    info.cost += pushes_cost;
+    code_cache_bytes_ += pushes_cost;
+    sample_code_bytes_ += pushes_cost;
+  }
   info.key = next_code_key_++;
   if (cached != code_cache_.end()) retired_.push_back(std::move(cached->second));
   auto& slot = code_cache_[code];
   slot = std::make_unique<CodeInfo>(std::move(info));
   return slot.get();
+}
+
+void LayoutInterpreter::find_frame_pushes(RemoteAddr code, CodeInfo& info) {
+  // Read once per code object: specializing an instruction rewrites its
+  // opcode byte and caches, never what its base instruction is, so the
+  // ranges hold for the code object's life.
+  if (info.code_bytes <= 0 || info.code_bytes > kMaxScannedCodeBytes) return;
+  scan_buf_.resize(static_cast<size_t>(info.code_bytes));
+  if (!target_.read(address_of(code, l_.code_adaptive), scan_buf_)) return;
+  sample_code_bytes_ += scan_buf_.size();
+  const auto unit = static_cast<size_t>(l_.lasti_unit_bytes);
+  for (size_t at = 0; at < scan_buf_.size();) {
+    const auto opcode = static_cast<uint8_t>(scan_buf_[at]);  // the low byte of a code unit
+    const size_t end = std::min(scan_buf_.size(), at + unit * std::max<size_t>(1, l_.instruction_units[opcode]));
+    if (l_.pushes_frame[opcode] != 0)
+      info.frame_pushes.emplace_back(static_cast<int64_t>(at), static_cast<int64_t>(end));
+    at = end;
+  }
+  info.frame_pushes_known = true;
+}
+
+bool LayoutInterpreter::at_frame_push(const CodeInfo& info, std::optional<int64_t> offset) {
+  if (!offset) return false;
+  // The last range starting at or before the offset.
+  auto it = std::upper_bound(info.frame_pushes.begin(), info.frame_pushes.end(), *offset,
+                             [](int64_t at, const auto& range) { return at < range.first; });
+  return it != info.frame_pushes.begin() && *offset < std::prev(it)->second;
 }
 
 }  // namespace pyflame::versions

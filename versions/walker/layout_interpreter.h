@@ -52,6 +52,11 @@ struct CodeInfo {
   std::optional<int64_t> first_traceable;  // in code units (3.11+)
   int64_t code_bytes = -1;                 // length of the bytecode (3.11+), -1: unknown
   int locals_plus = 0;                     // co_nlocalsplus (3.11+)
+  // 3.11: the byte ranges of the instructions that push a Python frame
+  // (pyflame_layout::pushes_frame), in order; unknown for code too large to
+  // scan, or on other versions.
+  std::vector<std::pair<int64_t, int64_t>> frame_pushes;
+  bool frame_pushes_known = false;
   std::string line_table;  // when at most kInlineTableBytes
   // A larger table stays in the target (its address and length, 0: none
   // beyond the one above) and is read when a line is needed.
@@ -82,6 +87,10 @@ constexpr size_t kInlineTableBytes = 64 << 10;
 constexpr int64_t kLargeTableBytesPerSample = 8 << 20;
 constexpr size_t kCodeCacheBytes = 16 << 20;
 constexpr size_t kSampleCodeBytes = 16 << 20;
+// 3.11: instructions scanned for frame pushes, at most, per code object
+// (the caller check is skipped for larger ones; a module body of 10,000
+// lines is about 200 KiB).
+constexpr int64_t kMaxScannedCodeBytes = 1 << 20;
 constexpr size_t kCodeCacheEntries = 100000;
 constexpr size_t kLinesPerCode = 4096;
 constexpr size_t kLineEntryBytes = 64;  // an unordered_map node, roughly
@@ -226,6 +235,10 @@ class LayoutInterpreter : public core::Interpreter {
   void fill_frame(core::Frame& f, CodeInfo* info, std::optional<int64_t> offset);
   // Reads the strings of a code object whose header is `header`.
   CodeInfo* load_code(RemoteAddr code, std::span<const std::byte> header);
+  // 3.11: fills info.frame_pushes from the code's instructions.
+  void find_frame_pushes(RemoteAddr code, CodeInfo& info);
+  // Whether the instruction at `offset` (bytes) pushes a frame.
+  static bool at_frame_push(const CodeInfo& info, std::optional<int64_t> offset);
   // The line at `offset` of a code object whose table stayed in the target:
   // nullopt when this sample's budget for reading such tables is spent.
   std::optional<std::optional<int>> large_table_line(const CodeInfo& info, int offset);
@@ -270,15 +283,17 @@ class LayoutInterpreter : public core::Interpreter {
   std::vector<size_t> call_ends_;
   std::vector<uint64_t> call_anchors_;  // the shim frame ending each call, or 0
   // Frames of raw_ that called the one before them without C code in
-  // between (3.12, 3.13), with their stacktop: one below its code's locals
+  // between (3.11 - 3.13), with their stacktop (3.12, 3.13): one below its
+  // code's locals, or (3.11) one not at an instruction that pushes a frame,
   // is torn (see walk_interpreter_frames).
   struct InlineCaller {
     size_t frame;
-    int64_t stacktop;
+    std::optional<int64_t> stacktop;
   };
   std::vector<InlineCaller> inline_callers_;
   std::vector<RemoteAddr> codes_;
   std::vector<std::byte> code_headers_;
+  std::vector<std::byte> scan_buf_;  // find_frame_pushes' copy of a code object's instructions
   std::vector<core::Memory::ReadRequest> requests_;
   std::vector<bool> ok_;
   std::vector<CodeInfo*> resolved_;  // parallel to codes_

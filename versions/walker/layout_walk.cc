@@ -226,6 +226,12 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
       // Whether it is below its locals needs the code: finish_thread.
       if (!innermost && called_inline) inline_callers_.push_back({raw_.size(), stacktop});
     }
+    // 3.11 has no such stacktop; there the caller must stand at an
+    // instruction that pushes a frame (a call): `catcher` read on its
+    // `except` line under the `thrower` it called is a mixed reading.
+    // Which instructions push needs the code: finish_thread.
+    if (l_.pushes_frame != nullptr && !innermost && called_inline)
+      inline_callers_.push_back({raw_.size(), std::nullopt});
     // The innermost frame's instruction moves while it runs: not a witness.
     RemoteAddr instr(innermost ? read(frame_buf, l_.iframe_instr)
                                : witness(frame_buf, frame, l_.iframe_instr));
@@ -235,6 +241,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
     if (present(l_.iframe_is_entry) && read(frame_buf, l_.iframe_is_entry) != 0) {
       call_ends_.push_back(raw_.size());  // 3.11: the first frame of its call
       call_anchors_.push_back(0);
+      called_inline = false;  // its caller called C code, which called it
     }
     frame = previous;
   }
