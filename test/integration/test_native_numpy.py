@@ -8,11 +8,13 @@ The interpreter (default debian12-3.11: Debian's python3.11, for which
 scripts/setup.sh installs python3-numpy) sorts a large array in a loop in
 `sort_rows`. Recorded with --native to collapsed text and to a flame graph:
 
-- at least half the samples are in numpy's sort (the sort of 2M doubles
-  takes far longer than the dispatch and the free between two), each stack
-  <module> -> sort_rows -> numpy's `sort` (fromnumeric.py) and, under that
-  Python frame, only C frames, the first of them numpy's `_multiarray_umath`
-  extension's (which may call libc's, e.g. memmove);
+- every stack is <module> -> sort_rows -> ..., with only C frames under
+  numpy's `sort` (fromnumeric.py), and at least half the samples are in
+  numpy's C code under it: the first C frame under `sort` is numpy's
+  `_multiarray_umath` extension's (which may call libc's, e.g. memmove).
+  The sort of 2M doubles takes far longer than the dispatch and the free
+  between two, and than `sort` running its own bytecode (a stack ending
+  at `sort`: rare, and right);
 - no stack was left unmerged (the summary's count);
 - the flame graph has the same native frames, labelled
   `function [_multiarray_umath....so]`.
@@ -71,11 +73,15 @@ def check_collapsed(path: str) -> str:
         if "sort" not in names:
             continue  # between two sorts: numpy's dispatch, freeing the last result
         inner = frames[names.index("sort") + 1:]
-        # Under sort: numpy's C code first (it may call libc: memmove).
-        if not inner or not all(f.native for f in inner) or not EXTENSION.match(inner[0][1]):
-            raise Failure("a stack whose frames under numpy's sort are not numpy's C code "
-                          "(%d samples):%s" % (count, where))
-        under_sort += count
+        # Under sort: only C code (sort calls no Python), numpy's first (it
+        # may call libc: memmove). A few samples catch sort running its own
+        # bytecode (nothing under it) or the interpreter's code for it (an
+        # attribute lookup): right, and rare.
+        if not all(f.native for f in inner):
+            raise Failure("a stack with Python frames under numpy's sort (%d samples):%s"
+                          % (count, where))
+        if inner and EXTENSION.match(inner[0][1]):
+            under_sort += count
     # Sorting 2M doubles takes far longer than what comes between two sorts.
     if under_sort < total / 2:
         raise Failure("%d of %d samples in numpy's sort, fewer than half" % (under_sort, total))
