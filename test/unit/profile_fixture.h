@@ -4,9 +4,28 @@
 // every format (quotes, <, &, ;, non-ASCII) and a timeline.
 #pragma once
 
+#include <optional>
+#include <string_view>
+
 #include "core/output/profile.h"
 
 namespace pyflame::test {
+
+// A C frame as --native makes one: `key` tells frames apart (the native
+// bit set), `library` is the mapping's path ("" for the marker). Frames
+// hold views: pass strings that outlive them (literals).
+inline core::Frame native_frame(std::string_view function, std::string_view library, uint64_t key,
+                                std::string_view filename = "",
+                                std::optional<int> line = std::nullopt) {
+  core::Frame f;
+  f.kind = core::FrameKind::kNative;
+  f.function = function;
+  f.library = library;
+  f.filename = filename;
+  f.line = line;
+  f.code_key = core::kNativeKeyBit | key;
+  return f;
+}
 
 inline core::Profile fixture_profile(bool thread_roots = false) {
   using core::Frame;

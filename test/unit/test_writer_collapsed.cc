@@ -53,18 +53,9 @@ TEST_CASE("a C frame is labelled with its library's file name (--native)") {
   core::ProfileBuilder builder(p);
   core::ThreadSample t;
   t.thread_id = 1;
-  core::Frame spin;
-  spin.kind = core::FrameKind::kNative;
-  spin.function = "int ns::spin<int>(int)";
-  spin.filename = "spin.cc";
-  spin.line = 9;
-  spin.library = "/srv/lib/native_cpp.so";
-  spin.code_key = core::kNativeKeyBit | 1;
-  core::Frame marker;
-  marker.kind = core::FrameKind::kNative;
-  marker.function = "[native stack not unwound further]";
-  marker.filename = "";
-  marker.code_key = core::kNativeKeyBit;
+  const core::Frame spin = test::native_frame("int ns::spin<int>(int)", "/srv/lib/native_cpp.so", 1,
+                                              "spin.cc", 9);
+  const core::Frame marker = test::native_frame("[native stack not unwound further]", "", 0);
   core::Frame caller{"caller", std::nullopt, "/srv/app.py", 3};
   t.frames = {spin, caller};
   builder.add(t, 2);

@@ -365,18 +365,9 @@ TEST_CASE("pprof puts each C library's frames in a mapping of its own (--native)
   core::ProfileBuilder builder(p);
   core::ThreadSample t;
   t.thread_id = 1;
-  core::Frame spin;
-  spin.kind = core::FrameKind::kNative;
-  spin.function = "ext_spin";
-  spin.filename = "";
-  spin.library = "/srv/lib/native_ext.so";
-  spin.code_key = core::kNativeKeyBit | 1;
-  core::Frame wait = spin;
-  wait.function = "clock_nanosleep";
-  wait.library = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-  wait.filename = "clock_nanosleep.c";
-  wait.line = 48;
-  wait.code_key = core::kNativeKeyBit | 2;
+  const core::Frame spin = test::native_frame("ext_spin", "/srv/lib/native_ext.so", 1);
+  const core::Frame wait = test::native_frame("clock_nanosleep", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                                              2, "clock_nanosleep.c", 48);
   core::Frame caller{"caller", std::nullopt, "/srv/app.py", 3};
   t.frames = {spin, caller};
   builder.add(t, 2);
