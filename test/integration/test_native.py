@@ -468,16 +468,23 @@ def check_all(frames: list, target: Fixture) -> None:
            "    %s" % ([render(f) for f in evals], render_stack(frames)))
 
 
+def record_native(profiler: str, target: Fixture, out: str) -> Result:
+    """record --native -d RECORD_SECONDS of TARGET to OUT: exit 0, and
+    the target still running."""
+    result = run([profiler, "record", "--native", "-p", str(target.pid), "-o", out,
+                  "-d", str(RECORD_SECONDS)], PROFILER_TIMEOUT + RECORD_SECONDS)
+    expect(result.returncode == 0, "record --native%s: %s" % (usage_hint(result), result.describe()))
+    check_target(target)
+    return result
+
+
 def check_record(profiler: str, target: Fixture, work: str) -> str:
     """record --native -d 2 to collapsed text: every stack ends with the
     fixture's four frames."""
     lines = marker_lines()
     script = target.script_inside
     out = os.path.join(work, "merged.txt")
-    result = run([profiler, "record", "--native", "-p", str(target.pid), "-o", out,
-                  "-d", str(RECORD_SECONDS)], PROFILER_TIMEOUT + RECORD_SECONDS)
-    expect(result.returncode == 0, "record --native%s: %s" % (usage_hint(result), result.describe()))
-    check_target(target)
+    result = record_native(profiler, target, out)
     err = result.stderr_text
     expect("samples of" in err and "written to" in err,
            "record --native: no summary on stderr\n%s" % result.describe())
@@ -591,10 +598,7 @@ def check_cpp_record(profiler: str, target: Fixture, work: str) -> str:
            "parse_collapsed misreads %r: %r" % (SPIN_IN, sample))
     script = target.script_inside
     out = os.path.join(work, "cpp.txt")
-    result = run([profiler, "record", "--native", "-p", str(target.pid), "-o", out,
-                  "-d", str(RECORD_SECONDS)], PROFILER_TIMEOUT + RECORD_SECONDS)
-    expect(result.returncode == 0, "record --native%s: %s" % (usage_hint(result), result.describe()))
-    check_target(target)
+    result = record_native(profiler, target, out)
     err = result.stderr_text
     with open(out, encoding="utf-8") as f:
         text = f.read()
