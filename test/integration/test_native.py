@@ -277,16 +277,23 @@ class Fixture(Target):
             raise
 
 
-def case_build(interp: Interpreter) -> str:
-    """The extension builds and imports; the merged fixture spins and the
-    sleeping one sleeps."""
-    with Fixture(interp, "import") as target:
+def check_import(interp: Interpreter, mode: str, library: str, cpp: bool = False) -> str:
+    """The fixture in MODE imports its extension (LIBRARY) and exits 0;
+    the line it printed."""
+    with Fixture(interp, mode, cpp=cpp) as target:
         line = target.first_line
         target.proc.wait(timeout=READY_TIMEOUT)
         expect(target.proc.returncode == 0 and line.startswith("imported ")
-               and line.endswith(EXTENSION_FILE),
-               "import native_ext under %s: %r, exit %s\n%s"
-               % (interp.name, line, target.proc.returncode, target.stderr_text()))
+               and line.endswith(library),
+               "%s under %s: %r, exit %s\n%s"
+               % (mode, interp.name, line, target.proc.returncode, target.stderr_text()))
+    return line
+
+
+def case_build(interp: Interpreter) -> str:
+    """The extension builds and imports; the merged fixture spins and the
+    sleeping one sleeps."""
+    line = check_import(interp, "import", EXTENSION_FILE)
     with Fixture(interp, "merged") as target:
         wait_spinning(target)
         time.sleep(SETTLE_SECONDS)
@@ -298,13 +305,7 @@ def case_build(interp: Interpreter) -> str:
 
 def case_build_cpp(interp: Interpreter) -> str:
     """The C++ extension builds and imports; the cpp fixture spins."""
-    with Fixture(interp, "import-cpp", cpp=True) as target:
-        line = target.first_line
-        target.proc.wait(timeout=READY_TIMEOUT)
-        expect(target.proc.returncode == 0 and line.startswith("imported ")
-               and line.endswith(CPP_FILE),
-               "import native_cpp under %s: %r, exit %s\n%s"
-               % (interp.name, line, target.proc.returncode, target.stderr_text()))
+    check_import(interp, "import-cpp", CPP_FILE, cpp=True)
     with Fixture(interp, "cpp", cpp=True) as target:
         wait_spinning(target)
         time.sleep(SETTLE_SECONDS)
