@@ -305,7 +305,7 @@ def case_build(interp: Interpreter) -> str:
 
 def case_build_cpp(interp: Interpreter) -> str:
     """The C++ extension builds and imports; the cpp fixture spins."""
-    check_import(interp, "import-cpp", CPP_FILE, cpp=True)
+    line = check_import(interp, "import-cpp", CPP_FILE, cpp=True)
     with Fixture(interp, "cpp", cpp=True) as target:
         wait_spinning(target)
         time.sleep(SETTLE_SECONDS)
