@@ -91,7 +91,7 @@ const NativeLocation* Unwinder::locate(uint64_t address, bool activation) {
   std::vector<Dwarf_Die> inlined;
   Dwarf_Die cu_die;
   if (module == nullptr) {
-    if (!internals_->unmapped_pages.count(lookup / 4096)) internals_->saw_unmapped = true;
+    if (!internals_->known_unmapped(lookup)) internals_->saw_unmapped = true;
     loc.library = "?";
   } else {
     const char* name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr,

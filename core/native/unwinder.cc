@@ -272,8 +272,8 @@ void Unwinder::unwind(pid_t tid, const Registers& registers, NativeStack& out) {
       if (internals_->unmapped_pages.size() > kMaxUnmappedPages) internals_->unmapped_pages.clear();
       for (const NativeLocation* loc : out.frames)
         if (loc->library == "?") {  // looked up at the address, or the byte before it
-          internals_->unmapped_pages.insert(loc->address / 4096);
-          internals_->unmapped_pages.insert((loc->address - 1) / 4096);
+          internals_->remember_unmapped(loc->address);
+          internals_->remember_unmapped(loc->address - 1);
         }
       return;
     }

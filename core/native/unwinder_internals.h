@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "core/native/unwinder.h"
+#include "core/sampling/recent_pages.h"
 
 namespace pyflame::core {
 
@@ -28,6 +29,9 @@ struct Unwinder::Internals {
   // Pages of code that were in no file even after the files were reported
   // again (a JIT, anonymous code): they do not make us look again.
   std::unordered_set<uint64_t> unmapped_pages;
+  static uint64_t page_of(uint64_t address) { return address / RecentPages::kPage; }
+  bool known_unmapped(uint64_t address) const { return unmapped_pages.count(page_of(address)) != 0; }
+  void remember_unmapped(uint64_t address) { unmapped_pages.insert(page_of(address)); }
 
   static pid_t next_thread(Dwfl*, void*, void**) { return 0; }  // asked for by TID only
   static bool get_thread(Dwfl*, pid_t, void* arg, void** thread_arg) {
