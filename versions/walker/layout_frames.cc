@@ -265,10 +265,6 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
   info.name = std::move(*name);
   info.filename = std::move(*filename);
   info.qualname = std::move(qualname);
-  info.cost = sizeof(CodeInfo) + info.name.capacity() + info.filename.capacity() +
-              (info.qualname ? info.qualname->capacity() : 0) + info.line_table.capacity();
-  code_cache_bytes_ += info.cost;
-  sample_code_bytes_ += info.cost;
   info.first_line = static_cast<int>(read(buf, l_.code_firstlineno));
   info.generator = (read(buf, l_.code_flags) & l_.generator_flags) != 0;
   if (present(l_.code_firsttraceable)) info.first_traceable = read(buf, l_.code_firsttraceable);
@@ -278,13 +274,12 @@ CodeInfo* LayoutInterpreter::load_code(RemoteAddr code, std::span<const std::byt
     const int64_t units = read(buf, l_.ob_size);
     if (units > 0 && units <= (int64_t{1} << 28)) info.code_bytes = units * l_.lasti_unit_bytes;
   }
-  if (l_.pushes_frame != nullptr) {
-    find_frame_pushes(code, info);
-    const size_t pushes_cost = info.frame_pushes.capacity() * sizeof(info.frame_pushes[0]);
-    info.cost += pushes_cost;
-    code_cache_bytes_ += pushes_cost;
-    sample_code_bytes_ += pushes_cost;
-  }
+  if (l_.pushes_frame != nullptr) find_frame_pushes(code, info);
+  info.cost = sizeof(CodeInfo) + info.name.capacity() + info.filename.capacity() +
+              (info.qualname ? info.qualname->capacity() : 0) + info.line_table.capacity() +
+              info.frame_pushes.capacity() * sizeof(info.frame_pushes[0]);
+  code_cache_bytes_ += info.cost;
+  sample_code_bytes_ += info.cost;
   info.key = next_code_key_++;
   if (cached != code_cache_.end()) retired_.push_back(std::move(cached->second));
   auto& slot = code_cache_[code];
