@@ -237,6 +237,20 @@ def read_manifest(path: str) -> List[Interpreter]:
     return rows
 
 
+def suite_interpreters(path: str) -> List[Interpreter]:
+    """The manifest's interpreters that a test iterating over all of them
+    runs against: those whose name matches PYFLAME_TEST_INTERPRETERS (a
+    regular expression; scripts/sanitize.sh sets it to its six) when set,
+    else every one."""
+    rows = read_manifest(path)
+    wanted = os.environ.get("PYFLAME_TEST_INTERPRETERS")
+    if wanted:
+        rows = [i for i in rows if re.fullmatch(wanted, i.name)]
+        if not rows:
+            raise Failure("PYFLAME_TEST_INTERPRETERS=%s matches no interpreter in %s" % (wanted, path))
+    return rows
+
+
 def find_interpreter(manifest: str, name: str) -> Interpreter:
     for interp in read_manifest(manifest):
         if interp.name == name:

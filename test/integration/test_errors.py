@@ -28,7 +28,7 @@ from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EX
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
                           PINGPONG_CODE, PROFILER_TIMEOUT, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
                           Failure, Interpreter, Missing, Result, Skip, dump, missing, log, read_line,
-                          read_manifest, run, start_python, stopped_tasks)
+                          run, start_python, stopped_tasks, suite_interpreters)
 
 NOBODY = 65534
 EXIT_RACE_RUNS = 30
@@ -341,7 +341,7 @@ def main() -> int:
         cases.run("kernel_thread[%s]" % minor, lambda: case_kernel_thread(binary))
 
     try:
-        interps = read_manifest(args.manifest)
+        interps = suite_interpreters(args.manifest)
         why_none = "no interpreter in %s has a pyflame binary in %s" % (args.manifest, args.bin_dir)
     except Skip as e:
         interps, why_none = [], str(e)
