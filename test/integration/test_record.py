@@ -341,8 +341,12 @@ def test_launch(profiler: str, interp: Interpreter, work: str, blocking: bool) -
     expect(attach + figures["elapsed_seconds"] >= 0.9 * LAUNCH_SECONDS,
            "launch: the recording lasted %.2f s from %.2f s on, of a %.1f s command"
            % (figures["elapsed_seconds"], attach, LAUNCH_SECONDS))
-    expect(figures["samples"] >= 0.5 * 200 * figures["elapsed_seconds"],
-           "launch: %d ticks in %.2f s at --rate 200" % (figures["samples"], figures["elapsed_seconds"]))
+    # As in attach: below half the rate, the loop must say it fell behind
+    # (the sanitized --blocking build on a loaded machine: 293 in 3.34 s).
+    expect(figures["samples"] >= 0.5 * 200 * figures["elapsed_seconds"]
+           or figures["late"] >= 0.5 * figures["samples"],
+           "launch: %d ticks (%d late) in %.2f s at --rate 200"
+           % (figures["samples"], figures["late"], figures["elapsed_seconds"]))
     floor = SPIN_SHARE * spent * figures["achieved_rate"] / 200
     expect(weights >= floor, "launch: speedscope profile holds %.3f s of samples, expected at "
            "least %.3f (%.3f s spinning at %.0f/s)" % (weights, floor, spent, figures["achieved_rate"]))

@@ -199,7 +199,11 @@ def case_job_control(profiler: str, interp: Interpreter, work: str, repeat: int)
         rec = Recorder(record_argv(profiler, target.pid, out, True, "--rate", "1000"),
                        own_session=False)
         try:
-            time.sleep(0.3 * TIMEOUT_SCALE)
+            # Recording first: a stop and continue of a profiler still
+            # loading (a sanitized one on a busy machine took seconds) go by
+            # unnoticed, and the SIGINT after them found no handler yet.
+            rec.wait_started()
+            time.sleep(0.1)
             for n, sig in enumerate(signals):
                 time.sleep(rng.uniform(0.01, 0.1))
                 rec.proc.send_signal(sig)
