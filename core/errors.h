@@ -21,6 +21,8 @@ enum class ExitCode : int {
   kWrongVersion = 6,
   kTargetExited = 7,
   kInconsistent = 8,  // dump: no consistent stack could be read (try --blocking)
+  kBadCore = 9,       // dump --core: not a whole core file pyflame can read
+  kMissingFile = 10,  // dump --core: a file the process had mapped is not found (--lib-search)
 };
 
 class Error : public std::runtime_error {

@@ -17,6 +17,7 @@
 #include "core/target/privilege.h"
 #include "core/sampling/python_module.h"
 #include "core/cli/command_line.h"
+#include "core/cli/dump_core.h"
 #include "core/cli/exit_code_of.h"
 #include "core/cli/record.h"
 #include "core/cli/top.h"
@@ -53,6 +54,8 @@ SampleMode check_mode(const std::optional<std::string>& mode, bool idle, bool ex
 }
 
 int dump(const PythonModule& module, const DumpArgs& options) {
+  if (options.core) return dump_core(module, options);
+  if (options.pid == 0) throw usage("dump needs -p PID, or --core FILE");
   // The same rule as record's -p: a PID is a positive number.
   if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   // dump shows every thread unless asked otherwise: it answers "where is

@@ -78,7 +78,20 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
   add_verbose(&app, verbosity);
 
   dump_cmd = app.add_subcommand("dump", "print every thread's Python stack once");
-  dump_cmd->add_option("-p,--pid", dump.pid, "process to read")->required()->check(process_id());
+  CLI::Option* dump_pid =
+      dump_cmd->add_option("-p,--pid", dump.pid, "process to read")->check(process_id());
+  CLI::Option* dump_core = dump_cmd->add_option(
+      "--core", dump.core,
+      "read a core file (the kernel's, or `gcore PID`'s) instead of a running process");
+  dump_pid->excludes(dump_core);
+  dump_cmd->add_option("--lib-search", dump.lib_search,
+                       "with --core: a directory holding copies of the files the process had "
+                       "mapped (its libpython, its executable), for a core read on another "
+                       "machine or after they moved; may be repeated")
+      ->type_name("DIR")->needs(dump_core)->allow_extra_args(false);
+  dump_cmd->add_option("--executable", dump.executable,
+                       "with --core: the program that dumped it, when not at its recorded path")
+      ->needs(dump_core);
   dump_cmd->add_flag("--json", dump.json, "machine-readable output (see docs/usage.md)");
   dump_cmd->add_flag("--blocking", dump.blocking,
                      "stop the target's threads while reading, for a consistent snapshot");

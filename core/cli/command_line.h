@@ -14,6 +14,9 @@ namespace pyflame::core {
 
 struct DumpArgs {
   int pid = 0;
+  std::optional<std::string> core;     // --core FILE: a core dump instead of a process
+  std::vector<std::string> lib_search;  // --lib-search DIR, in order
+  std::optional<std::string> executable;
   bool json = false;
   bool blocking = false;
   bool native = false, native_all = false;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/user.h>
 
 #include <array>
 #include <cstdint>
@@ -21,6 +22,11 @@ struct Registers {
   uint64_t pc() const { return dwarf[16]; }
   uint64_t sp() const { return dwarf[7]; }
 };
+
+#if defined(__x86_64__)
+// The registers of a ptrace GETREGSET, or of a core file's NT_PRSTATUS note.
+Registers registers_from(const user_regs_struct& regs);
+#endif
 
 // Whether this build can unwind native stacks at all (x86-64 only for now).
 bool native_unwinding_supported();

@@ -48,9 +48,9 @@ class PythonModule {
  public:
   virtual ~PythonModule() = default;
   virtual const BuildInfo& build_info() const = 0;
-  // Finds the interpreter state in the target; throws Error when the target
-  // is not this version or cannot be read.
-  virtual std::unique_ptr<Interpreter> locate(const Process& process,
+  // Finds the interpreter state in the target, live or dumped; throws Error
+  // when the target is not this version or cannot be read.
+  virtual std::unique_ptr<Interpreter> locate(const TargetImage& image,
                                               const PythonBinary& binary) const = 0;
 };
 

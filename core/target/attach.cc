@@ -9,14 +9,14 @@
 namespace pyflame::core {
 namespace {
 
-void check_version(const BuildInfo& info, const PythonBinary& binary, int pid) {
+void check_version(const BuildInfo& info, const PythonBinary& binary, const std::string& who) {
   const PythonVersionId& found = binary.version();
   if (found.major == info.major && found.minor == info.minor) return;
   throw Error(ExitCode::kWrongVersion,
-              fmt::format("{}: process {} runs Python {} (found from {} in {}), but this binary "
+              fmt::format("{}: {} runs Python {} (found from {} in {}), but this binary "
                           "reads Python {}.{}; use pyflame{}.{} (or the `pyflame` wrapper, which "
                           "picks it)",
-                          binary_name(info), pid, found.full, found.how, binary.target_path(),
+                          binary_name(info), who, found.full, found.how, binary.target_path(),
                           info.major, info.minor, found.major, found.minor));
 }
 
@@ -26,18 +26,24 @@ std::string binary_name(const BuildInfo& info) {
   return fmt::format("pyflame{}.{}", info.major, info.minor);
 }
 
+std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module,
+                                                const TargetImage& image) {
+  PythonBinary binary = PythonBinary::find(image);
+  const std::string who = image.describe();
+  PYFLAME_INFO_LOG("{} runs Python {} (found from {}) in {}", who, binary.version().full,
+                   binary.version().how, binary.target_path());
+  check_version(module.build_info(), binary, who);
+  std::unique_ptr<Interpreter> interpreter = module.locate(image, binary);
+  PYFLAME_INFO_LOG("{}: found its interpreter list; reading it with the layout of Python {} "
+                   "(fingerprint {})", who, module.build_info().headers_version,
+                   module.build_info().layout_fingerprint);
+  return interpreter;
+}
+
 std::unique_ptr<Interpreter> attach(const PythonModule& module, const Process& process,
                                     int finalized_patience_ms) {
   try {
-    PythonBinary binary = PythonBinary::find(process);
-    PYFLAME_INFO_LOG("process {} runs Python {} (found from {}) in {}", process.pid(),
-                     binary.version().full, binary.version().how, binary.target_path());
-    check_version(module.build_info(), binary, process.pid());
-    std::unique_ptr<Interpreter> interpreter = module.locate(process, binary);
-    PYFLAME_INFO_LOG("process {}: found its interpreter list; reading it with the layout of "
-                     "Python {} (fingerprint {})", process.pid(),
-                     module.build_info().headers_version, module.build_info().layout_fingerprint);
-    return interpreter;
+    return locate_interpreter(module, process);
   } catch (const NoInterpreterError&) {
     // Finalized: its process exits next (a runtime that has not started
     // one yet, or an embedder that finalized and goes on, is not Python

@@ -12,7 +12,12 @@ namespace pyflame::core {
 // "pyflame3.11"
 std::string binary_name(const BuildInfo& info);
 
-// Finds the Python binary of `process`, checks it is this module's version
+// Finds the Python binary of `image` (a process or a core file), checks it
+// is this module's version and locates its interpreter. Throws Error.
+std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module,
+                                                const TargetImage& image);
+
+// locate_interpreter() for a live process: finds the Python binary of `process`, checks it is this module's version
 // and locates its interpreter. Throws Error; a target that vanished meanwhile
 // is reported as exited, whatever else looked wrong, and so is one with no
 // interpreter that exits within `finalized_patience_ms` (it had finalized;

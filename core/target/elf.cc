@@ -13,6 +13,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/target/elf_notes.h"
 
 namespace pyflame::core {
 
@@ -132,6 +133,19 @@ void ElfFile::index() {
     }
   }
   if (lowest_offset == std::numeric_limits<uint64_t>::max()) fail(path, "no loadable segment");
+  // The build-id: a core file's reader checks a mapped file against it.
+  constexpr uint64_t kMaxNoteSegment = 64 << 10;
+  for (const Elf64_Phdr& p : phdrs) {
+    if (p.p_type != PT_NOTE || build_id_ || p.p_filesz > kMaxNoteSegment ||
+        !within(p.p_offset, p.p_filesz, file_size))
+      continue;
+    std::string notes(p.p_filesz, '\0');
+    if (!read_at(fd, p.p_offset, notes.data(), notes.size())) continue;
+    for_each_note(notes, [&](const ElfNote& n) {
+      if (build_id_ || n.type != NT_GNU_BUILD_ID || n.name != "GNU" || n.desc.empty()) return;
+      build_id_ = ElfBuildId{std::string(n.desc), p.p_vaddr + n.desc_offset};
+    });
+  }
   if (!has_sections) return;
 
   const uint64_t shnum = ehdr.e_shnum == 0 ? shdr0.sh_size : ehdr.e_shnum;
@@ -197,6 +211,8 @@ void ElfFile::index() {
     fail(path, fmt::format(".dynsym of {} is larger than the {} pyflame reads", mib(dynsym->sh_size),
                            mib(ElfLimits::kMaxSymbolTable)));
 }
+
+uint64_t ElfFile::file_size() const { return impl_->file_size; }
 
 ElfFile::~ElfFile() = default;
 ElfFile::ElfFile(ElfFile&&) noexcept = default;

@@ -37,6 +37,13 @@ struct ElfLimits {
   static constexpr uint64_t kMaxSectionBytes = 16 << 20;    // section_bytes()
 };
 
+// The GNU build-id note of a file: its bytes, and the link-time address of
+// those bytes (where a process that mapped the file has them too).
+struct ElfBuildId {
+  std::string bytes;
+  uint64_t vaddr = 0;
+};
+
 // What a dynamically linked file asks of the loader.
 struct ElfDynamic {
   std::vector<std::string> needed;    // DT_NEEDED, in order
@@ -56,6 +63,9 @@ class ElfFile {
 
   const std::string& path() const { return path_; }
   bool is_shared_object() const { return is_dyn_; }  // ET_DYN: PIE or library
+  uint64_t file_size() const;
+  // From its first PT_NOTE segments that holds one; nullopt if none does.
+  const std::optional<ElfBuildId>& build_id() const { return build_id_; }
 
   // Link-time address of a defined symbol, from .symtab or .dynsym (the
   // first of each kind only: a file with thousands of symbol tables costs
@@ -87,6 +97,7 @@ class ElfFile {
   std::vector<ElfSection> sections_;
   ElfSection dynamic_;          // the first SHT_DYNAMIC; size 0 if none
   ElfSection dynamic_strings_;  // the string table it links to
+  std::optional<ElfBuildId> build_id_;
   uint64_t first_load_vaddr_ = 0;   // of the PT_LOAD with the lowest offset
   uint64_t first_load_offset_ = 0;
 };

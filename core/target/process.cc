@@ -15,10 +15,12 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/target/privilege.h"
+#include "core/target/regular_file.h"
 
 namespace pyflame::core {
 
@@ -271,33 +273,6 @@ std::vector<TaskInfo> Process::tasks() const {
   return result;
 }
 
-namespace {
-
-// Opens `path` if it is a regular file, without blocking (a FIFO swapped in)
-// and without following a last symlink unless `follow` (the /proc magic
-// links); -1 with errno set otherwise. `st` receives its identity.
-int open_regular(const std::string& path, bool follow, struct stat& st) {
-  // A look before opening: opening a device can do things; opening a file
-  // that is not the one mapped is refused by the caller's identity check.
-  if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) return -1;
-  if (!S_ISREG(st.st_mode)) {
-    errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
-    return -1;
-  }
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
-  if (fd < 0) return -1;
-  struct stat opened;
-  if (::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode) || opened.st_dev != st.st_dev ||
-      opened.st_ino != st.st_ino) {
-    ::close(fd);
-    errno = ESTALE;  // replaced between the look and the open
-    return -1;
-  }
-  return fd;
-}
-
-}  // namespace
-
 int Process::open_mapped_file(const Mapping& m) const {
   const std::string path(strip_deleted(m.path));
   std::string tried;
@@ -306,7 +281,7 @@ int Process::open_mapped_file(const Mapping& m) const {
   };
   struct stat st;
   const std::string map_file = fmt::format("{}/map_files/{:x}-{:x}", proc_, m.start, m.end);
-  if (int fd = open_regular(map_file, true, st); fd >= 0) return fd;
+  if (int fd = open_regular_file(map_file, true, st); fd >= 0) return fd;
   note(map_file, std::strerror(errno));
 
   std::vector<std::string> candidates;
@@ -328,7 +303,7 @@ int Process::open_mapped_file(const Mapping& m) const {
   int inode_only = -1;
   std::string inode_only_path;
   for (const std::string& c : candidates) {
-    int fd = open_regular(c, false, st);
+    int fd = open_regular_file(c, false, st);
     if (fd < 0) {
       note(c, std::strerror(errno));
       continue;
@@ -356,6 +331,17 @@ int Process::open_mapped_file(const Mapping& m) const {
 }
 
 std::string Process::exe_path() const { return proc_ + "/exe"; }
+
+std::string Process::describe() const { return fmt::format("process {}", pid_); }
+
+int Process::open_executable() const {
+  struct stat st;
+  int fd = open_regular_file(exe_path(), true, st);
+  if (fd < 0)
+    throw Error(ExitCode::kFailure, fmt::format("pyflame: cannot open {}: {}", exe_path(),
+                                                std::strerror(errno)));
+  return fd;
+}
 
 std::string Process::exe_target_path() const {
   char buf[4096];

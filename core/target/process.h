@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/target/maps.h"
-#include "core/target/memory.h"
 #include "core/target/remote.h"
+#include "core/target/target_image.h"
 
 namespace pyflame::core {
 
@@ -24,7 +24,7 @@ struct TaskInfo {
   std::string name;  // /proc/PID/task/TID/comm
 };
 
-class Process : public Memory {
+class Process : public TargetImage {
  public:
   // Checks that `pid` names a live process we may read; throws Error.
   explicit Process(pid_t pid);
@@ -32,7 +32,8 @@ class Process : public Memory {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const override { return pid_; }
+  std::string describe() const override;
 
   // Memory, through process_vm_readv (one call per 1024 ranges), or
   // /proc/PID/mem where that is refused.
@@ -58,7 +59,7 @@ class Process : public Memory {
   // Whether it is gone, or a zombie, within `patience_ms`.
   bool exits_within(int patience_ms) const;
 
-  std::vector<Mapping> maps() const;
+  std::vector<Mapping> maps() const override;
   std::vector<TaskInfo> tasks() const;
   std::optional<TaskInfo> task(pid_t tid) const;
 
@@ -71,11 +72,12 @@ class Process : public Memory {
   // device and inode among the maps path as it is, that path under
   // /proc/PID/root with the target's root taken off, and under /proc/PID/root
   // as it is.
-  int open_mapped_file(const Mapping& m) const;
+  int open_mapped_file(const Mapping& m) const override;
   // The target's executable, as a path that opens the very file it runs
   // (even if deleted or replaced on disk).
   std::string exe_path() const;
-  std::string exe_target_path() const;  // readlink of /proc/PID/exe
+  std::string exe_target_path() const override;  // readlink of /proc/PID/exe
+  int open_executable() const override;  // through /proc/PID/exe
 
  private:
   bool read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const;

@@ -126,14 +126,14 @@ std::optional<std::string> version_from_rodata(std::string_view rodata, int majo
   return tail_merged;
 }
 
-PythonBinary PythonBinary::find(const Process& process) {
+PythonBinary PythonBinary::find(const TargetImage& image) {
   PythonBinary b;
-  b.maps_ = process.maps();
-  const int pid = process.pid();
+  b.maps_ = image.maps();
+  const std::string who = image.describe();
   if (looks_like_pypy(b.maps_))
     throw Error(ExitCode::kNotPython,
-                fmt::format("pyflame: process {} is running PyPy, which pyflame does not support "
-                            "(it reads CPython's memory layout)", pid));
+                fmt::format("pyflame: {} is running PyPy, which pyflame does not support "
+                            "(it reads CPython's memory layout)", who));
 
   // --enable-shared: the interpreter lives in a mapped libpython.
   for (const Mapping& m : b.maps_) {
@@ -142,38 +142,38 @@ PythonBinary PythonBinary::find(const Process& process) {
     if (!v || basename(path).substr(0, 3) != "lib") continue;
     b.target_path_ = std::string(path);
     b.version_ = *v;
-    b.elf_ = std::make_shared<ElfFile>(process.open_mapped_file(m), b.target_path_);
+    b.elf_ = std::make_shared<ElfFile>(image.open_mapped_file(m), b.target_path_);
     break;
   }
   if (!b.elf_) {
-    // A static build: the executable is the interpreter. Open it through
-    // /proc/PID/exe, which is the running file even if replaced on disk.
-    b.target_path_ = process.exe_target_path();
+    // A static build: the executable is the interpreter. A live process's
+    // opens through /proc/PID/exe, the running file even if replaced on disk.
+    b.target_path_ = image.exe_target_path();
     try {
-      b.elf_ = std::make_shared<ElfFile>(process.exe_path());
+      b.elf_ = std::make_shared<ElfFile>(image.open_executable(), b.target_path_);
     } catch (const Error&) {
       throw Error(ExitCode::kNotPython,
-                  fmt::format("pyflame: process {} ({}) is not a Python process: its executable "
+                  fmt::format("pyflame: {} ({}) is not a Python process: its executable "
                               "is not a readable ELF file",
-                              pid, b.target_path_));
+                              who, b.target_path_));
     }
     if (!has_interpreter_symbols(*b.elf_))
       throw Error(ExitCode::kNotPython,
-                  fmt::format("pyflame: process {} ({}) is not a Python process: neither its "
+                  fmt::format("pyflame: {} ({}) is not a Python process: neither its "
                               "executable nor a loaded libpython contains a CPython interpreter",
-                              pid, b.target_path_));
+                              who, b.target_path_));
     if (auto v = version_from_file_name(basename(b.target_path_))) b.version_ = *v;
   }
 
   auto bias = b.elf_->load_bias(b.maps_, b.target_path_);
   if (!bias)
     throw Error(ExitCode::kNotPython,
-                fmt::format("pyflame: cannot find where process {} mapped {}", pid, b.target_path_));
+                fmt::format("pyflame: cannot find where {} mapped {}", who, b.target_path_));
   b.bias_ = *bias;
 
   // Py_Version (3.11+) is the exact PY_VERSION_HEX; read it from the target.
   if (auto sym = b.symbol("Py_Version")) {
-    if (auto hex = process.read_value<uint32_t>(*sym))
+    if (auto hex = image.read_value<uint32_t>(*sym))
       if (auto v = version_from_hex(*hex)) b.version_ = *v;
   }
   // Otherwise the version string in the read-only data: it names the patch
@@ -186,9 +186,9 @@ PythonBinary PythonBinary::find(const Process& process) {
     if (!bytes) {
       if (b.version_.major == 0)
         throw Error(ExitCode::kNotPython,
-                    fmt::format("pyflame: process {} ({}): cannot search its .rodata ({} bytes; "
+                    fmt::format("pyflame: {} ({}): cannot search its .rodata ({} bytes; "
                                 "pyflame reads at most {}) for a Python version",
-                                pid, b.target_path_, s.size, ElfLimits::kMaxSectionBytes));
+                                who, b.target_path_, s.size, ElfLimits::kMaxSectionBytes));
       break;
     }
     if (b.version_.major != 0) {
@@ -202,9 +202,9 @@ PythonBinary PythonBinary::find(const Process& process) {
   }
   if (b.version_.major == 0)
     throw Error(ExitCode::kNotPython,
-                fmt::format("pyflame: process {} ({}) has a Python interpreter, but its version "
+                fmt::format("pyflame: {} ({}) has a Python interpreter, but its version "
                             "could not be determined",
-                            pid, b.target_path_));
+                            who, b.target_path_));
   return b;
 }
 

@@ -11,7 +11,7 @@
 
 #include "core/target/elf.h"
 #include "core/target/maps.h"
-#include "core/target/process.h"
+#include "core/target/target_image.h"
 #include "core/target/remote.h"
 
 namespace pyflame::core {
@@ -26,7 +26,7 @@ struct PythonVersionId {
 class PythonBinary {
  public:
   // Throws Error(kNotPython) when no interpreter is found.
-  static PythonBinary find(const Process& process);
+  static PythonBinary find(const TargetImage& image);
 
   const ElfFile& elf() const { return *elf_; }
   const std::string& target_path() const { return target_path_; }

@@ -24,14 +24,14 @@ LayoutModule::LayoutModule(const pyflame_layout& layout)
   info_.layout_fingerprint = layout_fingerprint(layout);
 }
 
-std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::Process& process,
+std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::TargetImage& image,
                                                         const core::PythonBinary& binary) const {
   const pyflame_layout& l = layout_;
   auto missing = [&](const char* what) {
     return Error(ExitCode::kNotPython,
-                 fmt::format("pyflame: process {}: {} has no symbol {}; it is not a CPython "
+                 fmt::format("pyflame: {}: {} has no symbol {}; it is not a CPython "
                              "{}.{} interpreter pyflame can read",
-                             process.pid(), binary.target_path(), what, l.major, l.minor));
+                             image.describe(), binary.target_path(), what, l.major, l.minor));
   };
   auto required = [&](const char* name) {
     auto addr = binary.symbol(name);
@@ -58,7 +58,7 @@ std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::Process& pro
     }
     symbols.tstate_current = binary.symbol("_PyThreadState_Current").value_or(RemoteAddr());
   }
-  return make_layout_interpreter(l, process, process.pid(), symbols);
+  return make_layout_interpreter(l, image, image.pid(), symbols);
 }
 
 std::unique_ptr<core::Interpreter> make_layout_interpreter(const pyflame_layout& layout,

@@ -19,7 +19,7 @@ class LayoutModule : public core::PythonModule {
  public:
   explicit LayoutModule(const pyflame_layout& layout);
   const core::BuildInfo& build_info() const override { return info_; }
-  std::unique_ptr<core::Interpreter> locate(const core::Process& process,
+  std::unique_ptr<core::Interpreter> locate(const core::TargetImage& image,
                                             const core::PythonBinary& binary) const override;
   const pyflame_layout& layout() const { return layout_; }
 
