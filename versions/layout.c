@@ -40,6 +40,12 @@
 #if PY_VERSION_HEX >= 0x030c0000
 #include "internal/pycore_gil.h"
 #endif
+#if PY_MAJOR_VERSION < 3 || PY_VERSION_HEX < 0x030b0000
+#include <longintrepr.h> /* PyLongObject's digits (3.11+: from Python.h) */
+#endif
+#if PY_VERSION_HEX >= 0x030c0000
+#include "internal/pycore_long.h" /* lv_tag's sign bits */
+#endif
 #if PY_VERSION_HEX >= 0x030e0000
 #include "internal/pycore_stackref.h"
 #include "internal/pycore_debug_offsets.h"
@@ -340,6 +346,63 @@ static struct pyflame_layout measure(void) {
   MEASURE_BITFIELD(l.unicode_kind, PyASCIIObject, state.kind);
   MEASURE_BITFIELD(l.unicode_compact, PyASCIIObject, state.compact);
   MEASURE_BITFIELD(l.unicode_ascii, PyASCIIObject, state.ascii);
+#endif
+
+  /* ---- dump --locals: a frame's variables ---- */
+#if PY_VERSION_HEX < 0x030b0000
+  PLACE(l.frame_localsplus, PyFrameObject, f_localsplus);
+  INTEGER(l.code_nlocals, PyCodeObject, co_nlocals);
+  WORD(l.code_varnames, PyCodeObject, co_varnames);
+  WORD(l.code_cellvars, PyCodeObject, co_cellvars);
+  WORD(l.code_freevars, PyCodeObject, co_freevars);
+#else
+  PLACE(l.iframe_localsplus, _PyInterpreterFrame, localsplus);
+  REQUIRE(MEMBER_SIZE(_PyInterpreterFrame, localsplus[0]) == sizeof(uint64_t));
+  WORD(l.code_localsplusnames, PyCodeObject, co_localsplusnames);
+  WORD(l.code_localspluskinds, PyCodeObject, co_localspluskinds);
+  l.fast_cell = CO_FAST_CELL;
+  l.fast_free = CO_FAST_FREE;
+#ifdef CO_FAST_HIDDEN
+  l.fast_hidden = CO_FAST_HIDDEN;
+#endif
+#endif
+  INTEGER(l.code_argcount, PyCodeObject, co_argcount);
+#if PY_MAJOR_VERSION >= 3
+  INTEGER(l.code_kwonlyargcount, PyCodeObject, co_kwonlyargcount);
+#endif
+  l.co_varargs = CO_VARARGS;
+  l.co_varkeywords = CO_VARKEYWORDS;
+#if PY_VERSION_HEX >= 0x030e0000
+  l.stackref_int_tag = Py_INT_TAG;
+#endif
+
+  /* ---- ... and the objects they hold ---- */
+  WORD(l.type_name, PyTypeObject, tp_name);
+  PLACE(l.tuple_items, PyTupleObject, ob_item);
+  INTEGER(l.dict_used, PyDictObject, ma_used);
+  INTEGER(l.set_used, PySetObject, used);
+  WORD(l.cell_ref, PyCellObject, ob_ref);
+  REQUIRE(MEMBER_SIZE(PyFloatObject, ob_fval) == sizeof(double) && sizeof(double) == 8);
+  PLACE(l.float_value, PyFloatObject, ob_fval);
+#if PY_MAJOR_VERSION < 3
+  INTEGER(l.int_value, PyIntObject, ob_ival);
+#endif
+  l.long_shift = PyLong_SHIFT;
+  l.sizeof_digit = (int64_t)sizeof(digit);
+#if PY_VERSION_HEX >= 0x030c0000
+  INTEGER(l.long_tag, PyLongObject, long_value.lv_tag);
+  PLACE(l.long_digits, PyLongObject, long_value.ob_digit);
+  l.long_sign_mask = _PyLong_SIGN_MASK;
+  l.long_sign_negative = SIGN_NEGATIVE;
+  l.long_sign_zero = SIGN_ZERO;
+  l.long_non_size_bits = _PyLong_NON_SIZE_BITS;
+#else
+#if PY_MAJOR_VERSION < 3
+  INTEGER(l.long_tag, PyLongObject, ob_size); /* signed: the sign and digit count */
+#else
+  INTEGER(l.long_tag, PyLongObject, ob_base.ob_size);
+#endif
+  PLACE(l.long_digits, PyLongObject, ob_digit);
 #endif
 
 #if PY_VERSION_HEX >= 0x030d0000

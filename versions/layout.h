@@ -102,7 +102,28 @@ enum pyflame_line_table_model {
   X(bytes_sval, PLACE)                                                        \
   X(unicode_length, INTEGER)                                                  \
   /* _Py_DebugOffsets (3.13+) */                                              \
-  X(debug_offsets_version, INTEGER)
+  X(debug_offsets_version, INTEGER)                                           \
+  /* dump --locals: where a frame keeps its variables, what names them */     \
+  X(frame_localsplus, PLACE)       /* f_localsplus (<= 3.10) */               \
+  X(iframe_localsplus, PLACE)      /* localsplus (3.11+), tagged from 3.14 */ \
+  X(code_argcount, INTEGER)                                                   \
+  X(code_kwonlyargcount, INTEGER)  /* 3.x */                                  \
+  X(code_nlocals, INTEGER)         /* co_varnames' slots (<= 3.10) */         \
+  X(code_varnames, WORD)           /* <= 3.10 */                              \
+  X(code_cellvars, WORD)           /* <= 3.10 */                              \
+  X(code_freevars, WORD)           /* <= 3.10 */                              \
+  X(code_localsplusnames, WORD)    /* 3.11+ */                                \
+  X(code_localspluskinds, WORD)    /* 3.11+ */                                \
+  /* ... and the objects the variables hold */                                \
+  X(type_name, WORD)               /* PyTypeObject.tp_name */                 \
+  X(tuple_items, PLACE)            /* PyTupleObject.ob_item */                \
+  X(dict_used, INTEGER)            /* PyDictObject.ma_used */                 \
+  X(set_used, INTEGER)             /* PySetObject.used */                     \
+  X(cell_ref, WORD)                /* PyCellObject.ob_ref */                  \
+  X(float_value, PLACE)            /* PyFloatObject.ob_fval, an 8-byte double */ \
+  X(int_value, INTEGER)            /* PyIntObject.ob_ival (2.7) */            \
+  X(long_tag, INTEGER)             /* lv_tag (3.12+); before, ob_size */      \
+  X(long_digits, PLACE)            /* ob_digit */
 
 /* Every other number the walker uses: models, sizes of structs, constants.
  * PYFLAME_ABSENT where it does not apply. */
@@ -123,7 +144,20 @@ enum pyflame_line_table_model {
   X(sizeof_ascii_object)    /* data of a compact ASCII string follows */      \
   X(sizeof_compact_unicode) /* data of other compact strings follows */       \
   X(sizeof_debug_offsets)                                                     \
-  X(debug_cookie_size)
+  X(debug_cookie_size)                                                        \
+  /* dump --locals */                                                         \
+  X(co_varargs)             /* CO_VARARGS: *args takes a slot */              \
+  X(co_varkeywords)         /* CO_VARKEYWORDS: **kwargs takes a slot */       \
+  X(fast_cell)              /* CO_FAST_CELL (3.11+) */                        \
+  X(fast_free)              /* CO_FAST_FREE (3.11+) */                        \
+  X(fast_hidden)            /* CO_FAST_HIDDEN (3.12+): not shown by Python */ \
+  X(long_shift)             /* PyLong_SHIFT: bits of a digit */               \
+  X(sizeof_digit)                                                             \
+  X(long_sign_mask)         /* _PyLong_SIGN_MASK (3.12+) */                   \
+  X(long_sign_negative)     /* SIGN_NEGATIVE (3.12+) */                       \
+  X(long_sign_zero)         /* SIGN_ZERO (3.12+) */                           \
+  X(long_non_size_bits)     /* _PyLong_NON_SIZE_BITS (3.12+) */               \
+  X(stackref_int_tag)       /* Py_INT_TAG (3.14+): a tagged int, no object */
 
 struct pyflame_member_word {
   int64_t offset;

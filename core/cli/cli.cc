@@ -64,6 +64,7 @@ int dump(const PythonModule& module, const DumpArgs& options) {
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
   interpreter->set_strict(true);  // read once, by a person: confirm twice
+  interpreter->set_locals(options.locals);
 
   Snapshot snapshot;
   snapshot.pid = options.pid;
@@ -98,7 +99,8 @@ int dump(const PythonModule& module, const DumpArgs& options) {
   }
   privilege::drop();  // nothing is written with a capability
   std::erase_if(snapshot.threads, [mode](const ThreadSample& t) { return !mode_keeps(mode, t); });
-  std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
+  std::string text = options.json ? snapshot_to_json(snapshot, options.locals)
+                                  : snapshot_to_text(snapshot, options.locals);
   write_standard_output(text);
   return 0;
 }

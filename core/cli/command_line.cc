@@ -99,6 +99,11 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
                        "which threads to show: wall (every thread; the default), cpu (running "
                        "threads) or gil (the thread holding the GIL)");
   add_native_options(dump_cmd, dump.native, dump.native_all);
+  dump_cmd->add_flag("--locals", dump.locals,
+                     "also show each Python frame's arguments and local variables (cells and "
+                     "free variables included): None, bools, ints, floats, str and bytes by "
+                     "value (long ones cut short), list/tuple/dict/set by type and length, "
+                     "other objects as <TYPE at 0xADDR>");
   add_verbose(dump_cmd, verbosity);
 
   record_cmd = app.add_subcommand(

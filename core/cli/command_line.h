@@ -20,6 +20,7 @@ struct DumpArgs {
   bool json = false;
   bool blocking = false;
   bool native = false, native_all = false;
+  bool locals = false;  // each Python frame's variables
   std::optional<std::string> mode;  // wall (the default here), cpu or gil
 };
 

@@ -34,9 +34,39 @@ void append_field(std::string& out, std::string_view key, const T& value) {
   append_value(out, value);
 }
 
+// A frame's variables, one a line under it: "        arg   x = 1".
+void append_locals_text(std::string& out, const FrameLocals* locals) {
+  if (locals == nullptr || locals->unreadable) {
+    out += "        (variables unreadable)\n";
+    return;
+  }
+  for (const Local& v : locals->values)
+    out += fmt::format("        {:<5} {} = {}\n", local_kind_name(v.kind), v.name, v.repr);
+  if (locals->truncated) out += "        ... (more variables not read)\n";
+}
+
+void append_locals_json(std::string& out, const FrameLocals* locals) {
+  out += ", \"locals\": ";
+  if (locals == nullptr || locals->unreadable) {
+    out += "null";
+    return;
+  }
+  out += "[";
+  for (const Local& v : locals->values) {
+    out += out.back() == '[' ? "{" : ", {";
+    append_field(out, "name", v.name);
+    append_field(out, "kind", local_kind_name(v.kind));
+    append_field(out, "type", v.type);
+    append_field(out, "repr", v.repr);
+    out += "}";
+  }
+  out += "]";
+  if (locals->truncated) append_field(out, "locals_truncated", true);
+}
+
 }  // namespace
 
-std::string snapshot_to_text(const Snapshot& snapshot) {
+std::string snapshot_to_text(const Snapshot& snapshot, bool locals) {
   std::string out = fmt::format("Process {}, Python {}, {} thread{}\n", snapshot.pid,
                                 snapshot.python_version, snapshot.threads.size(),
                                 snapshot.threads.size() == 1 ? "" : "s");
@@ -61,13 +91,14 @@ std::string snapshot_to_text(const Snapshot& snapshot) {
       }
       out += fmt::format("    {} ({}:{})\n", f.qualname.value_or(f.function), f.filename,
                          f.line ? std::to_string(*f.line) : "?");
+      if (locals) append_locals_text(out, f.locals);
     }
     if (t.truncated) out += "    ... (stack truncated: a frame could not be read)\n";
   }
   return out;
 }
 
-std::string snapshot_to_json(const Snapshot& snapshot) {
+std::string snapshot_to_json(const Snapshot& snapshot, bool locals) {
   std::string out = "{";
   append_field(out, "pid", snapshot.pid);
   append_field(out, "python_version", snapshot.python_version);
@@ -98,6 +129,7 @@ std::string snapshot_to_json(const Snapshot& snapshot) {
       append_field(out, "qualname", f.qualname);
       append_field(out, "filename", f.filename);
       append_field(out, "line", f.line);
+      if (locals) append_locals_json(out, f.locals);
       out += "}";
     }
     out += "]}";

@@ -9,7 +9,9 @@
 
 namespace pyflame::core {
 
-std::string snapshot_to_text(const Snapshot& snapshot);
-std::string snapshot_to_json(const Snapshot& snapshot);
+// `locals`: dump --locals, each Python frame's variables (Frame::locals)
+// under it; in JSON a "locals" list, null where they could not be read.
+std::string snapshot_to_text(const Snapshot& snapshot, bool locals = false);
+std::string snapshot_to_json(const Snapshot& snapshot, bool locals = false);
 
 }  // namespace pyflame::core

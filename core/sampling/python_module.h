@@ -42,6 +42,10 @@ class Interpreter {
   // each word the same phase in two readings (rare, but a dump is read
   // by a person, once).
   virtual void set_strict(bool strict) = 0;
+  // From now on, every frame of a stack shown carries its variables
+  // (Frame::locals), read once the sample's stacks are confirmed: for
+  // `dump --locals` only, never while recording.
+  virtual void set_locals(bool locals) = 0;
 };
 
 class PythonModule {

@@ -23,6 +23,34 @@ inline std::string_view library_file_name(std::string_view library) {
   return slash == std::string_view::npos ? library : library.substr(slash + 1);
 }
 
+// dump --locals: one variable of a Python frame, as the walker read it.
+// Values are formatted in versions/ (core knows no Python object); here
+// they are only text.
+enum class LocalKind : uint8_t { kArg, kLocal, kCell, kFree };
+
+inline std::string_view local_kind_name(LocalKind kind) {
+  switch (kind) {
+    case LocalKind::kArg: return "arg";
+    case LocalKind::kLocal: return "local";
+    case LocalKind::kCell: return "cell";
+    case LocalKind::kFree: return "free";
+  }
+  return "local";
+}
+
+struct Local {
+  std::string name;
+  LocalKind kind = LocalKind::kLocal;
+  std::optional<std::string> type;  // the object's tp_name; nullopt: unreadable
+  std::string repr;                 // bounded and escaped; "<unreadable>" when a check failed
+};
+
+struct FrameLocals {
+  std::vector<Local> values;  // in the code object's order; unbound ones left out
+  bool truncated = false;     // more than the walker reads for one frame
+  bool unreadable = false;    // the frame or its code could not be read again
+};
+
 // The strings are views into the interpreter's cache of code objects (or
 // string literals): valid until the next Interpreter::sample() call or the
 // interpreter's destruction. Copy them to keep them longer. They are views so
@@ -42,6 +70,10 @@ struct Frame {
   std::string_view library = {};
   uint64_t address = 0;
   bool inlined = false;  // a C function inlined into the frame outside it (DWARF)
+  // dump --locals (Interpreter::set_locals): the frame's variables, owned
+  // by the interpreter and valid as long as the strings above; null when
+  // not asked for, or for a frame whose code is unknown.
+  const FrameLocals* locals = nullptr;
 
   bool operator==(const Frame&) const = default;
 };

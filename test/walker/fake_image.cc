@@ -10,8 +10,9 @@ namespace {
 
 // Where the type objects "are": the walker only compares ob_type with these
 // addresses, never reads them, so they sit outside the image.
-constexpr uint64_t kCodeType = 0x1000, kFrameType = 0x2000, kTextType = 0x3000, kBytesType = 0x4000;
-constexpr size_t kLocals = 16;  // bytes of locals after each interpreter frame
+// (The types dump --locals names are in the image: it reads their tp_name.)
+constexpr uint64_t kCodeType = 0x1000, kFrameType = 0x2000;
+constexpr size_t kLocals = 16;  // bytes of locals after each interpreter frame, at least
 
 // Where a member ends; a place (an array's start) ends where it starts.
 template <typename M>
@@ -41,11 +42,29 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
                      std::optional<size_t> gil_holder)
     : l_(layout) {
   const pyflame_layout& l = l_;
+  text_type_ = make_type("str");
+  bytes_type_ = l.string_model == PYFLAME_STRINGS_BYTES ? text_type_ : make_type("bytes");
+  tuple_type_ = make_type("tuple");
+  list_type_ = make_type("list");
+  long_type_ = make_type("int");
+  none_type_ = make_type("NoneType");
+  bool_type_ = make_type("bool");
+  cell_type_ = make_type("cell");
+  none_ = allocate("None", end_of(l.ob_type));
+  set(none_, l.ob_type, none_type_);
+  true_ = allocate("True", end_of(l.ob_type));
+  set(true_, l.ob_type, bool_type_);
   symbols_.code_type = core::RemoteAddr(kCodeType);
   symbols_.frame_type = core::RemoteAddr(kFrameType);
-  symbols_.text_type = core::RemoteAddr(kTextType);
-  symbols_.bytes_type =
-      core::RemoteAddr(l.string_model == PYFLAME_STRINGS_BYTES ? kTextType : kBytesType);
+  symbols_.text_type = core::RemoteAddr(text_type_);
+  symbols_.bytes_type = core::RemoteAddr(bytes_type_);
+  versions::ValueSymbols& v = symbols_.values;
+  v.none = core::RemoteAddr(none_);
+  v.true_ = core::RemoteAddr(true_);
+  v.long_type = core::RemoteAddr(long_type_);
+  v.list_type = core::RemoteAddr(list_type_);
+  v.tuple_type = core::RemoteAddr(tuple_type_);
+  v.cell_type = core::RemoteAddr(cell_type_);
   symbols_.version = l.py_version;
   symbols_.target_path = "fake image";
 
@@ -105,11 +124,32 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
     for (const FakeFrame& f : thread.frames) codes.push_back(make_code(f));
     auto lasti = [&](size_t i) { return static_cast<uint64_t>(thread.frames[i].offset); };
 
+    // Each frame's variables: what their slots hold.
+    std::vector<std::vector<uint64_t>> slots;
+    size_t most_slots = 0;
+    for (const FakeFrame& f : thread.frames) {
+      auto& s = slots.emplace_back();
+      for (const FakeLocal& local : f.locals) s.push_back(make_slot(local));
+      most_slots = std::max(most_slots, s.size());
+    }
+    auto set_slots = [&](uint64_t frame, size_t i, const versions::PlaceMember& at) {
+      for (size_t k = 0; k < slots[i].size(); ++k) {
+        // 3.14+: a tagged reference to None, as to any immortal object.
+        const bool tag = thread.frames[i].locals[k].value.kind == FakeValue::kNone &&
+                         thread.frames[i].locals[k].kind != core::LocalKind::kCell &&
+                         thread.frames[i].locals[k].kind != core::LocalKind::kFree;
+        const uint64_t bits = tag ? l.stackref_tag_mask & (~l.stackref_tag_mask + 1) : 0;
+        set(frame, at.offset + static_cast<int64_t>(8 * k), slots[i][k] | bits);
+      }
+    };
+
     if (l.frame_model == PYFLAME_FRAME_OBJECTS) {
       uint64_t outer = 0;
-      const int64_t size = end_of(l.ob_refcnt, l.ob_type, l.frame_back, l.frame_code, l.frame_lasti, l.frame_gen);
+      const int64_t size = std::max(end_of(l.ob_refcnt, l.ob_type, l.frame_back, l.frame_code, l.frame_lasti, l.frame_gen),
+                                    l.frame_localsplus.offset + static_cast<int64_t>(8 * most_slots));
       for (size_t i = thread.frames.size(); i-- > 0;) {
         const uint64_t frame = allocate("frame", size);
+        set_slots(frame, i, l.frame_localsplus);
         set(frame, l.ob_refcnt, 1);  // live: a freed frame's count is 0
         set(frame, l.ob_type, kFrameType);
         set(frame, l.frame_back, outer);
@@ -133,7 +173,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(outer, l.iframe_owner, static_cast<uint64_t>(shim_owner));
       set(tstate, l.tstate_base_frame, outer);
     }
-    const auto stride = static_cast<uint64_t>(l.sizeof_iframe) + kLocals;
+    const auto stride = static_cast<uint64_t>(l.sizeof_iframe) + std::max(kLocals, 8 * most_slots);
     const uint64_t chunk = allocate("data stack", static_cast<int64_t>(stride * thread.frames.size()));
     for (size_t k = 0; k < thread.frames.size(); ++k) {
       const size_t i = thread.frames.size() - 1 - k;  // outermost first
@@ -145,8 +185,10 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(frame, l.iframe_previous, outer);
       set(frame, l.iframe_instr, versions::address_of(core::RemoteAddr(codes[i]), l.code_adaptive).value() + lasti(i));
       set(frame, l.iframe_owner, static_cast<uint64_t>(thread_owner));
-      // 3.12, 3.13: the running frame's stacktop is -1, a caller's its depth.
-      set(frame, l.iframe_stacktop, i == 0 ? ~uint64_t{0} : 3u);
+      set_slots(frame, i, l.iframe_localsplus);
+      // 3.12, 3.13: the running frame's stacktop is -1, a caller's its
+      // depth: its locals and a few more.
+      set(frame, l.iframe_stacktop, i == 0 ? ~uint64_t{0} : std::max<uint64_t>(1, slots[i].size()) + 2);
       // 3.11: a frame entered from C code is the first of its eval-loop call.
       if (thread.frames[i].called_from_c) set(frame, l.iframe_is_entry, 1);
       if (thread.frames[i].called_from_c && shim_owner != PYFLAME_ABSENT && k > 0) {
@@ -209,7 +251,7 @@ void FakeImage::set_bitfield(uint64_t object, const pyflame_bitfield& field, uin
 
 uint64_t FakeImage::make_bytes(const std::string& data) {
   const uint64_t object = allocate("bytes", versions::offset_of(l_.bytes_sval) + static_cast<int64_t>(data.size()) + 1);
-  set(object, l_.ob_type, l_.string_model == PYFLAME_STRINGS_BYTES ? kTextType : kBytesType);
+  set(object, l_.ob_type, bytes_type_);
   set(object, l_.ob_size, data.size());
   write(versions::address_of(core::RemoteAddr(object), l_.bytes_sval).value(), std::as_bytes(std::span(data)));
   return object;
@@ -219,7 +261,7 @@ uint64_t FakeImage::make_text(const std::string& text) {
   if (l_.string_model == PYFLAME_STRINGS_BYTES) return make_bytes(text);
   // A compact ASCII str: the header, then the characters.
   const uint64_t object = allocate("str", l_.sizeof_ascii_object + static_cast<int64_t>(text.size()) + 1);
-  set(object, l_.ob_type, kTextType);
+  set(object, l_.ob_type, text_type_);
   set(object, l_.unicode_length, text.size());
   set_bitfield(object, l_.unicode_compact, 1);
   set_bitfield(object, l_.unicode_ascii, 1);
@@ -259,8 +301,99 @@ uint64_t FakeImage::make_code(const FakeFrame& frame) {
     set(code, l.code_adaptive.offset + frame.offset, static_cast<uint64_t>(opcode), 1);
   }
   set(code, l.code_firsttraceable, 0);
-  set(code, l.code_nlocalsplus, 1);  // one local: a caller's stacktop is never 0
+  // At least one local: a caller's stacktop is never 0.
+  set(code, l.code_nlocalsplus, std::max<uint64_t>(1, frame.locals.size()));
+
+  // dump --locals: the names of the variables, and how many are arguments.
+  using core::LocalKind;
+  auto names_of = [&](auto keep) {
+    std::vector<uint64_t> names;
+    for (const FakeLocal& local : frame.locals)
+      if (keep(local.kind)) names.push_back(make_text(local.name));
+    return make_tuple(names);
+  };
+  uint64_t args = 0;
+  for (const FakeLocal& local : frame.locals) args += local.kind == LocalKind::kArg;
+  set(code, l.code_argcount, args);
+  set(code, l.code_kwonlyargcount, 0);
+  if (versions::present(l.code_localsplusnames)) {
+    set(code, l.code_localsplusnames, names_of([](LocalKind) { return true; }));
+    std::string kinds;
+    for (const FakeLocal& local : frame.locals)
+      kinds += static_cast<char>(local.kind == LocalKind::kCell   ? l.fast_cell
+                                 : local.kind == LocalKind::kFree ? l.fast_free
+                                                                  : 0);
+    set(code, l.code_localspluskinds, make_bytes(kinds));
+  } else {
+    auto is_local = [](LocalKind k) { return k == LocalKind::kArg || k == LocalKind::kLocal; };
+    set(code, l.code_varnames, names_of(is_local));
+    set(code, l.code_cellvars, names_of([](LocalKind k) { return k == LocalKind::kCell; }));
+    set(code, l.code_freevars, names_of([](LocalKind k) { return k == LocalKind::kFree; }));
+    set(code, l.code_nlocals, static_cast<uint64_t>(std::count_if(
+                                  frame.locals.begin(), frame.locals.end(),
+                                  [&](const FakeLocal& local) { return is_local(local.kind); })));
+  }
   return code;
+}
+
+uint64_t FakeImage::make_type(const char* name) {
+  const std::string text(name);
+  const uint64_t chars = allocate("type name", static_cast<int64_t>(text.size()) + 1);
+  write(chars, std::as_bytes(std::span(text.data(), text.size() + 1)));
+  const uint64_t type = allocate("type", end_of(l_.ob_type, l_.type_name));
+  set(type, l_.type_name, chars);
+  return type;
+}
+
+uint64_t FakeImage::make_tuple(const std::vector<uint64_t>& items) {
+  const uint64_t tuple = allocate("tuple", l_.tuple_items.offset + static_cast<int64_t>(8 * items.size()));
+  set(tuple, l_.ob_type, tuple_type_);
+  set(tuple, l_.ob_size, items.size());
+  for (size_t i = 0; i < items.size(); ++i) set(tuple, l_.tuple_items.offset + static_cast<int64_t>(8 * i), items[i]);
+  return tuple;
+}
+
+uint64_t FakeImage::make_value(const FakeValue& value) {
+  const pyflame_layout& l = l_;
+  switch (value.kind) {
+    case FakeValue::kNone: return none_;
+    case FakeValue::kTrue: return true_;
+    case FakeValue::kText: return make_text(value.text);
+    case FakeValue::kList: {
+      const uint64_t list = allocate("list", end_of(l.ob_type, l.ob_size));
+      set(list, l.ob_type, list_type_);
+      set(list, l.ob_size, static_cast<uint64_t>(value.number));
+      return list;
+    }
+    case FakeValue::kInt: break;
+  }
+  // An int: its magnitude in digits of PyLong_SHIFT bits, and its sign in
+  // ob_size (to 3.11) or lv_tag (3.12+).
+  const bool negative = value.number < 0;
+  uint64_t magnitude = negative ? uint64_t{0} - static_cast<uint64_t>(value.number) : static_cast<uint64_t>(value.number);
+  std::vector<uint64_t> digits;
+  for (; magnitude != 0; magnitude >>= l.long_shift) digits.push_back(magnitude & ((uint64_t{1} << l.long_shift) - 1));
+  const uint64_t object = allocate("int", l.long_digits.offset + static_cast<int64_t>(digits.size()) * l.sizeof_digit);
+  set(object, l.ob_type, long_type_);
+  if (l.long_non_size_bits != PYFLAME_ABSENT) {
+    const auto sign = static_cast<uint64_t>(digits.empty() ? l.long_sign_zero : negative ? l.long_sign_negative : 0);
+    set(object, l.long_tag, (digits.size() << l.long_non_size_bits) | sign);
+  } else {
+    set(object, l.long_tag, negative ? uint64_t{0} - digits.size() : digits.size());
+  }
+  for (size_t i = 0; i < digits.size(); ++i)
+    set(object, l.long_digits.offset + static_cast<int64_t>(i) * l.sizeof_digit, digits[i],
+        static_cast<size_t>(l.sizeof_digit));
+  return object;
+}
+
+uint64_t FakeImage::make_slot(const FakeLocal& local) {
+  const uint64_t value = make_value(local.value);
+  if (local.kind != core::LocalKind::kCell && local.kind != core::LocalKind::kFree) return value;
+  const uint64_t cell = allocate("cell", end_of(l_.ob_type, l_.cell_ref));
+  set(cell, l_.ob_type, cell_type_);
+  set(cell, l_.cell_ref, value);
+  return cell;
 }
 
 void FakeImage::write(uint64_t addr, std::span<const std::byte> data) {

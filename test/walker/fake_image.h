@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sampling/snapshot.h"
 #include "core/target/memory.h"
 #include "test/walker/fake_line_table.h"
 #include "versions/layout.h"
@@ -19,6 +20,21 @@
 #include "versions/walker/member.h"
 
 namespace pyflame::test {
+
+// dump --locals: what a frame's variable holds.
+struct FakeValue {
+  enum Kind { kNone, kTrue, kInt, kText, kList } kind = kNone;
+  int64_t number = 0;     // kInt: the value; kList: its length
+  std::string text = {};  // kText (ASCII)
+};
+
+// A variable of a frame. A frame lists its arguments first, then its
+// locals, cells and free variables, the order of the slots up to 3.10.
+struct FakeLocal {
+  std::string name;
+  core::LocalKind kind = core::LocalKind::kLocal;
+  FakeValue value = {};
+};
 
 struct FakeFrame {
   std::string function;
@@ -31,6 +47,7 @@ struct FakeFrame {
   // C-stack shim frame between it and its caller, whose stacktop is -1 as
   // it runs C code (3.12+).
   bool called_from_c = false;
+  std::vector<FakeLocal> locals = {};  // dump --locals
 };
 
 struct FakeThread {
@@ -101,6 +118,18 @@ class FakeImage : public core::Memory {
   uint64_t make_text(const std::string& text);
   uint64_t make_bytes(const std::string& data);
   uint64_t make_code(const FakeFrame& frame);
+  // dump --locals: a type object named `name`, and the objects of values.
+  uint64_t make_type(const char* name);
+  uint64_t make_tuple(const std::vector<uint64_t>& items);
+  uint64_t make_value(const FakeValue& value);
+  // What a variable's slot holds: its value, or (cells, free variables)
+  // the cell holding it.
+  uint64_t make_slot(const FakeLocal& local);
+
+  // The type objects and singletons of the image (dump --locals reads
+  // their tp_name).
+  uint64_t text_type_ = 0, bytes_type_ = 0, tuple_type_ = 0, list_type_ = 0, long_type_ = 0,
+           none_type_ = 0, bool_type_ = 0, cell_type_ = 0, none_ = 0, true_ = 0;
 
   const pyflame_layout& l_;
   std::vector<std::byte> bytes_;

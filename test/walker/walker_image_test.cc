@@ -507,9 +507,83 @@ void member_table() {
 
 }  // namespace
 
+// dump --locals: each frame's variables, of every kind, read back exactly
+// (3.14+: None's reference tagged); a value whose type cannot be read is
+// <unreadable>; without set_locals() nothing is read.
+void locals_read() {
+  const char* name = "locals read back exactly";
+  using pyflame::core::LocalKind;
+  using pyflame::test::FakeValue;
+  std::vector<FakeThread> spec = two_threads();
+  spec[0].frames[0].locals = {{"self", LocalKind::kArg, {FakeValue::kNone}},
+                              {"n", LocalKind::kArg, {FakeValue::kInt, -1099511627776}},
+                              {"s", LocalKind::kLocal, {FakeValue::kText, 0, "it's"}},
+                              {"big", LocalKind::kLocal, {FakeValue::kInt, 123456789012345}},
+                              {"zero", LocalKind::kLocal, {FakeValue::kInt, 0}},
+                              {"items", LocalKind::kCell, {FakeValue::kList, 3}}};
+  spec[0].frames[1].locals = {{"flag", LocalKind::kArg, {FakeValue::kTrue}},
+                              {"items", LocalKind::kFree, {FakeValue::kList, 2}}};
+  FakeImage image(L(), spec);
+  {
+    auto interp = walker(image);
+    Snapshot s;
+    CHECK(interp->sample(s));
+    for (const auto& t : s.threads)
+      for (const auto& f : t.frames) CHECK(f.locals == nullptr);
+  }
+  auto interp = walker(image);
+  interp->set_locals(true);
+  struct Want {
+    const char* name;
+    LocalKind kind;
+    const char* type;  // nullptr: unreadable
+    const char* repr;
+  };
+  auto check_locals = [&](const pyflame::core::Frame& f, const std::vector<Want>& want) {
+    CHECK(f.locals != nullptr);
+    if (f.locals == nullptr) return;
+    CHECK(!f.locals->unreadable && !f.locals->truncated);
+    CHECK(f.locals->values.size() == want.size());
+    for (size_t i = 0; i < std::min(want.size(), f.locals->values.size()); ++i) {
+      const auto& got = f.locals->values[i];
+      const bool same = got.name == want[i].name && got.kind == want[i].kind &&
+                        got.type == (want[i].type ? std::optional<std::string>(want[i].type) : std::nullopt) &&
+                        got.repr == want[i].repr;
+      CHECK(same);
+      if (!same)
+        std::fprintf(stderr, "  %s: %s %s = %s, expected %s %s\n", want[i].name,
+                     got.type.value_or("(null)").c_str(), got.name.c_str(), got.repr.c_str(),
+                     want[i].type ? want[i].type : "(null)", want[i].repr);
+    }
+  };
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 2 && s.threads[0].frames.size() == 3);
+  if (s.threads.size() != 2 || s.threads[0].frames.size() != 3) return;
+  check_locals(s.threads[0].frames[0], {{"self", LocalKind::kArg, "NoneType", "None"},
+                                        {"n", LocalKind::kArg, "int", "-1099511627776"},
+                                        {"s", LocalKind::kLocal, "str", "\"it's\""},
+                                        {"big", LocalKind::kLocal, "int", "123456789012345"},
+                                        {"zero", LocalKind::kLocal, "int", "0"},
+                                        {"items", LocalKind::kCell, "list", "<list len=3>"}});
+  check_locals(s.threads[0].frames[1], {{"flag", LocalKind::kArg, "bool", "True"},
+                                        {"items", LocalKind::kFree, "list", "<list len=2>"}});
+  check_locals(s.threads[0].frames[2], {});
+  check_locals(s.threads[1].frames[0], {});
+
+  // A value whose type is not readable: <unreadable>, with no type.
+  image.write_u64(field(nth(image, "list", 1), L().ob_type), FakeImage::kUnmapped);
+  Snapshot again;
+  CHECK(interp->sample(again));
+  if (again.threads.size() == 2 && again.threads[0].frames.size() == 3)
+    check_locals(again.threads[0].frames[1], {{"flag", LocalKind::kArg, "bool", "True"},
+                                              {"items", LocalKind::kFree, nullptr, "<unreadable>"}});
+}
+
 int main() {
   member_table();
   well_formed();
+  locals_read();
   gil_holder();
   gil_unknown();
   interp_head_by_scan();

@@ -155,6 +155,16 @@ void LayoutInterpreter::finish_thread(core::ThreadSample& thread, size_t slot) {
   memo.frames = frames.size();
   memo.owner = &thread;
 
+  if (locals_) {
+    // Where each shown frame is, for read_locals() once the sample holds.
+    if (locals_sources_.size() <= slot) locals_sources_.resize(slot + 1);
+    auto& sources = locals_sources_[slot];
+    sources.clear();
+    for (size_t i = 0; i < n; ++i)
+      if (memo.emitted[i])
+        sources.push_back({raw_frames_[i], raw_[i].bad || infos_[i] == nullptr ? RemoteAddr() : raw_[i].code});
+  }
+
   // Frames per eval-loop call, innermost call first, counting the frames
   // shown (an incomplete frame is in its call but not shown).
   thread.eval_calls.clear();

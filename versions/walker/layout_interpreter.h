@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <deque>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -26,6 +27,7 @@
 #include "core/sampling/snapshot.h"
 #include "core/sampling/witness.h"
 #include "versions/layout.h"
+#include "versions/walker/layout_locals.h"
 #include "versions/walker/layout_module.h"
 #include "versions/walker/member.h"
 #include "versions/walker/remote_object.h"
@@ -151,6 +153,7 @@ class LayoutInterpreter : public core::Interpreter {
   std::string python_version() const override { return version_; }
   bool sample(core::Snapshot& out) override;
   void set_strict(bool strict) override { strict_ = strict; }
+  void set_locals(bool locals) override { locals_ = locals; }
 
  private:
   void locate(const TargetSymbols& symbols);
@@ -175,11 +178,13 @@ class LayoutInterpreter : public core::Interpreter {
   // most likely, so it is read again or dropped).
   void bad_walk() {
     raw_.push_back({RemoteAddr(), std::nullopt, false, true});
+    if (locals_) raw_frames_.emplace_back();
     walk_rooted_ = false;
   }
   // Ends a walk deeper than the bound: shown, cut short with <unknown>.
   void bounded_walk() {
     raw_.push_back({RemoteAddr(), std::nullopt, false, true});
+    if (locals_) raw_frames_.emplace_back();
     walk_rooted_ = true;
   }
   // Whether each thread of the last walk read one moment of its stack:
@@ -222,12 +227,15 @@ class LayoutInterpreter : public core::Interpreter {
   }
   // Appends a good frame to raw_, field by field: a RawFrame built on the
   // stack and copied whole stalled the hot loop on store forwarding.
-  void add_raw(RemoteAddr code, std::optional<int64_t> offset, bool generator) {
+  void add_raw(RemoteAddr frame, RemoteAddr code, std::optional<int64_t> offset, bool generator) {
     RawFrame& f = raw_.emplace_back();
     f.code = code;
     f.offset = offset;
     f.generator = generator;
+    if (locals_) raw_frames_.push_back(frame);  // dump --locals reads the frame again
   }
+  // dump --locals: each shown frame's variables, for the threads not torn.
+  void read_locals(core::Snapshot& out, size_t threads);
   // Resolves raw_'s code objects (one batched read) and appends the frames.
   void finish_thread(core::ThreadSample& thread, size_t slot);
   // Sets `f`, a default Frame, to `info` at instruction byte offset `offset`
@@ -335,6 +343,17 @@ class LayoutInterpreter : public core::Interpreter {
   bool walk_rooted_ = false;
   core::WitnessCheck recheck_;
   bool strict_ = false;           // see core::Interpreter::set_strict()
+  // dump --locals (core::Interpreter::set_locals): where each raw frame of
+  // the thread being walked is (parallel to raw_), and per thread slot, the
+  // frame and code of each frame it shows (parallel to its frames).
+  bool locals_ = false;
+  ValueSymbols values_;
+  std::vector<RemoteAddr> raw_frames_;
+  struct LocalsSource {
+    RemoteAddr frame, code;  // null code: an <unknown> frame
+  };
+  std::vector<std::vector<LocalsSource>> locals_sources_;
+  std::deque<core::FrameLocals> locals_store_;  // what Frame::locals point into
   std::vector<core::Witness> strict_words_, strict_reread_;
 };
 

@@ -33,6 +33,7 @@ std::string version_from_hex(uint64_t hex) {
 void LayoutInterpreter::locate(const TargetSymbols& symbols) {
   objects_.set_types({symbols.code_type, symbols.frame_type, symbols.text_type, symbols.bytes_type});
   version_ = symbols.version;
+  values_ = symbols.values;
   if (present(l_.runtime_interpreters_head)) {
     interp_head_slot_ = address_of(symbols.runtime, l_.runtime_interpreters_head);
     if (present(l_.runtime_tstate_current))

@@ -44,6 +44,22 @@ std::unique_ptr<core::Interpreter> LayoutModule::locate(const core::TargetImage&
   const bool py2 = l.string_model == PYFLAME_STRINGS_BYTES;
   symbols.text_type = required(py2 ? "PyString_Type" : "PyUnicode_Type");
   symbols.bytes_type = required(py2 ? "PyString_Type" : "PyBytes_Type");
+  // dump --locals: a symbol missing is a type whose objects are shown as
+  // <TYPE at 0x...>, never a reason to refuse the target.
+  auto optional = [&](const char* name) { return binary.symbol(name).value_or(RemoteAddr()); };
+  ValueSymbols& v = symbols.values;
+  v.none = optional("_Py_NoneStruct");
+  v.true_ = optional("_Py_TrueStruct");
+  v.false_ = optional(py2 ? "_Py_ZeroStruct" : "_Py_FalseStruct");
+  if (py2) v.int_type = optional("PyInt_Type");
+  v.long_type = optional("PyLong_Type");
+  v.float_type = optional("PyFloat_Type");
+  v.list_type = optional("PyList_Type");
+  v.tuple_type = optional("PyTuple_Type");
+  v.dict_type = optional("PyDict_Type");
+  v.set_type = optional("PySet_Type");
+  v.frozenset_type = optional("PyFrozenSet_Type");
+  v.cell_type = optional("PyCell_Type");
   symbols.version = binary.version().full;
   symbols.target_path = binary.target_path();
   if (present(l.runtime_interpreters_head)) {

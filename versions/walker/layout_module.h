@@ -28,6 +28,18 @@ class LayoutModule : public core::PythonModule {
   core::BuildInfo info_;
 };
 
+// The target's objects and types that dump --locals tells values by: an
+// object is shown as a value only if it is one of these singletons or its
+// ob_type is exactly one of these types (null: the target has no such
+// symbol, and no object is taken for one).
+struct ValueSymbols {
+  core::RemoteAddr none, true_, false_;  // _Py_NoneStruct, _Py_TrueStruct, _Py_FalseStruct (2.7: _Py_ZeroStruct)
+  core::RemoteAddr int_type;             // PyInt_Type (2.7)
+  core::RemoteAddr long_type;            // PyLong_Type
+  core::RemoteAddr float_type, list_type, tuple_type, dict_type, set_type, frozenset_type;
+  core::RemoteAddr cell_type;            // PyCell_Type
+};
+
 // Where the walker starts, in the target's address space: what
 // LayoutModule::locate() finds in the interpreter's ELF file. Tests and the
 // walker's fuzz target give them directly, for a fake image.
@@ -42,6 +54,7 @@ struct TargetSymbols {
   std::vector<std::pair<uint64_t, uint64_t>> scan_targets;
   std::string version;              // full version, e.g. "3.11.7"
   std::string target_path;          // the executable or library, for messages
+  ValueSymbols values;              // dump --locals
 };
 
 // The walker over any memory. Throws Error when the image does not hold an

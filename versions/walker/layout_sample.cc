@@ -57,7 +57,27 @@ bool LayoutInterpreter::sample(core::Snapshot& out) {
   }
   out.threads.resize(threads);
   for (size_t t = 0; t < threads; ++t) out.torn += out.threads[t].torn;
+  if (locals_) read_locals(out, threads);
   return true;
+}
+
+void LayoutInterpreter::read_locals(core::Snapshot& out, size_t threads) {
+  // The stacks are confirmed: their frames are read again for their
+  // variables. The target runs on meanwhile; a frame that no longer runs
+  // its code reads as unreadable, a value that moved as what it is now.
+  locals_store_.clear();
+  LocalsReader reader(l_, target_, objects_, values_);
+  for (size_t t = 0; t < threads; ++t) {
+    core::ThreadSample& thread = out.threads[t];
+    const bool known = t < locals_sources_.size() && locals_sources_[t].size() == thread.frames.size();
+    for (size_t i = 0; i < thread.frames.size(); ++i) {
+      core::Frame& frame = thread.frames[i];
+      frame.locals = nullptr;
+      if (thread.torn || !known || !locals_sources_[t][i].code) continue;
+      const LocalsSource& source = locals_sources_[t][i];
+      frame.locals = &locals_store_.emplace_back(reader.read_frame(source.frame, source.code));
+    }
+  }
 }
 
 bool LayoutInterpreter::confirm(core::Snapshot& out, size_t threads) {

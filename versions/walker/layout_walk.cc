@@ -83,6 +83,7 @@ bool LayoutInterpreter::walk_threads(core::Snapshot& out, size_t& threads) {
       if (present(l_.tstate_native_thread_id)) thread.native_id = read(ts, l_.tstate_native_thread_id);
       if (holder) thread.holds_gil = *holder == *tstate;
       raw_.clear();
+      raw_frames_.clear();
       call_ends_.clear();
       call_anchors_.clear();
       inline_callers_.clear();
@@ -159,7 +160,7 @@ void LayoutInterpreter::walk_frame_objects(RemoteAddr frame) {
     std::optional<int64_t> offset = lasti >= 0 ? lasti * l_.lasti_unit_bytes : kBeforeFirst;
     const RemoteAddr code(witness(frame_buf, frame, l_.frame_code));
     if (!code) return bad_walk();
-    add_raw(code, offset, true);
+    add_raw(frame, code, offset, true);
     call_ends_.push_back(raw_.size());  // each frame object is one eval-loop call
     call_anchors_.push_back(0);
     const RemoteAddr back(witness(frame_buf, frame, l_.frame_back));
@@ -237,7 +238,7 @@ void LayoutInterpreter::walk_interpreter_frames(RemoteAddr frame, RemoteAddr bas
                                : witness(frame_buf, frame, l_.iframe_instr));
     innermost = false;
     called_inline = true;
-    add_raw(code, instr - address_of(code, l_.code_adaptive), owner == l_.owner_generator);
+    add_raw(frame, code, instr - address_of(code, l_.code_adaptive), owner == l_.owner_generator);
     if (present(l_.iframe_is_entry) && read(frame_buf, l_.iframe_is_entry) != 0) {
       call_ends_.push_back(raw_.size());  // 3.11: the first frame of its call
       call_anchors_.push_back(0);

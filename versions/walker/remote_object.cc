@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "versions/walker/remote_object.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace pyflame::versions {
@@ -76,6 +77,45 @@ std::optional<std::string> RemoteObjects::read_bytes(RemoteAddr object, int64_t 
   if (!target_.read(address_of(object, l_.bytes_sval), std::as_writable_bytes(std::span(data))))
     return std::nullopt;
   return data;
+}
+
+std::optional<RemoteObjects::BytesPrefix> RemoteObjects::read_bytes_prefix(RemoteAddr object,
+                                                                           int64_t max) const {
+  auto length = bytes_length(object);
+  if (!length) return std::nullopt;
+  BytesPrefix out;
+  out.length = *length;
+  out.data.resize(static_cast<size_t>(std::min(*length, std::max<int64_t>(max, 0))));
+  if (!out.data.empty() &&
+      !target_.read(address_of(object, l_.bytes_sval), std::as_writable_bytes(std::span(out.data))))
+    return std::nullopt;
+  return out;
+}
+
+std::optional<RemoteObjects::TextPrefix> RemoteObjects::read_text_prefix(RemoteAddr object,
+                                                                         int64_t max) const {
+  if (!object || l_.string_model != PYFLAME_STRINGS_PEP393) return std::nullopt;
+  std::vector<std::byte> buf(static_cast<size_t>(l_.sizeof_compact_unicode));
+  if (!target_.read(object, buf) || RemoteAddr(read(buf, l_.ob_type)) != types_.text)
+    return std::nullopt;
+  const int64_t length = read(buf, l_.unicode_length);
+  if (length < 0 || bitfield(buf, l_.unicode_compact) == 0) return std::nullopt;
+  const bool ascii = bitfield(buf, l_.unicode_ascii) != 0;
+  const int kind = ascii ? 1 : static_cast<int>(bitfield(buf, l_.unicode_kind));
+  if (kind != 1 && kind != 2 && kind != 4) return std::nullopt;
+  const int64_t data_offset = ascii ? l_.sizeof_ascii_object : l_.sizeof_compact_unicode;
+  const int64_t shown = std::min(length, std::max<int64_t>(max, 0));
+  std::vector<std::byte> data(static_cast<size_t>(shown * kind));
+  if (!data.empty() && !target_.read(object + data_offset, data)) return std::nullopt;
+  TextPrefix out;
+  out.length = length;
+  for (size_t i = 0; i < data.size(); i += static_cast<size_t>(kind)) {
+    const auto at = static_cast<int64_t>(i);
+    out.code_points.push_back(kind == 1   ? static_cast<uint8_t>(data[i])
+                              : kind == 2 ? load<uint16_t>(data, at)
+                                          : load<uint32_t>(data, at));
+  }
+  return out;
 }
 
 std::optional<std::string> RemoteObjects::read_text(RemoteAddr object) const {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/target/memory.h"
 #include "core/sampling/snapshot.h"
@@ -58,6 +59,20 @@ class RemoteObjects {
                                         int64_t max_bytes = kMaxTableBytes) const;
   // The length of such an object, read without its data.
   std::optional<int64_t> bytes_length(core::RemoteAddr object) const;
+
+  // dump --locals: the first `max` units of a str (code points; 3.x) or of
+  // a bytes or 2.7 str (bytes), and the object's whole length. nullopt if
+  // it fails a check or a read (a str not compact, too).
+  struct TextPrefix {
+    std::vector<uint32_t> code_points;
+    int64_t length = 0;
+  };
+  std::optional<TextPrefix> read_text_prefix(core::RemoteAddr object, int64_t max) const;
+  struct BytesPrefix {
+    std::string data;
+    int64_t length = 0;
+  };
+  std::optional<BytesPrefix> read_bytes_prefix(core::RemoteAddr object, int64_t max) const;
 
  private:
   const pyflame_layout& l_;
