@@ -34,6 +34,7 @@ int dump_core(const PythonModule& module, const DumpArgs& options) {
   privilege::drop();
   CoreFile core(*options.core, CoreFileOptions{options.lib_search, options.executable});
   std::unique_ptr<Interpreter> interpreter = locate_interpreter(module, core);
+  interpreter->set_locals(options.locals);
 
   Snapshot snapshot;
   snapshot.pid = core.pid();
@@ -56,7 +57,8 @@ int dump_core(const PythonModule& module, const DumpArgs& options) {
                  "build-id was not dumped); if it is another build than the process ran, frames "
                  "read from it may be wrong\n",
                  file.c_str());
-  std::string text = options.json ? snapshot_to_json(snapshot) : snapshot_to_text(snapshot);
+  std::string text = options.json ? snapshot_to_json(snapshot, options.locals)
+                                  : snapshot_to_text(snapshot, options.locals);
   write_standard_output(text);
   return 0;
 }

@@ -368,17 +368,23 @@ bool CoreFile::read_dumped(uint64_t addr, std::span<std::byte> into) const {
 }
 
 size_t CoreFile::read_piece(uint64_t addr, std::span<std::byte> into) const {
+  // The bytes end at the end of the mapping they are in, and file bytes at
+  // the next segment that the core holds.
+  uint64_t end = UINT64_MAX;
   auto it = std::upper_bound(segments_.begin(), segments_.end(), addr,
                              [](uint64_t a, const Segment& s) { return a < s.vaddr; });
-  if (it == segments_.begin()) return 0;
-  --it;
-  const uint64_t in_segment = addr - it->vaddr;
-  if (in_segment >= it->memsz) return 0;
-  if (in_segment < it->filesz) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(into.size(), it->filesz - in_segment));
-    return read_exact(fd_, it->offset + in_segment, into.data(), n) ? n : 0;
+  if (it != segments_.end()) end = it->vaddr;
+  if (it != segments_.begin()) {
+    const Segment& s = *std::prev(it);
+    const uint64_t in_segment = addr - s.vaddr;
+    if (in_segment < s.filesz) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(into.size(), s.filesz - in_segment));
+      return read_exact(fd_, s.offset + in_segment, into.data(), n) ? n : 0;
+    }
+    if (in_segment < s.memsz) end = s.vaddr + s.memsz;
   }
-  // Left out of the dump: the mapped file's bytes, if a file backs them.
+  // Left out of the dump (the kernel writes the segment without its bytes,
+  // gdb's gcore leaves it out): the mapped file's bytes, if a file backs them.
   auto f = std::upper_bound(files_.begin(), files_.end(), addr,
                             [](uint64_t a, const MappedFile& m) { return a < m.start; });
   if (f == files_.begin()) return 0;
@@ -386,7 +392,7 @@ size_t CoreFile::read_piece(uint64_t addr, std::span<std::byte> into) const {
   if (addr >= f->end) return 0;
   const OpenedFile* opened = mapped_file(f->path);
   if (opened->fd < 0) return 0;
-  const uint64_t end = std::min(f->end, it->vaddr + it->memsz);
+  end = std::min(end, f->end);
   const uint64_t file_at = f->offset + (addr - f->start);
   if (file_at >= opened->size) return 0;
   const size_t n = static_cast<size_t>(

@@ -151,7 +151,8 @@ PythonBinary PythonBinary::find(const TargetImage& image) {
     b.target_path_ = image.exe_target_path();
     try {
       b.elf_ = std::make_shared<ElfFile>(image.open_executable(), b.target_path_);
-    } catch (const Error&) {
+    } catch (const Error& e) {
+      if (e.code() == ExitCode::kMissingFile) throw;  // a core's executable, not found
       throw Error(ExitCode::kNotPython,
                   fmt::format("pyflame: {} ({}) is not a Python process: its executable "
                               "is not a readable ELF file",
