@@ -8,7 +8,8 @@
 //                                   in PATH; `#!` lines, `env` and pyenv
 //                                   shims followed
 //
-//   pyflame-detect --args ARGS...   the wrapper's arguments: parsed with the
+//   pyflame-detect --args ARGS...   the wrapper's arguments (a process, a
+//                                   command, or dump --core's file): parsed with the
 //                                   binaries' own command line to find the
 //                                   target; prints "MINOR FULL VERBOSE WHAT"
 //
@@ -37,6 +38,7 @@
 #include "core/target/elf.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/target/core_file.h"
 #include "core/target/process.h"
 #include "core/target/python_binary.h"
 
@@ -288,15 +290,20 @@ int detect_from_arguments(int argc, char** argv) {
   }
   PythonVersionId v;
   std::string what;
-  if (std::optional<int> pid = line.pid(); pid && *pid > 0) {
+  if (line.dump_cmd->parsed() && line.dump.core) {
+    // A core file: the version of the interpreter it had mapped.
+    CoreFile core(*line.dump.core, CoreFileOptions{line.dump.lib_search, line.dump.executable});
+    what = core.describe();
+    v = PythonBinary::find(core).version();
+  } else if (std::optional<int> pid = line.pid(); pid && *pid > 0) {
     what = fmt::format("process {}", *pid);
     v = detect_process(std::to_string(*pid));
   } else if (!line.command().empty() && !line.command()[0].empty()) {
     what = line.command()[0];
     v = detect_command(what);
   } else {
-    throw Error(ExitCode::kUsage, "pyflame: name a process (-p PID) or a command (-t COMMAND... "
-                                  "or record -- COMMAND...)");
+    throw Error(ExitCode::kUsage, "pyflame: name a process (-p PID), a command (-t COMMAND... "
+                                  "or record -- COMMAND...) or a core file (dump --core FILE)");
   }
   PYFLAME_INFO_LOG("{} runs Python {} (from {})", what, v.full, v.how);
   std::printf("%d.%d %s %d %s\n", v.major, v.minor, v.full.c_str(),

@@ -27,6 +27,7 @@ struct CoreFile::OpenedFile {
   int fd = -1;
   uint64_t size = 0;
   bool verified = false;  // its build-id matched the core's copy
+  bool elf = false;       // only an ELF file has a build-id to check
   std::string opened_path;
   std::string why;
   ~OpenedFile() {
@@ -248,7 +249,7 @@ std::vector<Mapping> CoreFile::maps() const {
 }
 
 int CoreFile::open_checked(const std::string& candidate, const std::string& path, std::string& why,
-                           bool& verified) const {
+                           bool& verified, bool& elf) const {
   struct stat st;
   int fd = open_regular_file(candidate, /*follow=*/true, st);
   if (fd < 0) {
@@ -269,10 +270,12 @@ int CoreFile::open_checked(const std::string& candidate, const std::string& path
   }
   // An ELF file's build-id, where the core holds the page with its note.
   verified = false;
+  elf = false;
   try {
-    ElfFile elf(::dup(fd), candidate);
-    if (const auto& id = elf.build_id()) {
-      if (auto bias = elf.load_bias(maps(), path)) {
+    ElfFile file(::fcntl(fd, F_DUPFD_CLOEXEC, 0), candidate);
+    elf = true;
+    if (const auto& id = file.build_id()) {
+      if (auto bias = file.load_bias(maps(), path)) {
         std::string dumped(id->bytes.size(), '\0');
         if (read_dumped(id->vaddr + *bias, std::as_writable_bytes(std::span(dumped)))) {
           if (dumped != id->bytes) {
@@ -310,14 +313,15 @@ const CoreFile::OpenedFile* CoreFile::mapped_file(const std::string& path) const
   for (const std::string& dir : options_.lib_search)
     candidates.push_back(dir + "/" + std::string(base_name(recorded)));
   for (const std::string& c : candidates) {
-    bool verified = false;
-    int fd = open_checked(c, path, file->why, verified);
+    bool verified = false, elf = false;
+    int fd = open_checked(c, path, file->why, verified, elf);
     if (fd < 0) continue;
     struct stat st;
     ::fstat(fd, &st);
     file->fd = fd;
     file->size = static_cast<uint64_t>(st.st_size);
     file->verified = verified;
+    file->elf = elf;
     file->opened_path = c;
     if (c != recorded) PYFLAME_INFO_LOG("{}: {} read from {}", describe(), path, c);
     break;
@@ -347,7 +351,7 @@ int CoreFile::open_executable() const {
 std::vector<std::string> CoreFile::unverified_files() const {
   std::vector<std::string> out;
   for (const auto& [path, f] : opened_)
-    if (f->fd >= 0 && !f->verified) out.push_back(f->opened_path);
+    if (f->fd >= 0 && f->elf && !f->verified) out.push_back(f->opened_path);
   return out;
 }
 

@@ -65,8 +65,8 @@ class CoreFile : public TargetImage {
   int open_executable() const override;
 
   const std::vector<CoreThread>& threads() const { return threads_; }
-  // Mapped files whose pages were read but could not be checked against
-  // the core (no build-id page in it), for a warning.
+  // Mapped ELF files that were read but could not be checked against the
+  // core (the page with their build-id was not dumped), for a warning.
   std::vector<std::string> unverified_files() const;
 
  private:
@@ -96,7 +96,7 @@ class CoreFile : public TargetImage {
   // Opens a candidate for `path` and checks it; -1 with `why` set if it is
   // not the file that was mapped.
   int open_checked(const std::string& candidate, const std::string& path, std::string& why,
-                   bool& verified) const;
+                   bool& verified, bool& elf) const;
 
   std::string path_;
   CoreFileOptions options_;

@@ -8,7 +8,7 @@
   dumped live (`dump --json --locals`), then `gcore`d (Debian's gdb), and
   `dump --core --json --locals` of the core must show the same threads,
   frames and variables, exactly (the fixture's variables checked as in
-  test_locals.py);
+  test_locals.py), also through the `pyflame` wrapper;
 - lib-search: the same core read in a mount namespace where the directory
   of the interpreter's file (libpython, or the executable of a static
   build) is hidden under an empty tmpfs: without --lib-search exit 10
@@ -142,6 +142,12 @@ def case_gcore(profiler: str, interp: Interpreter, shared: Shared) -> None:
         if f.get("function") in want:
             problems += test_locals.compare(f["function"], want[f["function"]], f.get("locals"))
     expect(not problems, "dump --core --locals:\n" + "\n".join(problems))
+    # The wrapper picks this binary by reading the core.
+    wrapper = os.path.join(os.path.dirname(profiler), "pyflame")
+    if os.access(wrapper, os.X_OK):
+        through = json_of(dump_core(wrapper, core, "--json", "--locals"), "pyflame dump --core")
+        expect(comparable(through) == got, "the wrapper's dump --core differs from pyflame%s's"
+               % interp.minor)
     text = dump_core(profiler, core)
     expect(text.returncode == EXIT_OK and "inner (" in text.stdout_text,
            "dump --core (text): %s\n%s" % (text.status(), text.describe()))
