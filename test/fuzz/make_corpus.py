@@ -328,6 +328,57 @@ def walker_corpus():
     # regress_*: inputs libFuzzer found (an empty str's data copied through a
     # null pointer; a 2.7 byte-string name), kept as they were found.
 
+# ------------------------------------------------------------------ core
+
+PRSTATUS_SIZE = 336  # sizeof(struct elf_prstatus), x86-64
+PRSTATUS_PID_AT = 32
+
+
+def note(name, kind, desc):
+    name = name + b"\0"
+    pad = lambda b: b + b"\0" * (-len(b) % 4)
+    return struct.pack("<III", len(name), len(desc), kind) + pad(name) + pad(desc)
+
+
+def core_file(segments, notes, truncate=None):
+    """An x86-64 ET_CORE: SEGMENTS as (vaddr, bytes, memsz, flags), then NOTES."""
+    phnum = 1 + len(segments)
+    offset = 64 + 56 * phnum
+    note_blob = b"".join(notes)
+    phdrs = [struct.pack("<IIQQQQQQ", 4, 4, offset, 0, 0, len(note_blob), 0, 1)]
+    offset += len(note_blob)
+    data = b""
+    for vaddr, content, memsz, flags in segments:
+        phdrs.append(struct.pack("<IIQQQQQQ", 1, flags, offset + len(data), vaddr, 0, len(content),
+                                 memsz, 1))
+        data += content
+    ehdr = (b"\x7fELF\x02\x01\x01" + b"\0" * 9 +
+            struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, phnum, 64, 0, 0))
+    out = ehdr + b"".join(phdrs) + note_blob + data
+    return out[:truncate] if truncate else out
+
+
+def core_corpus():
+    prstatus = bytearray(PRSTATUS_SIZE)
+    struct.pack_into("<i", prstatus, PRSTATUS_PID_AT, 4242)
+    names = b"/nonexistent/libpython3.11.so.1.0\0/nonexistent/data\0"
+    files = struct.pack("<QQ", 2, 4096) + struct.pack("<QQQQQQ", 0x7f0000000000, 0x7f0000003000, 0,
+                                                      0x7f0000010000, 0x7f0000011000, 2) + names
+    auxv = struct.pack("<QQQQ", 3, 0x7f0000000040, 0, 0)
+    notes = [note(b"CORE", 1, bytes(prstatus)), note(b"CORE", 0x46494c45, files), note(b"CORE", 6, auxv)]
+    segments = [(0x7f0000000000, b"\x7fELF" + b"\0" * 4092, 0x1000, 4),
+                (0x7f0000002000, b"", 0x1000, 4),
+                (0x00007ffc00000000, bytes(range(256)) * 16, 0x2000, 6)]
+    whole = core_file(segments, notes)
+    write("core", "whole", whole)
+    write("core", "truncated", core_file(segments, notes, truncate=len(whole) - 100))
+    write("core", "no_threads", core_file(segments, notes[1:]))
+    write("core", "overlapping", core_file(segments + [(0x7f0000000800, b"x", 0x1000, 4)], notes))
+    write("core", "exec_not_core", whole[:16] + struct.pack("<H", 2) + whole[18:])
+    write("core", "bad_file_note", core_file(segments, [notes[0], note(b"CORE", 0x46494c45,
+                                                                       struct.pack("<QQ", 1 << 40, 4096))]))
+    write("core", "empty", b"")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -340,6 +391,7 @@ def main():
     strings_corpus()
     writers_corpus()
     walker_corpus()
+    core_corpus()
 
 
 if __name__ == "__main__":
