@@ -8,18 +8,39 @@
 #include "core/errors.h"
 #include "core/output/dump_writer.h"
 #include "core/output/output_file.h"
+#include "core/native/merge.h"
 #include "core/sampling/sample_mode.h"
+#include "core/sampling/sampler.h"
 #include "core/target/attach.h"
 #include "core/target/core_file.h"
+#include "core/target/native_threads.h"
 #include "core/target/privilege.h"
 
 namespace pyflame::core {
 
+namespace {
+
+// The Linux TID of each thread whose interpreter does not record it
+// (before 3.11): found in its pthread struct, among the core's threads.
+void name_threads(const CoreFile& core, Snapshot& snapshot) {
+  std::vector<uint64_t> unresolved;
+  for (const ThreadSample& t : snapshot.threads)
+    if (!t.native_id) unresolved.push_back(t.thread_id);
+  if (unresolved.empty()) return;
+  std::vector<TaskInfo> tasks;
+  for (const CoreThread& c : core.threads()) tasks.push_back(TaskInfo{c.tid, '?', {}});
+  NativeThreadResolver resolver;
+  const auto tids = resolver.resolve(core, unresolved, tasks);
+  for (ThreadSample& t : snapshot.threads)
+    for (size_t i = 0; i < unresolved.size(); ++i)
+      if (!t.native_id && t.thread_id == unresolved[i] && tids[i]) t.native_id = *tids[i];
+}
+
+}  // namespace
+
 int dump_core(const PythonModule& module, const DumpArgs& options) {
   auto usage = [](const std::string& m) { return Error(ExitCode::kUsage, "pyflame: " + m); };
   if (options.blocking) throw usage("--blocking stops a running process; a core file needs no stop");
-  if (options.native || options.native_all)
-    throw usage("--native reads a running process's registers; with --core it is not supported yet");
   SampleMode mode = SampleMode::kWall;
   if (options.mode) {
     auto asked = parse_sample_mode(*options.mode);
@@ -37,13 +58,32 @@ int dump_core(const PythonModule& module, const DumpArgs& options) {
   interpreter->set_locals(options.locals);
 
   Snapshot snapshot;
-  snapshot.pid = core.pid();
-  snapshot.python_version = interpreter->python_version();
   if (!interpreter->sample(snapshot))
     throw Error(ExitCode::kInconsistent,
                 fmt::format("pyflame: {}: its thread list could not be read (the process was "
                             "starting or finalizing its interpreter when it dumped)",
                             core.describe()));
+  name_threads(core, snapshot);
+  // Outlives the output: native frames' strings are its symbols'.
+  std::unique_ptr<Unwinder> unwinder;
+  if (options.native || options.native_all) {
+    // Each thread unwound from the registers the core holds for it.
+    unwinder = make_native_unwinder(module.build_info(), core);
+    unwinder->begin_sample();
+    std::vector<NativeStack> natives(snapshot.threads.size());
+    for (size_t i = 0; i < snapshot.threads.size(); ++i) {
+      const ThreadSample& t = snapshot.threads[i];
+      if (!t.native_id) continue;
+      for (const CoreThread& c : core.threads())
+        if (c.tid == *t.native_id && c.registers) unwinder->unwind(c.tid, *c.registers, natives[i]);
+    }
+    Snapshot merged;
+    MergeCounts counts;
+    merge_snapshot(snapshot, natives, options.native_all, merged, counts);
+    snapshot = std::move(merged);
+  }
+  snapshot.pid = core.pid();
+  snapshot.python_version = interpreter->python_version();
   for (const ThreadSample& t : snapshot.threads)
     if (t.torn)
       fmt::print(stderr,

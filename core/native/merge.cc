@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/log.h"
+
 namespace pyflame::core {
 namespace {
 
@@ -114,6 +116,48 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
   }
   out.assign(python.begin(), python.end());
   return MergeOutcome::kMismatch;
+}
+
+void merge_snapshot(const Snapshot& walked, const std::vector<NativeStack>& natives,
+                    bool show_internal, Snapshot& out, MergeCounts& counts) {
+  out.retries = walked.retries;
+  out.torn = walked.torn;
+  out.threads.resize(walked.threads.size());
+  static const NativeStack kNotUnwound;
+  for (size_t i = 0; i < walked.threads.size(); ++i) {
+    const ThreadSample& from = walked.threads[i];
+    const NativeStack& native = i < natives.size() ? natives[i] : kNotUnwound;
+    ThreadSample& to = out.threads[i];
+    to.thread_id = from.thread_id;
+    to.native_id = from.native_id;
+    to.name = from.name;
+    to.holds_gil = from.holds_gil;
+    to.idle = from.idle;
+    to.truncated = from.truncated;
+    to.torn = from.torn;
+    to.eval_calls = from.eval_calls;
+    to.eval_call_anchors = from.eval_call_anchors;
+    if (from.torn) {
+      to.frames.clear();
+      continue;
+    }
+    switch (merge_native(from.frames, from.eval_calls, from.eval_call_anchors, native,
+                         show_internal, to.frames)) {
+      case MergeOutcome::kMerged: ++counts.merged; break;
+      case MergeOutcome::kCutShort: ++counts.cut_short; break;
+      case MergeOutcome::kMismatch:
+        ++counts.mismatched;
+        PYFLAME_DEBUG_LOG("--native: thread {}: {} Python frames in {} eval-loop calls, {} native "
+                          "frames ({} eval-loop): not merged",
+                          from.native_id.value_or(0), from.frames.size(), from.eval_calls.size(),
+                          native.frames.size(),
+                          std::count_if(native.frames.begin(), native.frames.end(),
+                                        [](const NativeLocation* l) { return l->role == NativeRole::kEvalLoop; }));
+        for (const NativeLocation* l : native.frames)
+          PYFLAME_DEBUG_LOG("--native:   {} in {}", l->function, l->library);
+        break;
+    }
+  }
 }
 
 }  // namespace pyflame::core

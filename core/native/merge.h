@@ -28,6 +28,19 @@ MergeOutcome merge_native(const std::vector<Frame>& python, const std::vector<ui
                           const std::vector<uint64_t>& anchors, const NativeStack& native,
                           bool show_internal, std::vector<Frame>& out);
 
+// How the thread stacks of merge_snapshot() merged, summed over calls.
+struct MergeCounts {
+  uint64_t merged = 0;
+  uint64_t cut_short = 0;   // merged as far as the unwind reached
+  uint64_t mismatched = 0;  // shown with Python frames only
+};
+
+// `walked` (the walker's snapshot) into `out`, each thread's frames merged
+// with `natives[i]` (its native stack; empty for a thread not unwound); a
+// torn thread keeps no frames. For a live sample and a core file alike.
+void merge_snapshot(const Snapshot& walked, const std::vector<NativeStack>& natives,
+                    bool show_internal, Snapshot& out, MergeCounts& counts);
+
 // A Frame showing a native location (strings are views into it).
 Frame native_frame(const NativeLocation& location);
 

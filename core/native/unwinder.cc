@@ -110,7 +110,7 @@ const Dwfl_Thread_Callbacks kThreadCallbacks = {
 };
 }  // namespace
 
-Unwinder::Unwinder(const Process& process, NativeFrameRules rules)
+Unwinder::Unwinder(const TargetImage& process, NativeFrameRules rules)
     : process_(process), rules_(std::move(rules)), internals_(std::make_unique<Internals>()) {
   internals_->dwfl = dwfl_begin(&kDwflCallbacks);
   if (internals_->dwfl == nullptr)

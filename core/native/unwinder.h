@@ -18,7 +18,7 @@
 
 #include "core/native/frame_rules.h"
 #include "core/native/registers.h"
-#include "core/target/process.h"
+#include "core/target/target_image.h"
 
 namespace pyflame::core {
 
@@ -52,9 +52,10 @@ struct NativeStack {
 class Unwinder {
  public:
   // Reports every file the process maps to libdwfl (through
-  // Process::open_mapped_file, so a container's files are its own). Throws
-  // Error when libdwfl cannot be set up at all.
-  Unwinder(const Process& process, NativeFrameRules rules);
+  // TargetImage::open_mapped_file, so a container's files are its own, and
+  // a core's are the checked ones). Throws Error when libdwfl cannot be set
+  // up at all.
+  Unwinder(const TargetImage& process, NativeFrameRules rules);
   ~Unwinder();
   Unwinder(const Unwinder&) = delete;
   Unwinder& operator=(const Unwinder&) = delete;
@@ -72,7 +73,7 @@ class Unwinder {
   void report_modules();
   bool read_word(uint64_t address, uint64_t& word);
 
-  const Process& process_;
+  const TargetImage& process_;
   NativeFrameRules rules_;
   std::unique_ptr<Internals> internals_;
   // Symbolized addresses (the lookup address: a return address less one).

@@ -38,13 +38,17 @@ bool Sampler::sample(Snapshot& snapshot) {
   return ok;
 }
 
-void Sampler::enable_native(const BuildInfo& build, bool show_internal) {
+std::unique_ptr<Unwinder> make_native_unwinder(const BuildInfo& build, const TargetImage& image) {
   if (!native_unwinding_supported())
     throw Error(ExitCode::kUsage, "pyflame: --native unwinds x86-64 processes only");
   NativeFrameRules rules;
   rules.eval_loop_functions = build.eval_loop_functions;
-  rules.interpreter_path = std::string(strip_deleted(PythonBinary::find(process_).target_path()));
-  unwinder_ = std::make_unique<Unwinder>(process_, std::move(rules));
+  rules.interpreter_path = std::string(strip_deleted(PythonBinary::find(image).target_path()));
+  return std::make_unique<Unwinder>(image, std::move(rules));
+}
+
+void Sampler::enable_native(const BuildInfo& build, bool show_internal) {
+  unwinder_ = make_native_unwinder(build, process_);
   show_internal_ = show_internal;
 }
 
@@ -87,42 +91,7 @@ bool Sampler::sample_native(Snapshot& snapshot) {
     }
   }  // the threads run again
   if (!ok) return false;
-  snapshot.retries = walked_.retries;
-  snapshot.torn = walked_.torn;
-  snapshot.threads.resize(walked_.threads.size());
-  for (size_t i = 0; i < walked_.threads.size(); ++i) {
-    const ThreadSample& from = walked_.threads[i];
-    ThreadSample& to = snapshot.threads[i];
-    to.thread_id = from.thread_id;
-    to.native_id = from.native_id;
-    to.name = from.name;
-    to.holds_gil = from.holds_gil;
-    to.idle = from.idle;
-    to.truncated = from.truncated;
-    to.torn = from.torn;
-    to.eval_calls = from.eval_calls;
-    to.eval_call_anchors = from.eval_call_anchors;
-    if (from.torn) {
-      to.frames.clear();
-      continue;
-    }
-    switch (merge_native(from.frames, from.eval_calls, from.eval_call_anchors, natives_[i],
-                         show_internal_, to.frames)) {
-      case MergeOutcome::kMerged: ++native_counts_.merged; break;
-      case MergeOutcome::kCutShort: ++native_counts_.cut_short; break;
-      case MergeOutcome::kMismatch:
-        ++native_counts_.mismatched;
-        PYFLAME_DEBUG_LOG("--native: thread {}: {} Python frames in {} eval-loop calls, {} native "
-                          "frames ({} eval-loop): not merged",
-                          from.native_id.value_or(0), from.frames.size(), from.eval_calls.size(),
-                          natives_[i].frames.size(),
-                          std::count_if(natives_[i].frames.begin(), natives_[i].frames.end(),
-                                        [](const NativeLocation* l) { return l->role == NativeRole::kEvalLoop; }));
-        for (const NativeLocation* l : natives_[i].frames)
-          PYFLAME_DEBUG_LOG("--native:   {} in {}", l->function, l->library);
-        break;
-    }
-  }
+  merge_snapshot(walked_, natives_, show_internal_, snapshot, native_counts_);
   return true;
 }
 

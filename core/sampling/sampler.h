@@ -16,6 +16,10 @@
 
 namespace pyflame::core {
 
+// The unwinder of --native for a process or a core file, with the version's
+// eval-loop rule. Throws Error (exit 2 off x86-64).
+std::unique_ptr<Unwinder> make_native_unwinder(const BuildInfo& build, const TargetImage& image);
+
 class Sampler {
  public:
   // `blocking`: stop every thread for each sample. `read_idle`: read each
@@ -38,11 +42,7 @@ class Sampler {
   void enable_native(const BuildInfo& build, bool show_internal);
 
   // What --native did so far, per thread stack.
-  struct NativeCounts {
-    uint64_t merged = 0;
-    uint64_t cut_short = 0;   // merged as far as the unwind reached
-    uint64_t mismatched = 0;  // shown with Python frames only
-  };
+  using NativeCounts = MergeCounts;
   const NativeCounts& native_counts() const { return native_counts_; }
 
  private:

@@ -212,6 +212,11 @@ std::vector<Mapping> CoreFile::maps() const {
   // Each mapped file, with the permissions of the segment that holds it,
   // then the memory no file backs (heaps, stacks), as anonymous mappings.
   std::vector<Mapping> out;
+  auto in_segment = [&](uint64_t addr) {
+    auto it = std::upper_bound(segments_.begin(), segments_.end(), addr,
+                               [](uint64_t a, const Segment& s) { return a < s.vaddr; });
+    return it != segments_.begin() && addr < std::prev(it)->vaddr + std::prev(it)->memsz;
+  };
   auto flags_at = [&](uint64_t addr) -> uint32_t {
     auto it = std::upper_bound(segments_.begin(), segments_.end(), addr,
                                [](uint64_t a, const Segment& s) { return a < s.vaddr; });
@@ -219,16 +224,22 @@ std::vector<Mapping> CoreFile::maps() const {
     --it;
     return addr < it->vaddr + it->memsz ? it->flags : 0;
   };
+  // A file mapping that gcore left out has no segment to say its
+  // permissions: one nobody wrote, so read-only, and perhaps code (the
+  // unwinder reads the CFI of a file with a mapping that may be).
+  std::map<std::string, uint64_t> file_numbers;
   for (const MappedFile& f : files_) {
     Mapping m;
     m.start = f.start;
     m.end = f.end;
-    const uint32_t flags = flags_at(f.start);
+    const uint32_t flags = in_segment(f.start) ? flags_at(f.start) : PF_R | PF_X;
     m.readable = flags & PF_R;
     m.writable = flags & PF_W;
     m.executable = flags & PF_X;
     m.offset = f.offset;
     m.path = f.path;
+    // No inode in a core: a number per path, nonzero as a file's is.
+    m.inode = file_numbers.emplace(f.path, file_numbers.size() + 1).first->second;
     out.push_back(std::move(m));
   }
   for (const Segment& s : segments_) {

@@ -12,7 +12,7 @@ namespace {
 // struct pthread is about 2 KiB in glibc; the TID sits well inside that.
 constexpr size_t kWindow = 2048;
 
-std::optional<int64_t> find_tid_offset(const Process& process, const std::vector<uint64_t>& pthreads,
+std::optional<int64_t> find_tid_offset(const Memory& process, const std::vector<uint64_t>& pthreads,
                                        const std::set<pid_t>& live) {
   std::vector<std::array<std::byte, kWindow>> windows;
   for (uint64_t p : pthreads) {
@@ -39,7 +39,7 @@ std::optional<int64_t> find_tid_offset(const Process& process, const std::vector
 }  // namespace
 
 std::vector<std::optional<pid_t>> NativeThreadResolver::resolve(
-    const Process& process, const std::vector<uint64_t>& pthreads,
+    const Memory& process, const std::vector<uint64_t>& pthreads,
     const std::vector<TaskInfo>& tasks) {
   std::set<pid_t> live;
   for (const TaskInfo& t : tasks) live.insert(t.tid);

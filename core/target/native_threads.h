@@ -21,7 +21,7 @@ namespace pyflame::core {
 // than ours, e.g. in a container).
 class NativeThreadResolver {
  public:
-  std::vector<std::optional<pid_t>> resolve(const Process& process,
+  std::vector<std::optional<pid_t>> resolve(const Memory& process,
                                             const std::vector<uint64_t>& pthreads,
                                             const std::vector<TaskInfo>& tasks);
 

@@ -9,6 +9,8 @@
   `dump --core --json --locals` of the core must show the same threads,
   frames and variables, exactly (the fixture's variables checked as in
   test_locals.py), also through the `pyflame` wrapper;
+- native: `dump --core --native`, unwound from the core's registers, is
+  the live `dump --native` of the same moment, frame for frame;
 - lib-search: the same core read in a mount namespace where the directory
   of the interpreter's file (libpython, or the executable of a static
   build) is hidden under an empty tmpfs: without --lib-search exit 10
@@ -156,6 +158,21 @@ def case_gcore(profiler: str, interp: Interpreter, shared: Shared) -> None:
                            os.path.getsize(core) >> 20))
 
 
+def case_native(profiler: str, interp: Interpreter, shared: Shared) -> None:
+    target, _ = test_locals.start(interp)
+    with target:
+        live = json_of(run([profiler, "dump", "-p", str(target.pid), "--json", "--native"]),
+                       "live dump --native")
+        core = gcore(target.pid, os.path.join(shared.work, "native"))
+    got = comparable(json_of(dump_core(profiler, core, "--json", "--native"), "dump --core --native"))
+    if got != comparable(live):
+        raise Failure("dump --core --native differs from the live dump --native:\nlive: %s\ncore: %s"
+                      % (json.dumps(comparable(live), indent=1)[:3000], json.dumps(got, indent=1)[:3000]))
+    natives = sum(1 for frames in got.values() for f in frames if f.get("kind") == "native")
+    expect(natives > 0, "dump --core --native: no native frame\n%s" % json.dumps(got, indent=1)[:3000])
+    log("native: %d native frames merged from the core's registers, as live" % natives)
+
+
 def case_lib_search(profiler: str, interp: Interpreter, shared: Shared) -> None:
     expect(bool(shared.core), "no core (the gcore case failed)")
     if os.geteuid() != 0 or not shutil.which("unshare"):
@@ -286,6 +303,7 @@ def main() -> int:
     cases = Cases()
     try:
         cases.run("gcore", lambda: case_gcore(profiler, interp, shared))
+        cases.run("native", lambda: case_native(profiler, interp, shared))
         cases.run("lib-search", lambda: case_lib_search(profiler, interp, shared))
         cases.run("abort", lambda: case_abort(profiler, interp, shared))
         cases.run("bad cores", lambda: case_bad_cores(profiler, interp, shared, args.bin_dir))
