@@ -37,18 +37,6 @@ struct CoreFile::OpenedFile {
 
 namespace {
 
-bool read_exact(int fd, uint64_t offset, void* into, size_t size) {
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, static_cast<char*>(into) + done, size - done,
-                        static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 std::string_view base_name(std::string_view path) {
   size_t slash = path.rfind('/');
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
@@ -94,7 +82,7 @@ void CoreFile::index() {
                                                  path_, why));
   };
   Elf64_Ehdr ehdr;
-  if (!read_exact(fd_, 0, &ehdr, sizeof ehdr) || std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
+  if (!read_exact_at(fd_, 0, &ehdr, sizeof ehdr) || std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
     throw bad("not an ELF file");
   if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_ident[EI_DATA] != ELFDATA2LSB)
     throw bad("not a 64-bit little-endian ELF file");
@@ -106,7 +94,7 @@ void CoreFile::index() {
   uint64_t phnum = ehdr.e_phnum;
   if (phnum == PN_XNUM) {  // the real count is in section 0
     Elf64_Shdr shdr0;
-    if (ehdr.e_shoff == 0 || !read_exact(fd_, ehdr.e_shoff, &shdr0, sizeof shdr0))
+    if (ehdr.e_shoff == 0 || !read_exact_at(fd_, ehdr.e_shoff, &shdr0, sizeof shdr0))
       throw bad("more than 65535 segments, and no section 0 to count them");
     phnum = shdr0.sh_info;
   }
@@ -115,7 +103,7 @@ void CoreFile::index() {
   if (ehdr.e_phoff > size_ || phnum * sizeof(Elf64_Phdr) > size_ - ehdr.e_phoff)
     throw bad(fmt::format("its program headers lie past its end ({} bytes): the file is truncated", size_));
   std::vector<Elf64_Phdr> phdrs(phnum);
-  if (!read_exact(fd_, ehdr.e_phoff, phdrs.data(), phnum * sizeof(Elf64_Phdr)))
+  if (!read_exact_at(fd_, ehdr.e_phoff, phdrs.data(), phnum * sizeof(Elf64_Phdr)))
     throw bad("cannot read its program headers");
 
   std::string notes;
@@ -132,7 +120,7 @@ void CoreFile::index() {
       if (p.p_filesz > CoreLimits::kMaxNotes - notes.size())
         throw bad(fmt::format("more than {} bytes of notes", CoreLimits::kMaxNotes));
       std::string segment(p.p_filesz, '\0');
-      if (!read_exact(fd_, p.p_offset, segment.data(), segment.size())) throw bad("cannot read its notes");
+      if (!read_exact_at(fd_, p.p_offset, segment.data(), segment.size())) throw bad("cannot read its notes");
       read_notes(segment);
     }
   }
@@ -375,7 +363,7 @@ bool CoreFile::read_dumped(uint64_t addr, std::span<std::byte> into) const {
     const uint64_t in_segment = addr - it->vaddr;
     if (in_segment >= it->filesz) return false;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(into.size(), it->filesz - in_segment));
-    if (!read_exact(fd_, it->offset + in_segment, into.data(), n)) return false;
+    if (!read_exact_at(fd_, it->offset + in_segment, into.data(), n)) return false;
     addr += n;
     into = into.subspan(n);
   }
@@ -394,7 +382,7 @@ size_t CoreFile::read_piece(uint64_t addr, std::span<std::byte> into) const {
     const uint64_t in_segment = addr - s.vaddr;
     if (in_segment < s.filesz) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(into.size(), s.filesz - in_segment));
-      return read_exact(fd_, s.offset + in_segment, into.data(), n) ? n : 0;
+      return read_exact_at(fd_, s.offset + in_segment, into.data(), n) ? n : 0;
     }
     if (in_segment < s.memsz) end = s.vaddr + s.memsz;
   }
@@ -412,7 +400,7 @@ size_t CoreFile::read_piece(uint64_t addr, std::span<std::byte> into) const {
   if (file_at >= opened->size) return 0;
   const size_t n = static_cast<size_t>(
       std::min<uint64_t>({into.size(), end - addr, opened->size - file_at}));
-  return read_exact(opened->fd, file_at, into.data(), n) ? n : 0;
+  return read_exact_at(opened->fd, file_at, into.data(), n) ? n : 0;
 }
 
 size_t CoreFile::read_prefix(RemoteAddr addr, std::span<std::byte> into) const {

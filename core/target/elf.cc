@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/target/elf_notes.h"
+#include "core/target/regular_file.h"
 
 namespace pyflame::core {
 
@@ -37,20 +38,6 @@ namespace {
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
   throw Error(ExitCode::kFailure, "pyflame: cannot read ELF file " + path + ": " + why);
-}
-
-// Reads exactly `size` bytes at `offset`; false on a short read (a file
-// truncated meanwhile) or an error.
-bool read_at(int fd, uint64_t offset, void* into, size_t size) {
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, static_cast<char*>(into) + done, size - done,
-                        static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 bool within(uint64_t offset, uint64_t size, uint64_t file_size) {
@@ -99,7 +86,7 @@ void ElfFile::index() {
   impl_->file_size = file_size;
 
   Elf64_Ehdr ehdr;
-  if (!read_at(fd, 0, &ehdr, sizeof ehdr) || std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
+  if (!read_exact_at(fd, 0, &ehdr, sizeof ehdr) || std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
     fail(path, "not an ELF file");
   if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_ident[EI_DATA] != ELFDATA2LSB ||
       ehdr.e_machine != EM_X86_64)
@@ -111,7 +98,7 @@ void ElfFile::index() {
   const bool has_sections = ehdr.e_shoff != 0;
   if (has_sections) {
     if (ehdr.e_shentsize != sizeof(Elf64_Shdr)) fail(path, "bad section header size");
-    if (!within(ehdr.e_shoff, sizeof shdr0, file_size) || !read_at(fd, ehdr.e_shoff, &shdr0, sizeof shdr0))
+    if (!within(ehdr.e_shoff, sizeof shdr0, file_size) || !read_exact_at(fd, ehdr.e_shoff, &shdr0, sizeof shdr0))
       fail(path, "section headers outside the file");
   }
 
@@ -122,7 +109,7 @@ void ElfFile::index() {
   if (phnum > 0 && ehdr.e_phentsize != sizeof(Elf64_Phdr)) fail(path, "bad program header size");
   std::vector<Elf64_Phdr> phdrs(phnum);
   if (!within(ehdr.e_phoff, phnum * sizeof(Elf64_Phdr), file_size) ||
-      !read_at(fd, ehdr.e_phoff, phdrs.data(), phnum * sizeof(Elf64_Phdr)))
+      !read_exact_at(fd, ehdr.e_phoff, phdrs.data(), phnum * sizeof(Elf64_Phdr)))
     fail(path, "program headers outside the file");
   uint64_t lowest_offset = std::numeric_limits<uint64_t>::max();
   for (const Elf64_Phdr& p : phdrs) {
@@ -140,7 +127,7 @@ void ElfFile::index() {
         !within(p.p_offset, p.p_filesz, file_size))
       continue;
     std::string notes(p.p_filesz, '\0');
-    if (!read_at(fd, p.p_offset, notes.data(), notes.size())) continue;
+    if (!read_exact_at(fd, p.p_offset, notes.data(), notes.size())) continue;
     for_each_note(notes, [&](const ElfNote& n) {
       if (build_id_ || n.type != NT_GNU_BUILD_ID || n.name != "GNU" || n.desc.empty()) return;
       build_id_ = ElfBuildId{std::string(n.desc), p.p_vaddr + n.desc_offset};
@@ -153,7 +140,7 @@ void ElfFile::index() {
     fail(path, fmt::format("{} sections, more than the {} pyflame reads", shnum, ElfLimits::kMaxSections));
   std::vector<Elf64_Shdr> shdrs(shnum);
   if (!within(ehdr.e_shoff, shnum * sizeof(Elf64_Shdr), file_size) ||
-      !read_at(fd, ehdr.e_shoff, shdrs.data(), shnum * sizeof(Elf64_Shdr)))
+      !read_exact_at(fd, ehdr.e_shoff, shdrs.data(), shnum * sizeof(Elf64_Shdr)))
     fail(path, "section headers outside the file");
 
   // Section names: only the allocated sections' are kept, from at most
@@ -163,7 +150,7 @@ void ElfFile::index() {
   if (shstrndx < shnum && shdrs[shstrndx].sh_type != SHT_NOBITS &&
       within(shdrs[shstrndx].sh_offset, shdrs[shstrndx].sh_size, file_size)) {
     names.resize(std::min<uint64_t>(shdrs[shstrndx].sh_size, ElfLimits::kMaxSectionNames));
-    if (!read_at(fd, shdrs[shstrndx].sh_offset, names.data(), names.size())) names.clear();
+    if (!read_exact_at(fd, shdrs[shstrndx].sh_offset, names.data(), names.size())) names.clear();
   }
   auto name_of = [&](uint32_t at) -> std::string {
     if (at >= names.size()) return {};
@@ -183,8 +170,8 @@ void ElfFile::index() {
       return false;
     into.entries.resize(s.sh_size - s.sh_size % sizeof(Elf64_Sym));
     into.strings.resize(strs.sh_size);
-    if (!read_at(fd, s.sh_offset, into.entries.data(), into.entries.size()) ||
-        !read_at(fd, strs.sh_offset, into.strings.data(), into.strings.size())) {
+    if (!read_exact_at(fd, s.sh_offset, into.entries.data(), into.entries.size()) ||
+        !read_exact_at(fd, strs.sh_offset, into.strings.data(), into.strings.size())) {
       into = {};
       return false;
     }
@@ -228,7 +215,7 @@ std::optional<std::string> ElfFile::section_bytes(const ElfSection& section) con
       !within(section.offset, section.size, impl_->file_size))
     return std::nullopt;
   std::string bytes(section.size, '\0');
-  if (!read_at(impl_->fd, section.offset, bytes.data(), bytes.size())) return std::nullopt;
+  if (!read_exact_at(impl_->fd, section.offset, bytes.data(), bytes.size())) return std::nullopt;
   return bytes;
 }
 

@@ -28,4 +28,16 @@ int open_regular_file(const std::string& path, bool follow, struct stat& st) {
   return fd;
 }
 
+bool read_exact_at(int fd, uint64_t offset, void* into, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, static_cast<char*>(into) + done, size - done,
+                        static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 }  // namespace pyflame::core

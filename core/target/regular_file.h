@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Opening a file someone else named (a target's maps, a core's notes, the
-// user): only a regular file, never blocking on a FIFO, never a device.
+// Opening and reading a file someone else named (a target's maps, a core's
+// notes, the user): only a regular file, never blocking on a FIFO, never a
+// device; read with pread, never mapped (a file truncated under a mapping
+// raises SIGBUS).
 #pragma once
 
 #include <sys/stat.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace pyflame::core {
@@ -14,5 +18,9 @@ namespace pyflame::core {
 // errno set otherwise (ESTALE: replaced between the look and the open).
 // `st` receives its identity.
 int open_regular_file(const std::string& path, bool follow, struct stat& st);
+
+// Reads exactly `size` bytes at `offset`; false on a short read (a file
+// truncated meanwhile) or an error.
+bool read_exact_at(int fd, uint64_t offset, void* into, size_t size);
 
 }  // namespace pyflame::core

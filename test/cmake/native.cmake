@@ -12,12 +12,7 @@
 # on a target of its own: like the --blocking tests, no RUN_SERIAL (nothing
 # here is a share of CPU time, the dlopen case's floor is half the samples
 # the run achieved); about 15 s each.
-foreach(name IN LISTS interpreters)
-  add_test(NAME native/${name}
-           COMMAND ${Python3_EXECUTABLE} ${integration}/test_native.py
-                   --bin-dir ${bin_dir} --interp ${name} --manifest ${manifest})
-  set_tests_properties(native/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
-endforeach()
+pyflame_add_interpreter_test(native test_native.py 120)
 # numpy's C code under the Python line that sorts, with Debian's python3.11
 # and python3-numpy (scripts/setup.sh).
 add_test(NAME native/numpy

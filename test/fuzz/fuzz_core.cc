@@ -6,9 +6,6 @@
 // accepted must answer every query (its maps, threads and any read) from
 // within the file and the files it names, never past them. Each input is
 // written to one memfd and opened as /proc/self/fd/N.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,29 +15,10 @@
 #include "core/target/core_file.h"
 #include "test/fuzz/fuzz_input.h"
 
-namespace {
-
-int input_fd() {
-  static int fd = [] {
-    int f = memfd_create("pyflame-fuzz-core", MFD_CLOEXEC);
-    if (f < 0) pyflame::fuzz::fail("memfd_create");
-    return f;
-  }();
-  return fd;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  int fd = input_fd();
-  if (ftruncate(fd, 0) != 0) pyflame::fuzz::fail("ftruncate");
-  for (size_t done = 0; done < size;) {
-    ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-    if (n <= 0) pyflame::fuzz::fail("pwrite");
-    done += static_cast<size_t>(n);
-  }
+  const std::string path = pyflame::fuzz::input_as_file(data, size);
   try {
-    pyflame::core::CoreFile core("/proc/self/fd/" + std::to_string(fd), {});
+    pyflame::core::CoreFile core(path, {});
     (void)core.describe();
     if (core.threads().empty()) pyflame::fuzz::fail("a core accepted without a thread");
     std::vector<std::byte> buf(4096);

@@ -6,9 +6,6 @@
 // /proc/self/fd/N. A file that is not a usable ELF must be refused with
 // core::Error; one that is accepted must answer every query without
 // touching memory outside the file.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -19,28 +16,8 @@
 #include "core/target/maps.h"
 #include "test/fuzz/fuzz_input.h"
 
-namespace {
-
-int input_fd() {
-  static int fd = [] {
-    int f = memfd_create("pyflame-fuzz-elf", MFD_CLOEXEC);
-    if (f < 0) pyflame::fuzz::fail("memfd_create");
-    return f;
-  }();
-  return fd;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  int fd = input_fd();
-  if (ftruncate(fd, 0) != 0) pyflame::fuzz::fail("ftruncate");
-  for (size_t done = 0; done < size;) {
-    ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-    if (n <= 0) pyflame::fuzz::fail("pwrite");
-    done += static_cast<size_t>(n);
-  }
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const std::string path = pyflame::fuzz::input_as_file(data, size);
   try {
     pyflame::core::ElfFile elf(path);
     for (const char* name : {"_PyRuntime", "Py_GetVersion", "_PyThreadState_Current", "interp_head",

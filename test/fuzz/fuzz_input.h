@@ -54,4 +54,8 @@ class FuzzInput {
 // Stops the run loudly: libFuzzer reports abort() as a crash with the input.
 [[noreturn]] void fail(const char* what, std::string_view detail = {});
 
+// The input as a file, for decoders that open a path: written to one memfd
+// (made on the first call), returned as /proc/self/fd/N.
+std::string input_as_file(const uint8_t* data, size_t size);
+
 }  // namespace pyflame::fuzz

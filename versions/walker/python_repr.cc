@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "versions/walker/python_repr.h"
 
+#include "core/output/utf8.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -10,24 +12,6 @@
 
 namespace pyflame::versions::python_repr {
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 // Not printable for str.isprintable() (Objects/unicodectype.c): the
 // categories Cc, Cf, Cs, Co, Zl, Zp and Zs but for the space, as far as
@@ -80,7 +64,7 @@ std::string text(std::span<const uint32_t> shown, int64_t length) {
       else if (c <= 0xffff) out += fmt::format("\\u{:04x}", c);
       else out += fmt::format("\\U{:08x}", c);
     } else {
-      append_utf8(out, c);
+      core::append_utf8(out, c);
     }
   }
   out += quote;

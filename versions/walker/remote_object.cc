@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "versions/walker/remote_object.h"
 
+#include "core/output/utf8.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -9,24 +11,6 @@ namespace pyflame::versions {
 using core::RemoteAddr;
 
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 uint32_t bitfield(std::span<const std::byte> buf, const pyflame_bitfield& f) {
   return (load<uint32_t>(buf, f.byte_offset) & f.mask) >> f.shift;
@@ -48,7 +32,7 @@ std::optional<std::string> pep393_to_utf8(int kind, std::span<const std::byte> d
     // them as U+FFFD rather than emit invalid UTF-8.
     if (cp > 0x10ffff) return std::nullopt;
     if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
-    append_utf8(out, cp);
+    core::append_utf8(out, cp);
   }
   return out;
 }
