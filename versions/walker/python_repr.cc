@@ -42,22 +42,30 @@ void append_cut(std::string& out, int64_t shown, int64_t length, const char* uni
   if (shown < length) out += fmt::format("... ({} {})", length, unit);
 }
 
+// The escapes str and bytes share (the quote, backslash, \t \n \r), as
+// repr() writes them; false for any other character.
+bool append_escape(std::string& out, uint32_t c, char quote) {
+  switch (c) {
+    case '\t': out += "\\t"; return true;
+    case '\n': out += "\\n"; return true;
+    case '\r': out += "\\r"; return true;
+    case '\\': out += "\\\\"; return true;
+    default:
+      if (c != static_cast<unsigned char>(quote)) return false;
+      out += '\\';
+      out += quote;
+      return true;
+  }
+}
+
 }  // namespace
 
 std::string text(std::span<const uint32_t> shown, int64_t length) {
   const char quote = pick_quote(shown);
   std::string out(1, quote);
   for (uint32_t c : shown) {
-    if (c == static_cast<uint32_t>(quote) || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c > 0x10ffff) {
+    if (append_escape(out, c, quote)) continue;
+    if (c > 0x10ffff) {
       out += fmt::format("\\U{:08x}", c);  // not a code point: never from a valid str
     } else if (unprintable(c)) {
       if (c <= 0xff) out += fmt::format("\\x{:02x}", c);
@@ -78,16 +86,8 @@ std::string bytes(std::string_view shown, int64_t length, bool prefix_b) {
   std::string out = prefix_b ? "b" : "";
   out += quote;
   for (unsigned char c : units) {
-    if (c == static_cast<unsigned char>(quote) || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c < 0x20 || c >= 0x7f) {
+    if (append_escape(out, c, quote)) continue;
+    if (c < 0x20 || c >= 0x7f) {
       out += fmt::format("\\x{:02x}", c);
     } else {
       out += static_cast<char>(c);
