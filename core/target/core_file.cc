@@ -135,6 +135,7 @@ void CoreFile::index() {
   if (segments_.empty()) throw bad("no memory (PT_LOAD segment) in it");
   if (files_.empty()) throw bad("no list of mapped files (NT_FILE note): a core of Linux 3.7 or later is needed");
 
+  maps_ = derive_maps();
   // The executable: the mapping holding its program headers (AT_PHDR).
   for (const MappedFile& f : files_)
     if (phdr_addr_ >= f.start && phdr_addr_ < f.end) exe_path_ = f.path;
@@ -196,7 +197,9 @@ void CoreFile::read_notes(std::string_view notes) {
   });
 }
 
-std::vector<Mapping> CoreFile::maps() const {
+std::vector<Mapping> CoreFile::maps() const { return maps_; }
+
+std::vector<Mapping> CoreFile::derive_maps() const {
   // Each mapped file, with the permissions of the segment that holds it,
   // then the memory no file backs (heaps, stacks), as anonymous mappings.
   std::vector<Mapping> out;
@@ -274,7 +277,7 @@ int CoreFile::open_checked(const std::string& candidate, const std::string& path
     ElfFile file(::fcntl(fd, F_DUPFD_CLOEXEC, 0), candidate);
     elf = true;
     if (const auto& id = file.build_id()) {
-      if (auto bias = file.load_bias(maps(), path)) {
+      if (auto bias = file.load_bias(maps_, path)) {
         std::string dumped(id->bytes.size(), '\0');
         if (read_dumped(id->vaddr + *bias, std::as_writable_bytes(std::span(dumped)))) {
           if (dumped != id->bytes) {

@@ -86,6 +86,8 @@ class CoreFile : public TargetImage {
   struct OpenedFile;
 
   void index();
+  // The maps as the core says them, once (maps() hands out this copy).
+  std::vector<Mapping> derive_maps() const;
   void read_notes(std::string_view notes);
   // Bytes the core itself holds at [addr, addr + into.size()): false if any is not.
   bool read_dumped(uint64_t addr, std::span<std::byte> into) const;
@@ -107,6 +109,7 @@ class CoreFile : public TargetImage {
   uint64_t phdr_addr_ = 0;  // AT_PHDR: the executable's program headers
   std::vector<Segment> segments_;   // sorted by vaddr
   std::vector<MappedFile> files_;   // sorted by start
+  std::vector<Mapping> maps_;
   std::vector<CoreThread> threads_;
   mutable std::map<std::string, std::unique_ptr<OpenedFile>> opened_;  // by recorded path
 };
