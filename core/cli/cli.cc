@@ -54,13 +54,19 @@ SampleMode check_mode(const std::optional<std::string>& mode, bool idle, bool ex
 }
 
 int dump(const PythonModule& module, const DumpArgs& options) {
-  if (options.core) return dump_core(module, options);
-  if (options.pid == 0) throw usage("dump needs -p PID, or --core FILE");
-  // The same rule as record's -p: a PID is a positive number.
-  if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   // dump shows every thread unless asked otherwise: it answers "where is
   // each thread", idle ones included.
   const SampleMode mode = check_mode(options.mode, false, false, false, SampleMode::kWall);
+  if (options.core) {
+    if (options.blocking) throw usage("--blocking stops a running process; a core file needs no stop");
+    if (mode == SampleMode::kCpu)
+      throw usage("--mode cpu needs each thread's run state, which a core file does not record; "
+                  "use wall or gil");
+    return dump_core(module, options, mode);
+  }
+  if (options.pid == 0) throw usage("dump needs -p PID, or --core FILE");
+  // The same rule as record's -p: a PID is a positive number.
+  if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
   Process process(options.pid);
   std::unique_ptr<Interpreter> interpreter = attach(module, process);
   interpreter->set_strict(true);  // read once, by a person: confirm twice

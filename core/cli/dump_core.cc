@@ -3,8 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
-
 #include "core/errors.h"
 #include "core/output/dump_writer.h"
 #include "core/output/output_file.h"
@@ -38,18 +36,7 @@ void name_threads(const CoreFile& core, Snapshot& snapshot) {
 
 }  // namespace
 
-int dump_core(const PythonModule& module, const DumpArgs& options) {
-  auto usage = [](const std::string& m) { return Error(ExitCode::kUsage, "pyflame: " + m); };
-  if (options.blocking) throw usage("--blocking stops a running process; a core file needs no stop");
-  SampleMode mode = SampleMode::kWall;
-  if (options.mode) {
-    auto asked = parse_sample_mode(*options.mode);
-    if (!asked) throw usage(fmt::format("unknown mode '{}': use wall, cpu or gil", *options.mode));
-    if (*asked == SampleMode::kCpu)
-      throw usage("--mode cpu needs each thread's run state, which a core file does not record; "
-                  "use wall or gil");
-    mode = *asked;
-  }
+int dump_core(const PythonModule& module, const DumpArgs& options, SampleMode mode) {
   // The core and every file it names are read with the caller's own rights:
   // a capability to trace processes says nothing about reading files.
   privilege::drop();
@@ -92,11 +79,11 @@ int dump_core(const PythonModule& module, const DumpArgs& options) {
                  t.thread_id);
   std::erase_if(snapshot.threads, [mode](const ThreadSample& t) { return !mode_keeps(mode, t); });
   for (const std::string& file : core.unverified_files())
-    std::fprintf(stderr,
-                 "pyflame: note: %s could not be checked against the core (the page with its "
-                 "build-id was not dumped); if it is another build than the process ran, frames "
-                 "read from it may be wrong\n",
-                 file.c_str());
+    fmt::print(stderr,
+               "pyflame: note: {} could not be checked against the core (the page with its "
+               "build-id was not dumped); if it is another build than the process ran, frames "
+               "read from it may be wrong\n",
+               file);
   std::string text = options.json ? snapshot_to_json(snapshot, options.locals)
                                   : snapshot_to_text(snapshot, options.locals);
   write_standard_output(text);
