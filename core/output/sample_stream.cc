@@ -227,7 +227,8 @@ std::optional<uint32_t> SampleStreamWriter::intern_thread(const ThreadSample& t)
     }
     it->second = static_cast<uint32_t>(thread_ids_.size() - 1);
     begin_record(kThread);
-    record_.push_back(static_cast<char>((t.native_id ? kHasNativeId : 0) | (t.name ? kHasName : 0)));
+    const uint8_t flags = (t.native_id ? kHasNativeId : 0) | (t.name ? kHasName : 0);
+    record_.push_back(static_cast<char>(flags));
     put_varint(record_, t.thread_id);
     if (t.native_id) put_varint(record_, zigzag(*t.native_id));
     if (name) put_varint(record_, *name);
@@ -431,7 +432,8 @@ void SampleStreamReader::parse_record(uint8_t type, std::string_view payload) {
       f.flags = in.byte();
       if (f.flags & ~kFrameFlags) in.fail(fmt::format("unknown flags {:#x}", f.flags));
       f.function = static_cast<uint32_t>(in.varint(known, "string id"));
-      f.qualname = f.flags & kHasQualname ? static_cast<uint32_t>(in.varint(known, "string id")) : kNone;
+      f.qualname = kNone;
+      if (f.flags & kHasQualname) f.qualname = static_cast<uint32_t>(in.varint(known, "string id"));
       f.filename = static_cast<uint32_t>(in.varint(known, "string id"));
       if (f.flags & kHasLine) {
         const int64_t line = unzigzag(in.varint());
@@ -517,8 +519,10 @@ void SampleStreamReader::read_sample(Payload& in) {
     const uint64_t id = in.varint(frames_.size() - 1, "frame id");
     const StoredFrame& stored = frames_[id];
     f.function = strings_[stored.function];
-    f.qualname = stored.qualname == kNone ? std::nullopt
-                                          : std::optional<std::string_view>(strings_[stored.qualname]);
+    if (stored.qualname == kNone)
+      f.qualname.reset();
+    else
+      f.qualname = strings_[stored.qualname];
     f.filename = strings_[stored.filename];
     f.line = stored.flags & kHasLine ? std::optional<int>(stored.line) : std::nullopt;
     f.kind = stored.flags & kNative ? FrameKind::kNative : FrameKind::kPython;

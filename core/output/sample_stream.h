@@ -55,14 +55,14 @@ struct StreamCounters {
 // sample that would overflow a table).
 struct SampleStreamLimits {
   static constexpr uint32_t kFormatVersion = 1;
-  static constexpr size_t kMaxString = 1 << 16;           // bytes of one string (cut at a UTF-8 boundary)
-  static constexpr size_t kMaxVersionString = 256;        // the hello's python_version
-  static constexpr size_t kMaxStrings = 1 << 21;          // distinct strings
+  static constexpr size_t kMaxString = 1 << 16;        // bytes of one string (cut at UTF-8)
+  static constexpr size_t kMaxVersionString = 256;     // the hello's python_version
+  static constexpr size_t kMaxStrings = 1 << 21;       // distinct strings
   static constexpr size_t kMaxStringBytes = size_t{1} << 27;  // all of them together
-  static constexpr size_t kMaxFrames = 1 << 21;           // distinct frames
-  static constexpr size_t kMaxThreads = 1 << 20;          // distinct (thread, name) pairs
-  static constexpr size_t kMaxSampleFrames = 1 << 15;     // frames in one sample (more: cut, truncated)
-  static constexpr size_t kMaxRecord = 1 << 18;           // bytes of one record's payload
+  static constexpr size_t kMaxFrames = 1 << 21;        // distinct frames
+  static constexpr size_t kMaxThreads = 1 << 20;       // distinct (thread, name) pairs
+  static constexpr size_t kMaxSampleFrames = 1 << 15;  // in one sample (more: cut, truncated)
+  static constexpr size_t kMaxRecord = 1 << 18;        // bytes of one record's payload
 };
 
 // The stream's first bytes: a magic and the format version (a varint).
@@ -113,7 +113,9 @@ class SampleStreamWriter {
   };
   struct StringHash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>()(s); }
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>()(s);
+    }
   };
   struct ThreadIdentity {
     uint64_t thread_id;
