@@ -66,7 +66,7 @@ TEST_CASE("a C frame is labelled with its library's file name (--native)") {
         "caller (/srv/app.py:3);int ns::spin<int>(int) [native_cpp.so] 2\n");
 }
 
-TEST_CASE("--subprocesses: each process is a root, and code keys stay within their process") {
+TEST_CASE("process roots (--subprocesses): code keys and idents stay within their process") {
   core::Profile p;
   p.process_roots = true;
   p.processes = {{100, "python3 parent.py", "3.11.7"}, {101, "python2.7 child.py", "2.7.18"}};
