@@ -160,12 +160,12 @@ void ProcessSet::classify(Member& m, double elapsed) {
   };
   try {
     m.process = std::make_unique<Process>(pid);
-    const PythonBinary binary = PythonBinary::find(*m.process);
+    const PythonBinary binary = PythonBinary::find(*m.process, &binaries_);
     const PythonVersionId& v = binary.version();
     m.version = v.full;
     const BuildInfo& ours = module_.build_info();
     if (v.major == ours.major && v.minor == ours.minor) {
-      m.interpreter = locate_interpreter(module_, *m.process);
+      m.interpreter = locate_interpreter(module_, *m.process, binary);
       m.sampler = std::make_unique<Sampler>(*m.process, *m.interpreter, options_.blocking,
                                             mode_needs_states(options_.mode));
       if (options_.native) m.sampler->enable_native(ours, options_.native_all);

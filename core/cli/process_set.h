@@ -24,6 +24,7 @@
 #include "core/sampling/python_module.h"
 #include "core/sampling/sample_mode.h"
 #include "core/target/process_tree.h"
+#include "core/target/python_binary.h"
 
 namespace pyflame::core {
 
@@ -94,6 +95,7 @@ class ProcessSet {
   const RunOptions& options_;
   SampleConsumer& consumer_;
   ProcessTree tree_;
+  PythonBinaryCache binaries_;  // a tree's processes share a few interpreter files
   std::vector<std::unique_ptr<Member>> members_;  // the root first
   uint32_t next_index_ = 0;                       // consumer's process indices
   std::chrono::steady_clock::time_point next_discovery_;

@@ -28,7 +28,11 @@ std::string binary_name(const BuildInfo& info) {
 
 std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module,
                                                 const TargetImage& image) {
-  PythonBinary binary = PythonBinary::find(image);
+  return locate_interpreter(module, image, PythonBinary::find(image));
+}
+
+std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module, const TargetImage& image,
+                                                const PythonBinary& binary) {
   const std::string who = image.describe();
   PYFLAME_INFO_LOG("{} runs Python {} (found from {}) in {}", who, binary.version().full,
                    binary.version().how, binary.target_path());

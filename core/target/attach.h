@@ -16,6 +16,9 @@ std::string binary_name(const BuildInfo& info);
 // is this module's version and locates its interpreter. Throws Error.
 std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module,
                                                 const TargetImage& image);
+// The same, for a binary already found.
+std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module, const TargetImage& image,
+                                                const PythonBinary& binary);
 
 // locate_interpreter() for a live process: finds the Python binary of `process`, checks it is this module's version
 // and locates its interpreter. Throws Error; a target that vanished meanwhile

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/target/python_binary.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <cctype>
@@ -126,7 +129,35 @@ std::optional<std::string> version_from_rodata(std::string_view rodata, int majo
   return tail_merged;
 }
 
-PythonBinary PythonBinary::find(const TargetImage& image) {
+std::shared_ptr<ElfFile> PythonBinaryCache::elf(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return std::make_shared<ElfFile>(fd, path);  // ElfFile says why
+  const auto key = std::make_tuple(st.st_dev, st.st_ino, st.st_size,
+                                   static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec);
+  if (auto it = files_.find(key); it != files_.end()) {
+    ::close(fd);
+    return it->second;
+  }
+  if (files_.size() >= kMaxFiles) {
+    files_.clear();
+    sections_.clear();
+  }
+  auto elf = std::make_shared<ElfFile>(fd, path);
+  files_.emplace(key, elf);
+  return elf;
+}
+
+const std::optional<std::string>& PythonBinaryCache::section_bytes(const std::shared_ptr<ElfFile>& elf,
+                                                                 const ElfSection& section) {
+  auto [it, added] = sections_.try_emplace({elf.get(), section.offset});
+  if (added) it->second = elf->section_bytes(section);
+  return it->second;
+}
+
+PythonBinary PythonBinary::find(const TargetImage& image, PythonBinaryCache* cache) {
+  auto open_elf = [cache](int fd, const std::string& path) {
+    return cache ? cache->elf(fd, path) : std::make_shared<ElfFile>(fd, path);
+  };
   PythonBinary b;
   b.maps_ = image.maps();
   const std::string who = image.describe();
@@ -142,7 +173,7 @@ PythonBinary PythonBinary::find(const TargetImage& image) {
     if (!v || basename(path).substr(0, 3) != "lib") continue;
     b.target_path_ = std::string(path);
     b.version_ = *v;
-    b.elf_ = std::make_shared<ElfFile>(image.open_mapped_file(m), b.target_path_);
+    b.elf_ = open_elf(image.open_mapped_file(m), b.target_path_);
     break;
   }
   if (!b.elf_) {
@@ -150,7 +181,7 @@ PythonBinary PythonBinary::find(const TargetImage& image) {
     // opens through /proc/PID/exe, the running file even if replaced on disk.
     b.target_path_ = image.exe_target_path();
     try {
-      b.elf_ = std::make_shared<ElfFile>(image.open_executable(), b.target_path_);
+      b.elf_ = open_elf(image.open_executable(), b.target_path_);
     } catch (const Error& e) {
       if (e.code() == ExitCode::kMissingFile) throw;  // a core's executable, not found
       throw Error(ExitCode::kNotPython,
@@ -183,7 +214,9 @@ PythonBinary PythonBinary::find(const TargetImage& image) {
     if (s.name != ".rodata") continue;
     // Bounded (ElfLimits::kMaxSectionBytes): a crafted file may claim any
     // size, and a sparse one may even have it.
-    auto bytes = b.elf_->section_bytes(s);
+    std::optional<std::string> own;
+    const std::optional<std::string>& bytes =
+        cache ? cache->section_bytes(b.elf_, s) : (own = b.elf_->section_bytes(s));
     if (!bytes) {
       if (b.version_.major == 0)
         throw Error(ExitCode::kNotPython,

@@ -4,9 +4,15 @@
 // Python version it is, from the file itself. Knows no struct layout.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/target/elf.h"
@@ -23,10 +29,30 @@ struct PythonVersionId {
   std::string how;   // how it was found, for messages
 };
 
+// --subprocesses checks every process of a tree, and most map the same
+// interpreter file: its ELF index and .rodata are read once. Keyed by the
+// open file's identity (device, inode, size, change time), so a file
+// changed in place is read again.
+class PythonBinaryCache {
+ public:
+  // The index of the file open as `fd` (taken over: closed when a cached
+  // one serves); throws Error as ElfFile does.
+  std::shared_ptr<ElfFile> elf(int fd, const std::string& path);
+  // The bytes of `section` of `elf` (one this cache gave), read once.
+  const std::optional<std::string>& section_bytes(const std::shared_ptr<ElfFile>& elf,
+                                                  const ElfSection& section);
+
+ private:
+  static constexpr size_t kMaxFiles = 32;  // past it, start again
+  std::map<std::tuple<dev_t, ino_t, off_t, int64_t>, std::shared_ptr<ElfFile>> files_;
+  std::map<std::pair<const ElfFile*, uint64_t>, std::optional<std::string>> sections_;
+};
+
 class PythonBinary {
  public:
-  // Throws Error(kNotPython) when no interpreter is found.
-  static PythonBinary find(const TargetImage& image);
+  // Throws Error(kNotPython) when no interpreter is found. `cache`, when
+  // given, serves the interpreter file's index and .rodata.
+  static PythonBinary find(const TargetImage& image, PythonBinaryCache* cache = nullptr);
 
   const ElfFile& elf() const { return *elf_; }
   const std::string& target_path() const { return target_path_; }
