@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -26,8 +27,10 @@ using Clock = std::chrono::steady_clock;
 // its interpreter yet: a shared build's libpython is mapped by the dynamic
 // loader after the exec, and Py_Initialize takes a while. It is looked at
 // again at each discovery until it does, for this long.
-constexpr double kNotPythonYetSeconds = 1.0;
 constexpr double kInterpreterPatienceSeconds = 10.0;
+// While one is, discoveries come this much more often (kStartingDiscoveryHz)
+// for its first second: a short script is sampled from its start.
+constexpr double kStartingSeconds = 1.0;
 // Refusals to stop a process in a row before it is left alone (another
 // tracer has it); one now and then is a thread that is exiting.
 constexpr int kMaxRefusals = 50;
@@ -57,8 +60,9 @@ struct ProcessSet::Member {
   State state = State::kNew;
   std::optional<ExeIdentity> exe;  // at the last look
   double since = 0;                // when it was first seen, or executed a program
-  bool was_python = false;         // profiled before its latest exec
+  bool was_python = false;         // in the profile, before its latest exec
   std::string version;             // "3.11.7" once known
+  std::string command;             // its command line, at the last look
   // The consumer's index of its profile process; a new one after each exec.
   std::optional<uint32_t> index;
   int refusals = 0;
@@ -124,6 +128,12 @@ bool ProcessSet::discover(double elapsed) {
   }
   // Every member that is not being read: a first look, another look at
   // one not ready yet, and an exec by one left alone. Costs a stat each.
+  // A bounded time of full looks per pass (at least one look): a target
+  // that starts processes faster than they can be looked at delays them,
+  // not the samples of the others.
+  const Clock::time_point look_until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kLookSeconds));
+  bool backlog = false, looked = false;
   for (auto& m : members_) {
     using S = Member::State;
     if (m->state == S::kEnded || m->state == S::kSampled || m->state == S::kStreamed) continue;
@@ -137,41 +147,69 @@ bool ProcessSet::discover(double elapsed) {
       m->state = S::kNew;  // it executed a program
       m->since = elapsed;
     }
+    if (looked && Clock::now() >= look_until) {
+      backlog = true;
+      continue;
+    }
+    looked = true;
     classify(*m, elapsed);
   }
-  bool starting = false;
+  bool starting = backlog;
   for (const auto& m : members_)
-    starting = starting || (m->state == Member::State::kPending && elapsed - m->since < kNotPythonYetSeconds);
+    starting = starting || (m->state == Member::State::kPending && elapsed - m->since < kStartingSeconds);
   return starting;
+}
+
+// Whether `process` runs an executable that links a libpython: Python
+// whose interpreter is not mapped yet (the dynamic loader is at work).
+bool ProcessSet::links_libpython(const Process& process) {
+  try {
+    std::shared_ptr<ElfFile> exe = binaries_.elf(process.open_executable(), process.exe_target_path());
+    for (const std::string& lib : exe->dynamic().needed)
+      if (lib.starts_with("libpython")) return true;
+  } catch (const Error&) {
+  }
+  return false;
 }
 
 // Decides how `m` is read: here, by a sibling, or not at all (yet).
 void ProcessSet::classify(Member& m, double elapsed) {
   using S = Member::State;
   const pid_t pid = m.key.pid;
-  const std::string command = process_command_line(pid);
+  m.command = process_command_line(pid);
   m.exe = exe_identity(pid);
-  const bool young = elapsed - m.since < kNotPythonYetSeconds;
+  m.version.clear();
+  m.index.reset();  // another program: another root, once it gives a sample
   auto leave = [&](uint64_t& count, std::optional<std::string> why) {
     m.let_go();
     m.state = S::kLeft;
     ++count;
     if (why) note(*why);
   };
+  // Python of some version, but nothing to read yet (an interpreter not
+  // up, a libpython not mapped): looked at again, for a while.
+  bool starting = false;
   try {
     m.process = std::make_unique<Process>(pid);
-    const PythonBinary binary = PythonBinary::find(*m.process, &binaries_);
+    const PythonBinary binary = [&] {
+      try {
+        return PythonBinary::find(*m.process, &binaries_);
+      } catch (const Error& e) {
+        if (e.code() == ExitCode::kNotPython && links_libpython(*m.process)) starting = true;
+        throw;
+      }
+    }();
     const PythonVersionId& v = binary.version();
     m.version = v.full;
     const BuildInfo& ours = module_.build_info();
     if (v.major == ours.major && v.minor == ours.minor) {
+      starting = true;  // until its interpreter is found
       m.interpreter = locate_interpreter(module_, *m.process, binary);
       m.sampler = std::make_unique<Sampler>(*m.process, *m.interpreter, options_.blocking,
                                             mode_needs_states(options_.mode));
       if (options_.native) m.sampler->enable_native(ours, options_.native_all);
-      m.version = m.interpreter->python_version();
+      if (std::string read = m.interpreter->python_version(); !read.empty()) m.version = read;
       m.state = S::kSampled;
-      ++counts_.sampled_here;
     } else {
       m.process.reset();
       std::optional<std::string> binary_path = find_sibling_binary(v.major, v.minor);
@@ -179,13 +217,22 @@ void ProcessSet::classify(Member& m, double elapsed) {
         leave(counts_.no_binary,
               fmt::format("pyflame: process {} ({}) runs Python {}, but pyflame{}.{} is not "
                           "installed: not profiled (install the package pyflame{}.{})",
-                          pid, command, v.full, v.major, v.minor, v.major, v.minor));
+                          pid, m.command, v.full, v.major, v.minor, v.major, v.minor));
+        return;
+      }
+      const size_t running = static_cast<size_t>(std::count_if(
+          members_.begin(), members_.end(),
+          [](const std::unique_ptr<Member>& other) { return other->state == S::kStreamed; }));
+      if (running >= kMaxSiblings) {
+        leave(counts_.unreadable,
+              fmt::format("pyflame: process {} ({}) runs Python {}, but {} processes of other "
+                          "versions are read already (at most {} siblings run at once): not profiled",
+                          pid, m.command, v.full, running, kMaxSiblings));
         return;
       }
       m.stream = std::make_unique<SiblingStream>(*binary_path, pid, options_);
       m.stream_began = elapsed;
       m.state = S::kStreamed;
-      ++counts_.streamed;
     }
   } catch (const Error& e) {
     m.let_go();
@@ -196,20 +243,21 @@ void ProcessSet::classify(Member& m, double elapsed) {
     switch (e.code()) {
       case ExitCode::kNotPython:
       case ExitCode::kFailure:
-        // Not Python, or not yet: an interpreter still starting.
-        if (young || (m.version.size() > 0 && elapsed - m.since < kInterpreterPatienceSeconds)) {
+        if (starting && elapsed - m.since < kInterpreterPatienceSeconds) {
           m.state = S::kPending;
           return;
         }
         if (!m.version.empty()) {
           leave(counts_.unreadable, fmt::format("pyflame: process {} ({}) runs Python {}, but its "
                                                 "interpreter could not be read: {}",
-                                                pid, command, m.version, e.what()));
+                                                pid, m.command, m.version, e.what()));
         } else if (m.was_python) {
+          m.was_python = false;
           leave(counts_.execed_away,
                 fmt::format("pyflame: process {} executed {}, which is not Python; its samples "
-                            "from before are kept", pid, command));
+                            "from before are kept", pid, m.command));
         } else {
+          // A verdict until it executes another program.
           leave(counts_.not_python, std::nullopt);
         }
         return;
@@ -219,16 +267,25 @@ void ProcessSet::classify(Member& m, double elapsed) {
         return;
       default:
         leave(counts_.unreadable,
-              fmt::format("pyflame: process {} ({}) is not profiled: {}", pid, command, e.what()));
+              fmt::format("pyflame: process {} ({}) is not profiled: {}", pid, m.command, e.what()));
         return;
     }
   }
-  m.was_python = true;
   m.refusals = 0;
-  ProfileProcess info{pid, command, m.version};
+}
+
+// A process is in the profile from its first sample: a fork that executes
+// another program before it is sampled (subprocess.run of a compiler)
+// leaves no root behind.
+uint32_t ProcessSet::announce(Member& m) {
+  if (m.index) return *m.index;
   m.index = next_index_++;
+  m.was_python = true;
+  if (m.state == Member::State::kStreamed) ++counts_.streamed;
+  else ++counts_.sampled_here;
   if (m.is_root) root_version_ = m.version;
-  consumer_.process_added(*m.index, info);
+  consumer_.process_added(*m.index, ProfileProcess{m.key.pid, m.command, m.version});
+  return *m.index;
 }
 
 void ProcessSet::sample_member(Member& m, double elapsed, Counters& counters, bool& any_ok) {
@@ -273,15 +330,14 @@ void ProcessSet::sample_member(Member& m, double elapsed, Counters& counters, bo
       continue;
     }
     ++counters.thread_samples;
-    consumer_.thread_sample(thread, elapsed, *m.index);
+    consumer_.thread_sample(thread, elapsed, announce(m));
   }
 }
 
-SiblingStream::SampleFn ProcessSet::forward_to_consumer(const Member& m, Counters& counters) {
-  return [this, &counters, index = *m.index, began = m.stream_began](const ThreadSample& thread,
-                                                                       double sibling_elapsed) {
+SiblingStream::SampleFn ProcessSet::forward_to_consumer(Member& m, Counters& counters) {
+  return [this, &m, &counters](const ThreadSample& thread, double sibling_elapsed) {
     ++counters.thread_samples;
-    consumer_.thread_sample(thread, began + sibling_elapsed, index);
+    consumer_.thread_sample(thread, m.stream_began + sibling_elapsed, announce(m));
   };
 }
 

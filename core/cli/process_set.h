@@ -49,6 +49,11 @@ class ProcessSet {
   static constexpr double kDiscoveryHz = 10;
   // While a process is starting (not Python yet, for its first second).
   static constexpr double kStartingDiscoveryHz = 100;
+  // Time spent looking at processes in full (maps, ELF) per discovery:
+  // past it, the rest wait for the next one.
+  static constexpr double kLookSeconds = 0.005;
+  // Sibling binaries running at once, at most: each is a process of ours.
+  static constexpr size_t kMaxSiblings = 64;
 
   // `consumer` hears of each process as it is profiled (process_added) and
   // gets its thread samples with that index.
@@ -89,7 +94,9 @@ class ProcessSet {
   void sample_member(Member& m, double elapsed, Counters& counters, bool& any_ok);
   void read_stream(Member& m, double elapsed, Counters& counters);
   void note(std::string line);
-  SiblingStream::SampleFn forward_to_consumer(const Member& m, Counters& counters);
+  SiblingStream::SampleFn forward_to_consumer(Member& m, Counters& counters);
+  uint32_t announce(Member& m);
+  bool links_libpython(const Process& process);
 
   const PythonModule& module_;
   const RunOptions& options_;
