@@ -12,6 +12,8 @@
 //                                   command, or dump --core's file): parsed with the
 //                                   binaries' own command line to find the
 //                                   target; prints "MINOR FULL VERBOSE WHAT"
+//                                   ("any none ..." for a non-Python target
+//                                   of --subprocesses: any binary will do)
 //
 // Prints "MAJOR.MINOR FULL" (e.g. "3.11 3.11.7") and exits 0, or prints one
 // line to stderr and exits with pyflameX.Y's codes (docs/usage.md): 2 usage,
@@ -270,6 +272,21 @@ PythonVersionId detect_process(const std::string& text) {
   }
 }
 
+// With --subprocesses the target need not be Python (a shell script, a
+// build, a test runner): every pyflameX.Y follows its tree and hands each
+// process to the binary of its version. Then major is 0: "any binary".
+template <typename Detect>
+PythonVersionId detect_or_any(const CommandLine& line, Detect detect) {
+  const bool tree = line.record.subprocesses || line.classic.subprocesses ||
+                    line.top_sampling.subprocesses || line.dump.subprocesses;
+  try {
+    return detect();
+  } catch (const Error& e) {
+    if (!tree || e.code() != ExitCode::kNotPython) throw;
+    return PythonVersionId{};
+  }
+}
+
 // `--args ARGS...`: the wrapper's arguments, parsed with the binaries' own
 // command line, name the target; prints "MINOR FULL VERBOSE WHAT" (VERBOSE
 // 1 when -v or PYFLAME_LOG asks for info), or "help" for --help without a
@@ -297,13 +314,18 @@ int detect_from_arguments(int argc, char** argv) {
     v = PythonBinary::find(core).version();
   } else if (std::optional<int> pid = line.pid(); pid && *pid > 0) {
     what = fmt::format("process {}", *pid);
-    v = detect_process(std::to_string(*pid));
+    v = detect_or_any(line, [&] { return detect_process(std::to_string(*pid)); });
   } else if (!line.command().empty() && !line.command()[0].empty()) {
     what = line.command()[0];
-    v = detect_command(what);
+    v = detect_or_any(line, [&] { return detect_command(what); });
   } else {
     throw Error(ExitCode::kUsage, "pyflame: name a process (-p PID), a command (-t COMMAND... "
                                   "or record -- COMMAND...) or a core file (dump --core FILE)");
+  }
+  if (v.major == 0) {
+    PYFLAME_INFO_LOG("{} is not Python; with --subprocesses any pyflameX.Y reads its tree", what);
+    std::printf("any none %d %s\n", log_enabled(LogLevel::kInfo) ? 1 : 0, what.c_str());
+    return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
   }
   PYFLAME_INFO_LOG("{} runs Python {} (from {})", what, v.full, v.how);
   std::printf("%d.%d %s %d %s\n", v.major, v.minor, v.full.c_str(),

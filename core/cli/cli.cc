@@ -18,8 +18,11 @@
 #include "core/sampling/python_module.h"
 #include "core/cli/command_line.h"
 #include "core/cli/dump_core.h"
+#include "core/cli/dump_live.h"
+#include "core/cli/dump_tree.h"
 #include "core/cli/exit_code_of.h"
 #include "core/cli/record.h"
+#include "core/cli/stream.h"
 #include "core/cli/top.h"
 #include "core/sampling/sample_mode.h"
 #include "core/sampling/sampler.h"
@@ -67,46 +70,9 @@ int dump(const PythonModule& module, const DumpArgs& options) {
   if (options.pid == 0) throw usage("dump needs -p PID, or --core FILE");
   // The same rule as record's -p: a PID is a positive number.
   if (options.pid <= 0) throw usage(fmt::format("invalid PID {}", options.pid));
-  Process process(options.pid);
-  std::unique_ptr<Interpreter> interpreter = attach(module, process);
-  interpreter->set_strict(true);  // read once, by a person: confirm twice
-  interpreter->set_locals(options.locals);
-
-  Snapshot snapshot;
-  snapshot.pid = options.pid;
-  snapshot.python_version = interpreter->python_version();
-  bool ok = false;
-  const bool native = options.native || options.native_all;
-  Sampler sampler(process, *interpreter, options.blocking || native, /*read_idle=*/true);
-  if (native) sampler.enable_native(module.build_info(), options.native_all);
-  // A running target can change under a read: the walker retries a torn
-  // stack a few times per sample; a thread whose stack keeps moving (a busy
-  // recursion) is sampled again, for up to about a second. With --blocking
-  // the threads are stopped for each try, not across them: a target
-  // stopped in the middle of its finalization (no thread list to read) must
-  // go on to exit, which is then what we report.
-  constexpr int kSamples = 1000;
-  for (int attempt = 0; attempt < kSamples; ++attempt) {
-    ok = sampler.sample(snapshot);
-    if (!ok && !process.alive()) throw_target_exited(options.pid);
-    if (ok && snapshot.torn == 0) break;
-    ::usleep(static_cast<useconds_t>(attempt < 10 ? 100 : 1000));
-  }
-  if (options.blocking || native) ThreadStopper::release_stragglers(std::chrono::seconds(1));
-  if (!ok || snapshot.torn != 0) {
-    if (!process.alive()) throw_target_exited(options.pid);
-    throw Error(ExitCode::kInconsistent,
-                fmt::format("pyflame: could not read a consistent stack of process {}: {} "
-                            "(a sample is shown only when every frame is from one moment); "
-                            "try --blocking, which stops the threads while they are read",
-                            options.pid,
-                            ok ? "a thread's stack changed under every read"
-                               : "its thread list could not be read (it may be finalizing)"));
-  }
+  if (options.subprocesses) return dump_tree(module, options, mode);
+  std::string text = dump_live(module, options.pid, options, mode);
   privilege::drop();  // nothing is written with a capability
-  std::erase_if(snapshot.threads, [mode](const ThreadSample& t) { return !mode_keeps(mode, t); });
-  std::string text = options.json ? snapshot_to_json(snapshot, options.locals)
-                                  : snapshot_to_text(snapshot, options.locals);
   write_standard_output(text);
   return 0;
 }
@@ -166,6 +132,7 @@ RecordOptions check_record_args(const RecordArgs& a, std::vector<std::string> co
   o.run.blocking = a.blocking || o.run.native;  // an unwind needs the thread stopped
   o.status = !a.no_status;
   o.stats_json = a.stats_json;
+  o.run.subprocesses = a.subprocesses;
   return o;
 }
 
@@ -220,6 +187,12 @@ int run(const PythonModule& module, int argc, char** argv) {
       return dump(module, line.dump);
     }
     if (line.top_cmd->parsed()) return top(module, check_top_args(line, std::move(command)));
+    if (line.stream_cmd->parsed()) {
+      if (!command.empty()) throw usage("stream takes no command");
+      RecordOptions o = check_record_args(line.stream, {}, std::nullopt);
+      o.run.wait_for_interpreter = true;  // a child may not be Python yet
+      return stream(module, o.run);
+    }
     if (line.record_cmd->parsed())
       return record(module, check_record_args(line.record, std::move(command), std::nullopt));
     if (line.classic.pid || !command.empty())  // Pyflame records one second by default

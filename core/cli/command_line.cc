@@ -48,6 +48,12 @@ void add_native_options(CLI::App* cmd, bool& native, bool& native_all) {
                 "--native, with the interpreter's own call machinery and thread starts shown");
 }
 
+void add_subprocesses_option(CLI::App* cmd, bool& subprocesses) {
+  cmd->add_flag("--subprocesses", subprocesses,
+                "also profile the target's child processes, theirs, and every one started "
+                "later; each read by the pyflameX.Y of its own Python version");
+}
+
 // The same options serve `record` and Pyflame's classic top-level form.
 void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_option("-p,--pid", a.pid, "process to profile (or give a command after --)")
@@ -67,6 +73,7 @@ void add_record_options(CLI::App* cmd, RecordArgs& a) {
   cmd->add_flag("--flamechart", a.flamechart, "timestamped stacks, one line per sample (= --format flamechart)");
   cmd->add_option("--stats-json", a.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
   cmd->add_flag("--no-status", a.no_status, "no live status line on a terminal");
+  add_subprocesses_option(cmd, a.subprocesses);
 }
 
 }  // namespace
@@ -104,6 +111,7 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
                      "free variables included): None, bools, ints, floats, str and bytes by "
                      "value (long ones cut short), list/tuple/dict/set by type and length, "
                      "other objects as <TYPE at 0xADDR>");
+  add_subprocesses_option(dump_cmd, dump.subprocesses);
   add_verbose(dump_cmd, verbosity);
 
   record_cmd = app.add_subcommand(
@@ -126,7 +134,19 @@ CommandLine::CommandLine(const std::string& description, const std::string& name
   top_cmd->add_flag("--once", top.once, "print one table after one interval, then exit");
   top_cmd->add_option("--rows", top.rows, "rows of a plain table (default 20; 0: all)");
   top_cmd->add_option("--stats-json", t.stats_json, "write sampling statistics (rate, cost, errors) as JSON here");
+  add_subprocesses_option(top_cmd, t.subprocesses);
   add_verbose(top_cmd, verbosity);
+  // Hidden: not for people. Samples one process and writes its samples to
+  // standard output in the form of core/output/sample_stream.h.
+  stream_cmd = app.add_subcommand("stream", "");
+  stream_cmd->group("");
+  stream_cmd->add_option("-p,--pid", stream.pid, "process to sample")->check(process_id())->required();
+  stream_cmd->add_option("--rate", stream.rate, "samples per second");
+  stream_cmd->add_option("-d,--duration", stream.duration, "seconds to run");
+  add_mode_options(stream_cmd, stream);
+  stream_cmd->add_flag("--blocking", stream.blocking, "stop the target's threads for each sample");
+  add_native_options(stream_cmd, stream.native, stream.native_all);
+  add_verbose(stream_cmd, verbosity);
   add_record_options(&app, classic);
 }
 
@@ -149,6 +169,7 @@ std::optional<int> CommandLine::pid() const {
   if (dump_cmd->parsed()) return dump.pid;
   if (record_cmd->parsed()) return record.pid;
   if (top_cmd->parsed()) return top_sampling.pid;
+  if (stream_cmd->parsed()) return stream.pid;
   return classic.pid;
 }
 

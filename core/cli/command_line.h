@@ -21,6 +21,7 @@ struct DumpArgs {
   bool blocking = false;
   bool native = false, native_all = false;
   bool locals = false;  // each Python frame's variables
+  bool subprocesses = false;  // the process and all its descendants
   std::optional<std::string> mode;  // wall (the default here), cpu or gil
 };
 
@@ -37,6 +38,7 @@ struct RecordArgs {
   bool threads = false, idle = false, exclude_idle = false, gil = false, blocking = false;
   bool flamechart = false, no_status = false;
   bool native = false, native_all = false;
+  bool subprocesses = false;
 };
 
 // `top`'s own options; the sampling ones parse into a RecordArgs.
@@ -71,9 +73,13 @@ class CommandLine {
   RecordArgs classic;  // Pyflame's classic form: `pyflameX.Y -p PID [-s SECS] ...`
   RecordArgs top_sampling;  // `top`'s sampling options (a subset of record's)
   TopArgs top;
+  // The hidden `stream` command: what a parent's --subprocesses starts in
+  // a sibling pyflameX.Y (core/cli/stream.h).
+  RecordArgs stream;
   CLI::App* dump_cmd = nullptr;
   CLI::App* record_cmd = nullptr;
   CLI::App* top_cmd = nullptr;
+  CLI::App* stream_cmd = nullptr;
 
  private:
   std::vector<std::string> command_;

@@ -47,8 +47,13 @@ class RecordingConsumer : public SampleConsumer {
     attach_seconds_ = attach_seconds;
   }
 
-  void thread_sample(const ThreadSample& thread, double elapsed) override {
-    uint32_t stack = builder_.add(thread);
+  void process_added(uint32_t index, const ProfileProcess& process) override {
+    if (profile_.processes.size() <= index) profile_.processes.resize(index + 1);
+    profile_.processes[index] = process;
+  }
+
+  void thread_sample(const ThreadSample& thread, double elapsed, uint32_t process) override {
+    uint32_t stack = builder_.add(thread, 1, process);
     if (keep_timeline_) profile_.timeline.push_back({elapsed, stack});
   }
 
@@ -78,6 +83,23 @@ class RecordingConsumer : public SampleConsumer {
   double attach_seconds_ = 0;
 };
 
+// --subprocesses: what the tree held, then what was said of its processes.
+void print_tree_summary(const RunOutcome& outcome) {
+  if (!outcome.tree) return;
+  const ProcessSetCounts& t = *outcome.tree;
+  std::fprintf(stderr,
+               "pyflame: --subprocesses: %llu Python processes profiled (%llu read here, %llu by "
+               "another pyflameX.Y), %llu not Python, %llu of a version with no pyflameX.Y "
+               "installed, %llu unreadable, %llu that executed a non-Python program; "
+               "%llu samples of processes under the root, %llu errors\n",
+               static_cast<unsigned long long>(t.sampled_here + t.streamed),
+               static_cast<unsigned long long>(t.sampled_here), static_cast<unsigned long long>(t.streamed),
+               static_cast<unsigned long long>(t.not_python), static_cast<unsigned long long>(t.no_binary),
+               static_cast<unsigned long long>(t.unreadable), static_cast<unsigned long long>(t.execed_away),
+               static_cast<unsigned long long>(t.child_ticks), static_cast<unsigned long long>(t.child_errors));
+  for (const std::string& line : outcome.tree_notes) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 }  // namespace
 
 int record(const PythonModule& module, const RecordOptions& options) {
@@ -103,6 +125,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
   profile.target = command ? join_command(options.run.command) : fmt::format("process {}", pid);
   profile.interval_seconds = options.run.interval_seconds;
   profile.thread_roots = options.thread_roots;
+  profile.process_roots = options.run.subprocesses;
   RecordingConsumer consumer(options, profile, format == OutputFormat::kFlamechart, pid);
   if (std::optional<int> code = sampling.run(consumer)) return *code;
   const RunOutcome& outcome = sampling.outcome();
@@ -115,6 +138,13 @@ int record(const PythonModule& module, const RecordOptions& options) {
   profile.duration_seconds = elapsed;
 
   const int stop_signal = requested_stop_signal();
+  if (command && !outcome.attached && stop_signal == 0 && options.run.subprocesses) {
+    finish_command(*command, 0);
+    print_tree_summary(outcome);
+    std::fprintf(stderr, "pyflame: no process of the command's tree ran Python that pyflame could "
+                         "read; no profile\n");
+    return static_cast<int>(ExitCode::kNotPython);
+  }
   if (command && !outcome.attached && stop_signal == 0) {
     // Nothing to profile: say so, rather than write an empty profile.
     finish_command(*command, 0);
@@ -138,7 +168,8 @@ int record(const PythonModule& module, const RecordOptions& options) {
     }
     if (stats_file)
       stats_file->commit(stats_to_json(counters, elapsed, outcome.attach_seconds, outcome.cost, profile,
-                                       outcome.reads, options.run.native ? &outcome.native : nullptr));
+                                       outcome.reads, options.run.native ? &outcome.native : nullptr,
+                                       outcome.tree ? &*outcome.tree : nullptr));
   } catch (const Error& e) {
     if (!command) throw;
     // The command is ended as on every other path before we report.
@@ -177,6 +208,7 @@ int record(const PythonModule& module, const RecordOptions& options) {
                  static_cast<unsigned long long>(n.mismatched),
                  all > 0 ? 100.0 * static_cast<double>(n.mismatched) / static_cast<double>(all) : 0.0);
   }
+  print_tree_summary(outcome);
   if (counters.ticks > counters.errors && counters.thread_samples == 0)
     std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
                  options.run.mode == SampleMode::kGil ? "no sampled thread held the GIL"

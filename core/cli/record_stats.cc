@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/cli/process_set.h"
 #include "core/errors.h"
 
 namespace pyflame::core {
@@ -52,7 +53,8 @@ void StatusLine::clear() {
 
 std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
                           const CostHistogram& cost, const Profile& profile,
-                          const Process::ReadStats& reads, const Sampler::NativeCounts* native) {
+                          const Process::ReadStats& reads, const Sampler::NativeCounts* native,
+                          const ProcessSetCounts* tree) {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
@@ -69,6 +71,12 @@ std::string stats_to_json(const Counters& c, double elapsed, double attach_secon
                      cost.percentile(0.5), cost.percentile(0.99));
   out += fmt::format("\"cpu_user_seconds\": {:.6f}, \"cpu_system_seconds\": {:.6f}, ",
                      secs(usage.ru_utime), secs(usage.ru_stime));
+  // Children reaped so far: the sibling pyflameX.Y of --subprocesses (and
+  // a launched command that has ended).
+  rusage children{};
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  out += fmt::format("\"cpu_children_seconds\": {:.6f}, ",
+                     secs(children.ru_utime) + secs(children.ru_stime));
   out += fmt::format("\"max_rss_kb\": {}, \"threads\": {}, \"distinct_stacks\": {}, \"distinct_frames\": {}",
                      peak_rss_kb(), profile.threads.size(), profile.stacks.size(), profile.frames.size());
   // The memory reads behind the samples; the benchmark times the last
@@ -81,6 +89,13 @@ std::string stats_to_json(const Counters& c, double elapsed, double attach_secon
   if (native)
     out += fmt::format(", \"native_merged\": {}, \"native_cut_short\": {}, \"native_not_merged\": {}",
                        native->merged, native->cut_short, native->mismatched);
+  if (tree)
+    out += fmt::format(", \"processes\": {{\"profiled\": {}, \"read_here\": {}, \"streamed\": {}, "
+                       "\"not_python\": {}, \"no_binary\": {}, \"unreadable\": {}, \"execed_away\": {}, "
+                       "\"child_samples\": {}, \"child_errors\": {}, \"over_limit\": {}}}",
+                       tree->sampled_here + tree->streamed, tree->sampled_here, tree->streamed,
+                       tree->not_python, tree->no_binary, tree->unreadable, tree->execed_away,
+                       tree->child_ticks, tree->child_errors, tree->over_limit);
   out += "}\n";
   return out;
 }

@@ -14,6 +14,8 @@
 
 namespace pyflame::core {
 
+struct ProcessSetCounts;
+
 struct Counters {
   uint64_t ticks = 0;    // samples taken (one per interval, all threads)
   uint64_t errors = 0;   // ticks that produced no usable sample
@@ -71,10 +73,11 @@ class StatusLine {
 };
 
 // The --stats-json document.
-// `native`: --native's counts, written when given.
+// `native`: --native's counts, `tree`: --subprocesses', written when given.
 std::string stats_to_json(const Counters& c, double elapsed, double attach_seconds,
                           const CostHistogram& cost, const Profile& profile,
                           const Process::ReadStats& reads,
-                          const Sampler::NativeCounts* native = nullptr);
+                          const Sampler::NativeCounts* native = nullptr,
+                          const ProcessSetCounts* tree = nullptr);
 
 }  // namespace pyflame::core

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/sampling/sampler.h"
 #include "core/target/attach.h"
+#include "core/target/process_tree.h"
 
 namespace pyflame::core {
 namespace {
@@ -32,7 +33,7 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 // A launched interpreter needs a moment before it can be read: retry until
 // it has an interpreter, it exits, or we are told to stop.
 std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const Process& process,
-                                               LaunchedCommand& command) {
+                                               LaunchedCommand* command) {
   constexpr double kPatienceSeconds = 10;
   auto start = Clock::now();
   for (int delay_us = 1000;; delay_us = std::min(delay_us * 2, 20000)) {
@@ -41,25 +42,12 @@ std::unique_ptr<Interpreter> attach_when_ready(const PythonModule& module, const
     } catch (const Error& e) {
       // Not yet Python (still our fork, or before Py_Initialize): keep looking.
       bool may_become_ready = e.code() == ExitCode::kNotPython || e.code() == ExitCode::kFailure;
-      if (command.poll() || requested_stop_signal() != 0) return nullptr;
+      const bool ended = command ? command->poll() : !process.alive();
+      if (ended || requested_stop_signal() != 0) return nullptr;
       if (!may_become_ready || seconds_between(start, Clock::now()) > kPatienceSeconds) throw;
     }
     ::usleep(static_cast<useconds_t>(delay_us));
   }
-}
-
-// Which file a process runs, to notice an exec: after one the PID lives on
-// but holds another program.
-struct ExeIdentity {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool operator==(const ExeIdentity&) const = default;
-};
-
-std::optional<ExeIdentity> exe_identity(int pid) {
-  struct stat st;
-  if (::stat(fmt::format("/proc/{}/exe", pid).c_str(), &st) != 0) return std::nullopt;
-  return ExeIdentity{st.st_dev, st.st_ino};
 }
 
 enum class Ending { kNone, kExited, kExeced };
@@ -117,6 +105,51 @@ void sleep_until(Clock::time_point when) {
   }
 }
 
+// The times of the ticks. Each interval is drawn uniformly from 0.5-1.5
+// periods (mean: the period asked). A narrow jitter lets a workload that
+// repeats at (a multiple of) the period lock on: at +-5% a 50 ms cycle of
+// 25/15/10 ms sampled at 100 Hz came out 59/21/20. A whole period's width
+// makes the phase of each sample within any cycle of the period (or a
+// divisor) uniform and independent of the last, and forgets any other
+// phase within a few samples; never less than half a period apart, so a
+// late sample still means one the loop could not take on time.
+class TickPacer {
+ public:
+  TickPacer(const RunOptions& options, uint64_t seed)
+      : interval_(options.interval_seconds), rng_(seed * 0x9e3779b97f4a7c15ull) {
+    start_ = next_ = Clock::now();
+    // The end of the duration: no sleep goes past it (at 1/s a drawn
+    // interval of up to 1.5 s would overshoot -d 2 by a second).
+    if (options.duration_seconds)
+      deadline_ = start_ + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(*options.duration_seconds));
+  }
+  Clock::time_point start() const { return start_; }
+
+  // Sleeps until the next tick (`now`: when this one ended); false when
+  // the duration is over instead.
+  bool wait_next(Clock::time_point now, Counters& counters) {
+    next_ += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_ * jitter_(rng_)));
+    if (next_ <= now) {
+      ++counters.late;
+      next_ = now;
+    } else if (deadline_ && next_ >= *deadline_) {
+      sleep_until(*deadline_);
+      if (requested_stop_signal() == 0) return false;
+    } else {
+      sleep_until(next_);
+    }
+    return true;
+  }
+
+ private:
+  double interval_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> jitter_{0.5, 1.5};
+  Clock::time_point start_, next_;
+  std::optional<Clock::time_point> deadline_;
+};
+
 }  // namespace
 
 SamplingRun::SamplingRun(const PythonModule& module, const RunOptions& options)
@@ -129,6 +162,7 @@ SamplingRun::SamplingRun(const PythonModule& module, const RunOptions& options)
 }
 
 std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
+  if (options_.subprocesses) return run_tree(consumer);
   RunOutcome& o = outcome_;
   LaunchedCommand* command = command_.get();
   const int pid = pid_;
@@ -137,7 +171,9 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
   std::unique_ptr<Interpreter> interpreter;
   try {
     process = std::make_unique<Process>(pid);
-    interpreter = command ? attach_when_ready(module_, *process, *command) : attach(module_, *process);
+    interpreter = command || options_.wait_for_interpreter ? attach_when_ready(module_, *process, command)
+                                                           : attach(module_, *process);
+    if (!interpreter && !command && !process->alive()) throw_target_exited(pid);
   } catch (const Error& e) {
     if (!command) throw;
     // The command could not be profiled: say why, but let it finish.
@@ -163,24 +199,8 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
   if (interpreter) sampler.emplace(*process, *interpreter, options_.blocking, mode_needs_states(options_.mode));
   if (sampler && options_.native) sampler->enable_native(module_.build_info(), options_.native_all);
   Snapshot snapshot;
-  std::mt19937_64 rng(static_cast<uint64_t>(pid) * 0x9e3779b97f4a7c15ull);
-  // Each interval is drawn uniformly from 0.5-1.5 periods (mean: the
-  // period asked). A narrow jitter lets a workload that repeats at (a
-  // multiple of) the period lock on: at +-5% a 50 ms cycle of 25/15/10 ms
-  // sampled at 100 Hz came out 59/21/20. A whole period's width makes the
-  // phase of each sample within any cycle of the period (or a divisor)
-  // uniform and independent of the last, and forgets any other phase
-  // within a few samples; never less than half a period apart, so a late
-  // sample still means one the loop could not take on time.
-  std::uniform_real_distribution<double> jitter(0.5, 1.5);
-  start = Clock::now();
-  auto next = start;
-  // The end of the duration: no sleep goes past it (at 1/s a drawn
-  // interval of up to 1.5 s would overshoot -d 2 by a second).
-  std::optional<Clock::time_point> deadline;
-  if (options_.duration_seconds)
-    deadline = start + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(*options_.duration_seconds));
+  TickPacer pacer(options_, static_cast<uint64_t>(pid));
+  start = pacer.start();
   Counters& counters = o.counters;
   while (interpreter) {
     if (requested_stop_signal() != 0) break;
@@ -232,28 +252,63 @@ std::optional<int> SamplingRun::run(SampleConsumer& consumer) {
           continue;
         }
         ++counters.thread_samples;
-        consumer.thread_sample(thread, elapsed);
+        consumer.thread_sample(thread, elapsed, 0);
       }
     }
     auto t1 = Clock::now();
     o.cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
     if (!consumer.after_tick(counters, seconds_between(start, t1), ok)) break;
-
-    next += std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(options_.interval_seconds * jitter(rng)));
-    if (next <= t1) {
-      ++counters.late;
-      next = t1;
-    } else if (deadline && next >= *deadline) {
-      sleep_until(*deadline);
-      if (requested_stop_signal() == 0) break;  // the duration is over
-    } else {
-      sleep_until(next);
-    }
+    if (!pacer.wait_next(t1, counters)) break;  // the duration is over
   }
   o.elapsed = seconds_between(start, Clock::now());
   if (process) o.reads = process->read_stats();
   if (sampler) o.native = sampler->native_counts();
+  return std::nullopt;
+}
+
+}  // namespace pyflame::core
+
+namespace pyflame::core {
+
+// --subprocesses: the same paced loop over a ProcessSet. The root need not
+// be Python (a shell script, make, a test runner): the run lasts as long as
+// it does, and whatever Python runs under it is profiled.
+std::optional<int> SamplingRun::run_tree(SampleConsumer& consumer) {
+  RunOutcome& o = outcome_;
+  LaunchedCommand* command = command_.get();
+  // An attached root must exist and be ours to read, Python or not.
+  if (!command) Process check(pid_);
+  ProcessSet set(module_, options_, pid_, consumer);
+  TickPacer pacer(options_, static_cast<uint64_t>(pid_));
+  const Clock::time_point start = pacer.start();
+  Counters& counters = o.counters;
+  while (true) {
+    if (requested_stop_signal() != 0) break;
+    if (command ? command->poll() : set.root_ended()) {
+      o.target_exited = true;
+      break;
+    }
+    const Clock::time_point t0 = Clock::now();
+    const double elapsed = seconds_between(start, t0);
+    if (options_.duration_seconds && elapsed >= *options_.duration_seconds) break;
+    const bool ok = set.tick(elapsed, counters);
+    if (!o.attached && set.counts().sampled_here + set.counts().streamed > 0) {
+      o.attached = true;
+      o.python_version = set.root_profiled() ? set.root_python_version() : std::string();
+      o.attach_seconds = seconds_between(begun_, Clock::now());
+      consumer.attached(o.python_version, o.attach_seconds);
+    }
+    const Clock::time_point t1 = Clock::now();
+    o.cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    if (!consumer.after_tick(counters, seconds_between(start, t1), ok)) break;
+    if (!pacer.wait_next(t1, counters)) break;  // the duration is over
+  }
+  set.finish(seconds_between(start, Clock::now()), counters);
+  o.elapsed = seconds_between(start, Clock::now());
+  o.native = set.native_counts();
+  o.tree = set.counts();
+  o.tree_notes = set.notes();
+  if (set.root_profiled()) o.python_version = set.root_python_version();
   return std::nullopt;
 }
 

@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "core/cli/launched_command.h"
+#include "core/cli/process_set.h"
 #include "core/cli/record_stats.h"
 #include "core/errors.h"
+#include "core/output/profile.h"
 #include "core/sampling/python_module.h"
 #include "core/sampling/sample_mode.h"
 #include "core/sampling/sampler.h"
@@ -32,6 +34,11 @@ struct RunOptions {
   bool blocking = false;
   bool native = false;      // --native (implies stopping the threads, as blocking)
   bool native_all = false;  // --native-all: interpreter internals shown too
+  // --subprocesses: the target and all its descendants (core/cli/process_set.h).
+  bool subprocesses = false;
+  // An attached process that is not Python yet (a sibling's `stream` of a
+  // child that has just started) is waited for, as a launched one is.
+  bool wait_for_interpreter = false;
 };
 
 // What the consumer of a run is told.
@@ -42,9 +49,14 @@ class SampleConsumer {
   virtual void attached(const std::string& /*python_version*/, double /*attach_seconds*/) {}
   // Each sample that was read, before the mode chose its threads.
   virtual void snapshot_read(const Snapshot& /*snapshot*/) {}
+  // --subprocesses: a process of the tree is profiled from now on; its
+  // samples come with `index` (without --subprocesses, every sample comes
+  // with 0 and this is never called). A process that executes another
+  // Python program is added again, with a new index.
+  virtual void process_added(uint32_t /*index*/, const ProfileProcess& /*process*/) {}
   // Each thread sample the mode keeps that is not torn, `elapsed` seconds
-  // into the run.
-  virtual void thread_sample(const ThreadSample& thread, double elapsed) = 0;
+  // into the run, of the process `process`.
+  virtual void thread_sample(const ThreadSample& thread, double elapsed, uint32_t process) = 0;
   // After each tick (`ok`: it gave a sample); false ends the run.
   virtual bool after_tick(const Counters& counters, double elapsed, bool ok) = 0;
 };
@@ -61,6 +73,9 @@ struct RunOutcome {
   Process::ReadStats reads;
   std::string python_version;
   Sampler::NativeCounts native;  // --native: how the thread stacks merged
+  // --subprocesses: what the tree held, and what was said of its processes.
+  std::optional<ProcessSetCounts> tree;
+  std::vector<std::string> tree_notes;
 };
 
 class SamplingRun {
@@ -82,6 +97,8 @@ class SamplingRun {
   const RunOutcome& outcome() const { return outcome_; }
 
  private:
+  std::optional<int> run_tree(SampleConsumer& consumer);
+
   const PythonModule& module_;
   RunOptions options_;
   std::unique_ptr<LaunchedCommand> command_;

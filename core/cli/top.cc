@@ -74,7 +74,10 @@ class TopConsumer : public SampleConsumer {
     if (gil_held) ++shares_.samples_gil_held;
   }
 
-  void thread_sample(const ThreadSample& thread, double) override { table_.add(thread); }
+  // --subprocesses: the table sums every process; the header counts them.
+  void process_added(uint32_t, const ProfileProcess&) override { ++processes_; }
+
+  void thread_sample(const ThreadSample& thread, double, uint32_t) override { table_.add(thread); }
 
   bool after_tick(const Counters& counters, double elapsed, bool) override {
     counters_ = counters;
@@ -180,7 +183,10 @@ class TopConsumer : public SampleConsumer {
     lines.push_back(fmt::format("{:.1f} samples/s (asked {:g}), {} samples, {} errors, {} torn", rate,
                                 1.0 / options_.run.interval_seconds, counters_.ticks, counters_.errors,
                                 counters_.torn));
-    lines.push_back(fmt::format("{} threads, idle {}, GIL held {}", threads_, idle, gil));
+    if (options_.run.subprocesses)
+      lines.push_back(fmt::format("{} Python processes of the tree (--subprocesses)", processes_));
+    else
+      lines.push_back(fmt::format("{} threads, idle {}, GIL held {}", threads_, idle, gil));
     std::string thread = "all threads";
     if (view_.thread && *view_.thread < table_.threads().size()) {
       const TopThread& t = table_.threads()[*view_.thread];
@@ -236,6 +242,7 @@ class TopConsumer : public SampleConsumer {
   double next_refresh_;
   uint64_t intervals_ = 0;
   size_t threads_ = 0;  // in the last sample read
+  size_t processes_ = 0;  // --subprocesses: profiled so far
   bool paused_ = false, help_ = false, searching_ = false;
   std::string search_;
   std::string ended_;

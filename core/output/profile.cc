@@ -20,6 +20,18 @@ std::string thread_label(const ProfileThread& thread) {
   return fmt::format("{} (ident {:#x})", label, thread.thread_id);
 }
 
+std::string process_label(const ProfileProcess& process) {
+  return fmt::format("process {}: {}", process.pid, process.command);
+}
+
+std::vector<std::string> root_labels(const Profile& profile, const ProfileThread& thread) {
+  std::vector<std::string> labels;
+  if (profile.process_roots && thread.process < profile.processes.size())
+    labels.push_back(process_label(profile.processes[thread.process]));
+  if (profile.thread_roots) labels.push_back(thread_label(thread));
+  return labels;
+}
+
 std::string frame_label(const ProfileFrame& frame) {
   if (frame.native()) {
     if (frame.library.empty()) return frame.function;  // a marker, in no file
@@ -46,10 +58,10 @@ size_t ProfileBuilder::FrameHash::operator()(const ProfileFrame& f) const noexce
   return h * 31 + std::hash<int>()(f.line);
 }
 
-uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
+uint32_t ProfileBuilder::intern_frame(const Frame& frame, uint32_t process) {
   const int line = frame.line.value_or(0);
   if (frame.code_key != 0) {
-    if (auto it = code_line_ids_.find({frame.code_key, line}); it != code_line_ids_.end())
+    if (auto it = code_line_ids_.find({frame.code_key, line, process}); it != code_line_ids_.end())
       return it->second;
   }
   ProfileFrame key{std::string(frame.qualname ? *frame.qualname : frame.function),
@@ -57,22 +69,22 @@ uint32_t ProfileBuilder::intern_frame(const Frame& frame) {
                    frame.kind == FrameKind::kNative};
   auto [it, added] = frame_ids_.try_emplace(key, static_cast<uint32_t>(profile_.frames.size()));
   if (added) profile_.frames.push_back(std::move(key));
-  if (frame.code_key != 0) code_line_ids_.emplace(std::pair{frame.code_key, line}, it->second);
+  if (frame.code_key != 0) code_line_ids_.emplace(CodeLine{frame.code_key, line, process}, it->second);
   return it->second;
 }
 
-uint32_t ProfileBuilder::intern_thread(const ThreadSample& thread) {
-  auto [it, added] = thread_ids_.try_emplace({thread.thread_id, thread.native_id.value_or(-1)},
+uint32_t ProfileBuilder::intern_thread(const ThreadSample& thread, uint32_t process) {
+  auto [it, added] = thread_ids_.try_emplace({process, thread.thread_id, thread.native_id.value_or(-1)},
                                              static_cast<uint32_t>(profile_.threads.size()));
   if (added)
-    profile_.threads.push_back({thread.thread_id, thread.native_id, thread.name.value_or("")});
+    profile_.threads.push_back({process, thread.thread_id, thread.native_id, thread.name.value_or("")});
   else if (thread.name && profile_.threads[it->second].name.empty())
     profile_.threads[it->second].name = *thread.name;
   return it->second;
 }
 
-uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count) {
-  const uint32_t thread_index = intern_thread(thread);
+uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count, uint32_t process) {
+  const uint32_t thread_index = intern_thread(thread, process);
   if (last_.size() <= thread_index) last_.resize(thread_index + 1);
   LastStack& last = last_[thread_index];
   bool same = last.valid && last.frames.size() == thread.frames.size();
@@ -88,7 +100,7 @@ uint32_t ProfileBuilder::add(const ThreadSample& thread, uint64_t count) {
   key_.clear();
   key_.push_back(thread_index);
   for (auto f = thread.frames.rbegin(); f != thread.frames.rend(); ++f)
-    key_.push_back(intern_frame(*f));
+    key_.push_back(intern_frame(*f, process));
   auto it = stack_ids_.find(key_);
   if (it == stack_ids_.end()) {
     ProfileStack stack;

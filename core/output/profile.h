@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -29,7 +30,16 @@ struct ProfileFrame {
   bool operator==(const ProfileFrame&) const = default;
 };
 
+// --subprocesses: one process of the tree, the root of its threads' stacks.
+struct ProfileProcess {
+  int pid = 0;
+  std::string command;         // its command line, bounded (process_command_line)
+  std::string python_version;  // empty until read (or never: not Python)
+  bool operator==(const ProfileProcess&) const = default;
+};
+
 struct ProfileThread {
+  uint32_t process = 0;              // index into Profile::processes (0 without them)
   uint64_t thread_id = 0;            // Python's ident
   std::optional<int64_t> native_id;  // Linux TID
   std::string name;                  // the thread's name (comm), may be empty
@@ -57,6 +67,9 @@ struct Profile {
   double interval_seconds = 0.01;   // the requested sampling interval
   double duration_seconds = 0;      // wall time actually recorded
   bool thread_roots = false;        // --threads: each stack starts with its thread
+  // --subprocesses: each stack starts with its process (before its thread).
+  bool process_roots = false;
+  std::vector<ProfileProcess> processes;
   std::vector<ProfileFrame> frames;
   std::vector<ProfileThread> threads;
   std::vector<ProfileStack> stacks;
@@ -67,6 +80,11 @@ struct Profile {
 
 // "thread 'MainThread' (tid 1234)": the root frame under --threads.
 std::string thread_label(const ProfileThread& thread);
+// "process 1234: python3 app.py": the root frame under --subprocesses.
+std::string process_label(const ProfileProcess& process);
+// The labels a stack of `thread` starts with, outermost first: its process
+// (--subprocesses), then its thread (--threads).
+std::vector<std::string> root_labels(const Profile& profile, const ProfileThread& thread);
 // "function (file:line)", or "function [libfoo.so]" for a native frame: one
 // frame of the collapsed and flamegraph formats.
 std::string frame_label(const ProfileFrame& frame);
@@ -75,13 +93,15 @@ std::string frame_label(const ProfileFrame& frame);
 class ProfileBuilder {
  public:
   explicit ProfileBuilder(Profile& profile) : profile_(profile) {}
-  // `frames` innermost first, as the walker produces them. Returns the index
-  // of the stack in profile.stacks.
-  uint32_t add(const ThreadSample& thread, uint64_t count = 1);
+  // `frames` innermost first, as the walker produces them; `process`: the
+  // index of its process in profile.processes (code keys and thread idents
+  // are only unique within one). Returns the index of the stack in
+  // profile.stacks.
+  uint32_t add(const ThreadSample& thread, uint64_t count = 1, uint32_t process = 0);
 
  private:
-  uint32_t intern_frame(const Frame& frame);
-  uint32_t intern_thread(const ThreadSample& thread);
+  uint32_t intern_frame(const Frame& frame, uint32_t process);
+  uint32_t intern_thread(const ThreadSample& thread, uint32_t process);
 
   struct KeyHash {
     size_t operator()(const std::vector<uint32_t>& key) const noexcept;
@@ -91,15 +111,23 @@ class ProfileBuilder {
   };
   Profile& profile_;
   std::unordered_map<ProfileFrame, uint32_t, FrameHash> frame_ids_;
+  struct CodeLine {
+    uint64_t code_key = 0;
+    int line = 0;
+    uint32_t process = 0;
+    bool operator==(const CodeLine&) const = default;
+  };
   struct CodeLineHash {
-    size_t operator()(const std::pair<uint64_t, int>& k) const noexcept {
-      return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(k.second));
+    size_t operator()(const CodeLine& k) const noexcept {
+      return std::hash<uint64_t>()(k.code_key * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(k.line) ^
+                                   (static_cast<uint64_t>(k.process) << 40));
     }
   };
-  // The fast path: (code_key, line) -> frame index, no strings touched.
-  std::unordered_map<std::pair<uint64_t, int>, uint32_t, CodeLineHash> code_line_ids_;
-  // Keyed by Python ident and TID: a new thread may reuse an old one's ident.
-  std::map<std::pair<uint64_t, int64_t>, uint32_t> thread_ids_;
+  // The fast path: (code_key, line, process) -> frame index, no strings touched.
+  std::unordered_map<CodeLine, uint32_t, CodeLineHash> code_line_ids_;
+  // Keyed by process, Python ident and TID: a new thread may reuse an old
+  // one's ident.
+  std::map<std::tuple<uint32_t, uint64_t, int64_t>, uint32_t> thread_ids_;
   // Key: thread index followed by frame indices, root first.
   std::unordered_map<std::vector<uint32_t>, uint32_t, KeyHash> stack_ids_;
   std::vector<uint32_t> key_;  // reused: no allocation per sample once warm

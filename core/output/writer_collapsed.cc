@@ -16,8 +16,9 @@ void append_label(std::string& out, const std::string& label) {
 
 void append_stack(std::string& out, const Profile& profile, const ProfileStack& stack) {
   bool first = true;
-  if (profile.thread_roots) {
-    append_label(out, thread_label(profile.threads[stack.thread]));
+  for (const std::string& root : root_labels(profile, profile.threads[stack.thread])) {
+    if (!first) out += ';';
+    append_label(out, root);
     first = false;
   }
   for (uint32_t f : stack.frames) {

@@ -152,11 +152,15 @@ std::vector<Node> build_tree(const Profile& profile) {
   std::vector<std::string> labels;
   labels.reserve(profile.frames.size());
   for (const ProfileFrame& frame : profile.frames) labels.push_back(clean_text(frame_label(frame)));
-  std::vector<std::string> thread_labels;
-  if (profile.thread_roots) {
-    thread_labels.reserve(profile.threads.size());
-    for (const ProfileThread& thread : profile.threads)
-      thread_labels.push_back(clean_text(thread_label(thread)));
+  // Per thread: its process (--subprocesses) and itself (--threads).
+  std::vector<std::vector<std::string>> thread_roots;
+  if (profile.thread_roots || profile.process_roots) {
+    thread_roots.reserve(profile.threads.size());
+    for (const ProfileThread& thread : profile.threads) {
+      std::vector<std::string> roots = root_labels(profile, thread);
+      for (std::string& root : roots) root = clean_text(root);
+      thread_roots.push_back(std::move(roots));
+    }
   }
 
   std::vector<Node> nodes(1);
@@ -174,10 +178,8 @@ std::vector<Node> build_tree(const Profile& profile) {
       at = child;
       nodes[at].count += stack.count;
     };
-    if (profile.thread_roots) {
-      const std::string& label = thread_labels[stack.thread];
-      descend(label, label, NodeKind::kThread);
-    }
+    if (!thread_roots.empty())
+      for (const std::string& label : thread_roots[stack.thread]) descend(label, label, NodeKind::kThread);
     for (uint32_t f : stack.frames) {
       const ProfileFrame& frame = profile.frames[f];
       descend(labels[f], frame.function,

@@ -241,6 +241,14 @@ std::string write_pprof(const Profile& profile) {
   std::vector<int64_t> thread_labels;
   for (const ProfileThread& thread : profile.threads)
     thread_labels.push_back(strings.index(thread_label(thread)));
+  // --subprocesses: the process too, as labels (`-tagroot=process`).
+  const bool by_process = profile.process_roots;
+  const int64_t process_key = by_process ? strings.index("process") : 0;
+  const int64_t pid_key = by_process ? strings.index("pid") : 0;
+  std::vector<int64_t> process_labels;
+  if (by_process)
+    for (const ProfileProcess& process : profile.processes)
+      process_labels.push_back(strings.index(process_label(process)));
 
   ProtoWriter samples;
   std::vector<uint64_t> ids;
@@ -263,6 +271,16 @@ std::string write_pprof(const Profile& profile) {
     name.varint(proto::kLabelKey, thread_key);
     name.varint(proto::kLabelStr, thread_labels[stack.thread]);
     s.message(proto::kSampleLabel, name);
+    if (by_process && thread.process < profile.processes.size()) {
+      ProtoWriter process;
+      process.varint(proto::kLabelKey, process_key);
+      process.varint(proto::kLabelStr, process_labels[thread.process]);
+      s.message(proto::kSampleLabel, process);
+      ProtoWriter pid;
+      pid.varint(proto::kLabelKey, pid_key);
+      pid.varint(proto::kLabelNum, static_cast<int64_t>(profile.processes[thread.process].pid));
+      s.message(proto::kSampleLabel, pid);
+    }
     if (thread.native_id) {
       ProtoWriter tid;
       tid.varint(proto::kLabelKey, thread_id_key);

@@ -64,7 +64,11 @@ void append_thread(std::string& out, const Profile& profile, const ProfileThread
   uint64_t total = 0;
   for (const Run& run : runs) total += run.count;
   out += "{\"type\":\"sampled\",\"name\":";
-  append_json_string(out, thread_label(thread));
+  // Under --subprocesses a thread is named with its process.
+  std::string name = thread_label(thread);
+  if (profile.process_roots && thread.process < profile.processes.size())
+    name = process_label(profile.processes[thread.process]) + " / " + name;
+  append_json_string(out, name);
   out += ",\"unit\":\"seconds\",\"startValue\":0,\"endValue\":";
   // Weights are count * interval, never running sums of doubles, so that
   // endValue and the weights agree however long the profile.

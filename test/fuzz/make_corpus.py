@@ -290,6 +290,137 @@ def writers_corpus():
     write("writers", "empty", b"")
 
 
+# ---------------------------------------------------------- sample stream
+# fuzz_sample_stream.cc: a byte that picks a chunk size, then the stream.
+# Encoded here from docs/how-it-works.md ("The sample stream"), not from
+# core/output/sample_stream.cc: test_sample_stream.cc decodes these seeds,
+# so the format has two writers that must agree.
+
+def varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7F) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def zigzag(v):
+    return (v << 1) ^ (v >> 63)
+
+
+class SampleStream:
+    HELLO, STRING, FRAME, THREAD, TIME, SAMPLE, COUNTERS, END = range(1, 9)
+
+    def __init__(self):
+        self.out = b"PYFLSTRM" + varint(1)
+        self.strings = {}
+        self.frames = {}
+        self.threads = {}
+        self.elapsed = None
+
+    def record(self, kind, payload):
+        self.out += bytes([kind]) + varint(len(payload)) + payload
+
+    def hello(self, pid, version):
+        self.record(self.HELLO, varint(pid) + varint(len(version)) + version)
+
+    def string(self, s):
+        if s not in self.strings:
+            self.strings[s] = len(self.strings)
+            self.record(self.STRING, s)
+        return self.strings[s]
+
+    def frame(self, function, filename, line=None, qualname=None, library=b"", address=0,
+              native=False, inlined=False):
+        key = (function, filename, line, qualname, library, address, native, inlined)
+        if key not in self.frames:
+            ids = [self.string(function), self.string(qualname) if qualname is not None else None,
+                   self.string(filename), self.string(library)]
+            flags = ((qualname is not None) | (line is not None) << 1 | native << 2 | inlined << 3)
+            payload = bytes([flags]) + varint(ids[0])
+            if qualname is not None:
+                payload += varint(ids[1])
+            payload += varint(ids[2])
+            if line is not None:
+                payload += varint(zigzag(line))
+            payload += varint(ids[3]) + varint(address)
+            self.frames[key] = len(self.frames)
+            self.record(self.FRAME, payload)
+        return self.frames[key]
+
+    def thread(self, ident, tid=None, name=None):
+        key = (ident, tid, name)
+        if key not in self.threads:
+            name_id = self.string(name) if name is not None else None
+            payload = bytes([(tid is not None) | (name is not None) << 1]) + varint(ident)
+            if tid is not None:
+                payload += varint(zigzag(tid))
+            if name is not None:
+                payload += varint(name_id)
+            self.threads[key] = len(self.threads)
+            self.record(self.THREAD, payload)
+        return self.threads[key]
+
+    def sample(self, elapsed, thread, frames, gil=None, idle=None, truncated=False):
+        """THREAD: (ident, tid, name); FRAMES: frame() arguments as tuples or dicts."""
+        t = self.thread(*thread)
+        ids = [self.frame(**f) if isinstance(f, dict) else self.frame(*f) for f in frames]
+        if elapsed != self.elapsed:
+            self.record(self.TIME, struct.pack("<d", elapsed))
+            self.elapsed = elapsed
+        flags = ((gil is not None) | bool(gil) << 1 | (idle is not None) << 2 | bool(idle) << 3
+                 | truncated << 4)
+        self.record(self.SAMPLE, varint(t) + bytes([flags]) + varint(len(ids))
+                    + b"".join(varint(i) for i in ids))
+
+    def finish(self, counters, ending):
+        self.record(self.COUNTERS, b"".join(varint(c) for c in counters) + bytes([ending]))
+        self.record(self.END, b"")
+
+
+def sample_stream_corpus():
+    main = (0x7F0000001000, 100, b"python3")
+    worker = (0x7F0000002000, None, "worker ñ".encode())
+    module = (b"<module>", b"/srv/app.py", 40)
+    run = (b"run", b"/srv/app.py", 12, b"App.run")
+    hot = (b"hot", "/srv/dir ñ/関.py".encode(), 7)
+
+    s = SampleStream()
+    s.hello(4242, b"3.11.7")
+    for tick in range(3):
+        s.sample(0.01 * tick, main, [hot, run, module], gil=True, idle=False)
+        s.sample(0.01 * tick, worker, [run, module], gil=False, idle=True)
+    s.sample(0.04, (3, -1, b""), [(b"", b"", None)], truncated=True)
+    s.finish([5, 1, 0, 7, 2, 3], 1)
+    write("sample_stream", "whole_python", b"\x00" + s.out)
+    write("sample_stream", "cut_short", b"\x07" + s.out[:-20])
+
+    s = SampleStream()
+    s.hello(7, b"3.14.0")
+    spin = dict(function=b"int ns::spin<int>(int)", filename=b"spin.cc", line=9,
+                library=b"/srv/lib/native_cpp.so", address=0x7F1234567890, native=True)
+    helper = dict(function=b"helper", filename=b"", library=b"/srv/lib/native_cpp.so",
+                  address=0x7F1234567890, native=True, inlined=True)
+    marker = dict(function=b"[native stack not unwound further]", filename=b"", native=True)
+    for tick in range(2):
+        s.sample(1.5 + tick, main, [spin, helper, hot, module, marker])
+    s.finish([2, 0, 1, 2, 0, 0], 2)
+    write("sample_stream", "whole_native", b"\x01" + s.out)
+
+    s = SampleStream()
+    s.hello(1, b"2.7.18")
+    deep = [(b"f%d" % i, b"/srv/deep.py", i) for i in range(200)]
+    s.sample(0.0, main, deep)
+    s.sample(0.0, main, deep)
+    s.sample(0.1, main, deep[:150])
+    write("sample_stream", "deep", b"\x03" + s.out)
+
+    good = s.out
+    write("sample_stream", "header_only", b"\x00" + good[:9])
+    write("sample_stream", "bad_magic", b"\x00" + b"PYFLSTRX" + good[8:])
+    write("sample_stream", "bad_frame_id", b"\x05" + good + bytes([6, 5, 0, 0, 1, 0xAC, 0x02]))
+    write("sample_stream", "bad_after_end", b"\x00" + good + bytes([7, 7, 0, 0, 0, 0, 0, 0, 0, 8, 0, 8, 0]))
+
 # ----------------------------------------------------------------- walker
 # fuzz_walker.cc: shape (threads, depth, functions), then patches.
 
@@ -390,6 +521,7 @@ def main():
     line_table_corpus(args.line_table_cases)
     strings_corpus()
     writers_corpus()
+    sample_stream_corpus()
     walker_corpus()
     core_corpus()
 

@@ -29,7 +29,7 @@ done
 # The walker is fuzzed with three layouts, one per frame model: 2.7 (frame
 # objects, byte strings), 3.11 (interpreter frames) and 3.14 (tagged
 # references, shim frames, _Py_DebugOffsets), where those versions are built.
-((${#targets[@]})) || targets=(core elf maps line_table strings writers walker_2_7 walker_3_11 walker_3_14)
+((${#targets[@]})) || targets=(core elf maps line_table sample_stream strings writers walker_2_7 walker_3_11 walker_3_14)
 
 # A skip, or a failure in CI (see above).
 skip() {

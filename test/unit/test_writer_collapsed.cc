@@ -65,3 +65,35 @@ TEST_CASE("a C frame is labelled with its library's file name (--native)") {
         "caller (/srv/app.py:3);[native stack not unwound further];int ns::spin<int>(int) [native_cpp.so] 1\n"
         "caller (/srv/app.py:3);int ns::spin<int>(int) [native_cpp.so] 2\n");
 }
+
+TEST_CASE("--subprocesses: each process is a root, and code keys stay within their process") {
+  core::Profile p;
+  p.process_roots = true;
+  p.processes = {{100, "python3 parent.py", "3.11.7"}, {101, "python2.7 child.py", "2.7.18"}};
+  core::ProfileBuilder builder(p);
+  // Both interpreters number their code objects from 1, and fork makes
+  // thread idents equal too: neither may merge the two processes' frames
+  // or threads.
+  core::ThreadSample parent;
+  parent.thread_id = 7;
+  parent.frames = {core::Frame{"wait", std::nullopt, "parent.py", 5, 1}};
+  core::ThreadSample child;
+  child.thread_id = 7;
+  child.frames = {core::Frame{"hot_child", std::nullopt, "child.py", 5, 1}};
+  builder.add(parent, 3, 0);
+  builder.add(child, 2, 1);
+  builder.add(child, 1, 1);
+  CHECK(p.threads.size() == 2);
+  CHECK(p.frames.size() == 2);
+  CHECK(core::write_collapsed(p) ==
+        "process 100: python3 parent.py;wait (parent.py:5) 3\n"
+        "process 101: python2.7 child.py;hot_child (child.py:5) 3\n");
+  p.thread_roots = true;
+  CHECK(core::write_collapsed(p) ==
+        "process 100: python3 parent.py;thread (ident 0x7);wait (parent.py:5) 3\n"
+        "process 101: python2.7 child.py;thread (ident 0x7);hot_child (child.py:5) 3\n");
+  // The flame graph and speedscope name the process too.
+  CHECK(core::write_flamegraph_svg(p).find("process 101: python2.7 child.py") != std::string::npos);
+  CHECK(core::write_speedscope(p).find("process 100: python3 parent.py / thread (ident 0x7)") !=
+        std::string::npos);
+}
