@@ -24,12 +24,13 @@ processes that work are running ("ready", with their pids), then the same
 process ends by itself after --seconds:
 
   worker    one process burning in hot_ROLE_a/b (ROLE: pool, py27, py312,
-            shell, short, exec); prints {"ready": true, "pid", "role"}.
+            shell, short, exec; auto: pyXY of its own version); prints
+            {"ready": true, "pid", "role"}.
   pool      a multiprocessing.Pool of N workers (2; start method fork or
             spawn), each burning in hot_pool_a/b; the parent waits on the pool.
-  versions  `subprocess` children: each --python runs `worker --role pyXY`
-            (XY from the child's own version: py27, py312; --role R: R for
-            every child); the parent waits.
+  versions  `subprocess` children, started at once: each --python runs
+            `worker --role auto` (py27, py312: its own version's; --role R:
+            R for every child); the parent waits.
   shell     a child `sh -c 'sleep D; exec "$0" "$@"' PY fixture worker
             --role shell`: a shell (not Python) that becomes Python after D
             seconds; the parent prints ready as soon as the shell started.
@@ -39,7 +40,7 @@ process ends by itself after --seconds:
             parent waits. Prints {"child": pid, "at": time.time(), "forked"}
             as each starts, ready once the first K started, and {"done":
             true, "children": [pids]} at the end.
-  missing   a `subprocess` child `PY worker --role pyXY` (a version whose
+  missing   a `subprocess` child `PY worker --role auto` (a version whose
             profiler binary the test hides) and a child of this interpreter
             that burns in hot_exec_a/b for E seconds and then execs
             /bin/sleep (a non-Python program).
@@ -192,21 +193,18 @@ def worker_argv(python, role, seconds):
     return argv + (["--report"] if REPORT else [])
 
 
-def start_worker(python, role, seconds):
-    """Starts `PYTHON fixture worker` and waits for its ready line; returns
-    (Popen, pid)."""
-    proc = subprocess.Popen(worker_argv(python, role, seconds), stdout=subprocess.PIPE)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("worker %s under %s did not start" % (role, python))
-    return proc, json.loads(line.decode("ascii"))["pid"]
-
-
-def version_role(python):
-    """py27, py312, ...: the role named after PYTHON's own version."""
-    out = subprocess.check_output(
-        [python, "-c", "import sys; print('py%d%d' % sys.version_info[:2])"])
-    return out.decode("ascii").strip()
+def start_workers(pythons, role, seconds):
+    """Starts `PYTHON fixture worker` for each of PYTHONS at once, then waits
+    for their ready lines; returns [(Popen, pid)]."""
+    procs = [subprocess.Popen(worker_argv(python, role, seconds), stdout=subprocess.PIPE)
+             for python in pythons]
+    started = []
+    for python, proc in zip(pythons, procs):
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit("worker %s under %s did not start" % (role, python))
+        started.append((proc, json.loads(line.decode("ascii"))["pid"]))
+    return started
 
 
 # ------------------------------------------------------------- scenarios
@@ -214,6 +212,8 @@ def version_role(python):
 
 def scenario_worker(args):
     role = option(args, "--role")
+    if role == "auto":  # named after this interpreter's version: py27, py312
+        role = "py%d%d" % sys.version_info[:2]
     say({"ready": True, "pid": os.getpid(), "role": role})
     burn(role, option(args, "--seconds", 5.0, float))
 
@@ -256,11 +256,8 @@ def scenario_pool(args):
 
 def scenario_versions(args):
     seconds = option(args, "--seconds", 5.0, float)
-    role = option(args, "--role")  # the same for every child (the benchmark's)
-    children = []
-    for python in options(args, "--python"):
-        proc, pid = start_worker(python, role or version_role(python), seconds)
-        children.append((proc, pid))
+    role = option(args, "--role", "auto")
+    children = start_workers(options(args, "--python"), role, seconds)
     say({"ready": True, "pid": os.getpid(), "children": [pid for _, pid in children]})
     status = [proc.wait() for proc, _ in children]
     if any(status):
@@ -340,8 +337,7 @@ def scenario_short(args):
 def scenario_missing(args):
     seconds = option(args, "--seconds", 5.0, float)
     exec_after = option(args, "--exec-after", 1.0, float)
-    children = [start_worker(python, version_role(python), seconds)
-                for python in options(args, "--python")]
+    children = start_workers(options(args, "--python"), "auto", seconds)
     pid = os.fork()
     if pid == 0:
         try:

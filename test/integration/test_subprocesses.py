@@ -449,8 +449,8 @@ def case_versions(setup: Setup, attach: bool, profiler: Sequence[str],
         pid27, pid312 = rec.ready["children"]
         role_of = {}
         for pid, interp, role in ((pid27, py27, "py27"), (pid312, py312, "py312")):
-            role_of[pid] = (role, [interp.python, setup.fixture, "worker", "--role", role,
-                                   "--seconds", seconds, "--report"])
+            role_of[pid] = (role, [interp.python, setup.fixture, "worker", "--role", "auto",
+                                   "--seconds", str(float(seconds)), "--report"])
         note = rec.workers(role_of)
         if "--threads" in extra:
             for pid in (pid27, pid312):
@@ -470,7 +470,7 @@ def case_shell(setup: Setup, attach: bool, profiler: Sequence[str]):
                                           "--seconds", seconds, "--delay", delay], attach)
         shell = rec.ready["shell"]
         argv = [setup.parent.python, setup.fixture, "worker", "--role", "shell",
-                "--seconds", seconds, "--report"]
+                "--seconds", str(float(seconds)), "--report"]
         return rec.workers({shell: ("shell", argv)}, SECONDS - float(delay))
     return case
 
@@ -491,7 +491,9 @@ def case_missing(setup: Setup):
                         False, env={"PATH": empty})
         [pid312] = rec.ready["children"]
         execs = rec.ready["execs"]
-        lines = rec.result.stderr_text.splitlines()
+        # The profiler's lines (the fixture's reports share its stderr).
+        lines = [line for line in rec.result.stderr_text.splitlines()
+                 if line.startswith("pyflame")]
         word = re.compile(r"\b%d\b" % pid312)
         about = [line for line in lines if word.search(line) and "3.12" in line]
         if len(about) != 1:
