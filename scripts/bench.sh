@@ -11,6 +11,7 @@
 #   scripts/bench.sh --hostile        # peak RSS against a hostile target, ~1 minute
 #   scripts/bench.sh --top            # top's cost per sample next to record's, ~4 minutes
 #   scripts/bench.sh --native         # --native's cost per sample next to --blocking's, ~2 minutes
+#   scripts/bench.sh --subprocesses   # record --subprocesses' CPU on 16 busy workers, ~1 minute
 #
 # Prints a markdown table; writes JSON to $BUILD_DIR/bench/results.json and
 # the table to $BUILD_DIR/bench/results.md. BUILD_DIR defaults to build/
@@ -41,6 +42,10 @@ fi
 if [ "${1:-}" = --native ]; then  # --native's cost per sample next to --blocking's (test/bench/native_cost.py)
   shift
   exec python3 test/bench/native_cost.py --bin-dir "$build/bin" "$@"
+fi
+if [ "${1:-}" = --subprocesses ]; then  # its CPU on a busy tree (test/bench/bench_subprocesses.py)
+  shift
+  exec python3 test/bench/bench_subprocesses.py --bin-dir "$build/bin" "$@"
 fi
 if [ "${1:-}" = --hostile ]; then  # peak RSS against a hostile target (test/bench/hostile.py)
   shift

@@ -594,17 +594,32 @@ COLLAPSED_FRAME = re.compile(r"^(?P<function>.*) \((?P<filename>.*?)(:(?P<line>\
 COLLAPSED_NATIVE_FRAME = re.compile(r"^(?P<function>.*) \[(?P<library>[^\[\]]*)\]$")
 
 
+# --subprocesses: the root of every stack is its process's, "process PID:
+# COMMAND", COMMAND being /proc/PID/cmdline's arguments joined by single
+# spaces (at most 200 characters, "..." ending one that was cut). Only a
+# stack's first label is read so.
+COLLAPSED_PROCESS_ROOT = re.compile(r"^process (?P<pid>\d+): (?P<command>.*)$")
+COMMAND_LIMIT = 200
+
+
 class CollapsedFrame(tuple):
     """A parsed collapsed frame: the tuple (function, file, line), equal to
-    that plain tuple, plus `native`. A native frame (--native) is
-    (function, library basename, None) with native True."""
+    that plain tuple, plus `native` and `process`. A native frame (--native)
+    is (function, library basename, None) with native True. A process root
+    (--subprocesses) is (its whole label, "", None) with `process` its PID
+    and `command` its command line."""
 
     native: bool
+    process: Optional[int]
+    command: Optional[str]
 
     def __new__(cls, function: str, filename: str, line: Optional[int],
-                native: bool = False) -> "CollapsedFrame":
+                native: bool = False, process: Optional[int] = None,
+                command: Optional[str] = None) -> "CollapsedFrame":
         frame = super().__new__(cls, (function, filename, line))
         frame.native = native
+        frame.process = process
+        frame.command = command
         return frame
 
     @property
@@ -641,14 +656,20 @@ def wait_until_recording(proc: subprocess.Popen, timeout: float = PROFILER_TIMEO
 
 def parse_collapsed(text: str) -> List[Tuple[List[CollapsedFrame], int]]:
     """pyflame's collapsed lines as ([(function, file, line)] root first,
-    count); a native frame is (function, library, None), its `native` True."""
+    count); a native frame is (function, library, None), its `native` True;
+    a process root (--subprocesses, first frame only) has `process` set."""
     stacks = []
     for raw in text.splitlines():
         stack, _, count = raw.rpartition(" ")
         if not stack or not count.isdigit():
             raise Failure("malformed collapsed line %r" % raw)
         frames = []
-        for label in stack.split(";"):
+        for index, label in enumerate(stack.split(";")):
+            m = COLLAPSED_PROCESS_ROOT.match(label) if index == 0 else None
+            if m:
+                frames.append(CollapsedFrame(label, "", None, process=int(m.group("pid")),
+                                             command=m.group("command")))
+                continue
             m = COLLAPSED_FRAME.match(label)
             if m:
                 line = m.group("line")
@@ -661,3 +682,40 @@ def parse_collapsed(text: str) -> List[Tuple[List[CollapsedFrame], int]]:
             frames.append(CollapsedFrame(m.group("function"), m.group("library"), None, native=True))
         stacks.append((frames, int(count)))
     return stacks
+
+
+def by_process(stacks: List[Tuple[List[CollapsedFrame], int]]
+               ) -> Dict[int, Tuple[str, List[Tuple[List[CollapsedFrame], int]]]]:
+    """--subprocesses: parse_collapsed's stacks per process root, {pid:
+    (command, [(frames below the root, count)])}; Failure if a stack has no
+    process root or one PID has two command lines."""
+    processes: Dict[int, Tuple[str, List[Tuple[List[CollapsedFrame], int]]]] = {}
+    for frames, count in stacks:
+        root = frames[0] if frames else None
+        if root is None or root.process is None:
+            raise Failure("a stack without a process root: %r" % (frames,))
+        command, own = processes.setdefault(root.process, (root.command, []))
+        if command != root.command:
+            raise Failure("process %d has two command lines: %r and %r"
+                          % (root.process, command, root.command))
+        own.append((frames[1:], count))
+    return processes
+
+
+def command_text(argv: Sequence[str]) -> str:
+    """ARGV joined by single spaces, a ';' or a newline as ':' (the collapsed
+    format's rule for every label)."""
+    return " ".join(argv).replace(";", ":").replace("\n", ":")
+
+
+def command_matches(command: str, argv: Sequence[str]) -> bool:
+    """Whether a process root's COMMAND is that of a process whose cmdline
+    is ARGV: the whole text, or, when it is longer than COMMAND_LIMIT, a
+    start of it ending in "..." (of at most COMMAND_LIMIT characters with
+    or without the dots: where exactly the cut falls is the product's)."""
+    full = command_text(argv)
+    if command == full:
+        return len(full) <= COMMAND_LIMIT
+    return (len(full) > COMMAND_LIMIT - 3 and command.endswith("...")
+            and COMMAND_LIMIT - 10 <= len(command) <= COMMAND_LIMIT + 3
+            and full.startswith(command[:-3]))
