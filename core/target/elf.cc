@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <unordered_map>
 #include <limits>
 
 #include "core/errors.h"
@@ -23,6 +25,12 @@ namespace pyflame::core {
 struct SymbolTable {
   std::string entries;
   std::string strings;
+  // Name -> value of the symbols lookup() accepts, the first of each name:
+  // built at the first lookup. An interpreter's tables hold tens of
+  // thousands of symbols and finding its interpreter looks up dozens, for
+  // every process of a --subprocesses tree.
+  std::unordered_map<std::string_view, uint64_t> by_name;
+  bool indexed = false;
 };
 
 struct ElfFile::Impl {
@@ -46,7 +54,8 @@ bool within(uint64_t offset, uint64_t size, uint64_t file_size) {
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
-std::optional<uint64_t> lookup(const SymbolTable& t, std::string_view name) {
+void index_symbols(SymbolTable& t) {
+  t.indexed = true;
   const size_t count = t.entries.size() / sizeof(Elf64_Sym);
   for (size_t i = 0; i < count; ++i) {
     Elf64_Sym sym;
@@ -54,12 +63,18 @@ std::optional<uint64_t> lookup(const SymbolTable& t, std::string_view name) {
     if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
     int type = ELF64_ST_TYPE(sym.st_info);
     if (type != STT_OBJECT && type != STT_FUNC && type != STT_NOTYPE && type != STT_TLS) continue;
-    if (sym.st_name >= t.strings.size() || t.strings.size() - sym.st_name <= name.size()) continue;
+    if (sym.st_name >= t.strings.size()) continue;
     const char* s = t.strings.data() + sym.st_name;
-    if (name.empty() || std::memcmp(s, name.data(), name.size()) != 0 || s[name.size()] != '\0')
-      continue;
-    return sym.st_value;
+    const void* nul = std::memchr(s, '\0', t.strings.size() - sym.st_name);
+    if (nul == nullptr || nul == s) continue;  // unterminated, or no name
+    t.by_name.try_emplace(std::string_view(s, static_cast<size_t>(static_cast<const char*>(nul) - s)),
+                          sym.st_value);
   }
+}
+
+std::optional<uint64_t> lookup(SymbolTable& t, std::string_view name) {
+  if (!t.indexed) index_symbols(t);
+  if (auto it = t.by_name.find(name); it != t.by_name.end()) return it->second;
   return std::nullopt;
 }
 
