@@ -68,26 +68,6 @@ def proc_cpu(pid, children=False):
     return ticks / CLOCK_TICKS
 
 
-def descendants(pid):
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        try:
-            tids = os.listdir("/proc/%d/task" % current)
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (current, tid)) as f:
-                    for child in f.read().split():
-                        if int(child) not in found:
-                            found.append(int(child))
-                            queue.append(int(child))
-            except OSError:
-                pass
-    return found
-
-
 class Run:
     def __init__(self, argv, returncode, wall, cpu_wait4, cpu_polled, stderr):
         self.argv, self.returncode, self.wall = argv, returncode, wall
@@ -118,7 +98,7 @@ def measure(argv, timeout):
             _, status, rusage = os.wait4(proc.pid, 0)
             break
         seen = {proc.pid: proc_cpu(proc.pid, children=True)}
-        for child in descendants(proc.pid):
+        for child in pt.descendants(proc.pid)[1:]:
             seen[child] = proc_cpu(child)
         for child, cpu in seen.items():
             if cpu is not None:

@@ -719,3 +719,24 @@ def command_matches(command: str, argv: Sequence[str]) -> bool:
     return (len(full) > COMMAND_LIMIT - 3 and command.endswith("...")
             and COMMAND_LIMIT - 10 <= len(command) <= COMMAND_LIMIT + 3
             and full.startswith(command[:-3]))
+
+
+def descendants(pid: int) -> List[int]:
+    """PID and every process below it (from /proc/PID/task/*/children)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        if current in found:
+            continue
+        found.append(current)
+        try:
+            tids = os.listdir("/proc/%d/task" % current)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/children" % (current, tid)) as f:
+                    queue.extend(int(child) for child in f.read().split())
+            except OSError:
+                pass
+    return found

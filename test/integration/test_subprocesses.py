@@ -80,7 +80,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, READY_TIMEOUT, TIMEOUT_SCALE,
                           Cases, Failure, Interpreter, Missing, Result, Target, by_process,
-                          command_matches, find_interpreter, log, main_wrapper, parse_collapsed,
+                          command_matches, descendants, find_interpreter, log, main_wrapper,
+                          parse_collapsed,
                           parse_json_document, profiler_path, read_line, run, stopped_tasks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -285,27 +286,6 @@ def check_workers(profile: Profile, workers: Dict[int, Tuple[str, Optional[Seque
 
 
 # ------------------------------------------------------------------- trees
-
-
-def descendants(pid: int) -> List[int]:
-    """PID and every process below it (from /proc/PID/task/*/children)."""
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        if current in found:
-            continue
-        found.append(current)
-        try:
-            tids = os.listdir("/proc/%d/task" % current)
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (current, tid)) as f:
-                    queue.extend(int(child) for child in f.read().split())
-            except OSError:
-                pass
-    return found
 
 
 def check_nothing_stopped(pids: Sequence[int]) -> str:
