@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/cli/stop_signals.h"
+#include "core/errors.h"
 #include "core/output/sample_stream.h"
 #include "core/target/privilege.h"
 #include "core/target/thread_stopper.h"
@@ -64,7 +65,15 @@ int stream(const PythonModule& module, const RunOptions& options) {
   StopSignals stop_signals;
   SamplingRun sampling(module, options);
   StreamingConsumer consumer(sampling.pid());
-  sampling.run(consumer);
+  try {
+    sampling.run(consumer);
+  } catch (const Error& e) {
+    // A child that ends before it could be read is common (a short-lived
+    // worker) and no error: the stream just ends. Anything else is said.
+    if (e.code() != ExitCode::kTargetExited && e.code() != ExitCode::kNoSuchProcess) throw;
+    consumer.finish(Counters{}, StreamEnding::kExited);
+    return 0;
+  }
   if (options.blocking) ThreadStopper::release_stragglers(std::chrono::seconds(1));
   privilege::drop();
   const RunOutcome& o = sampling.outcome();
