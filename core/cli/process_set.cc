@@ -31,6 +31,8 @@ constexpr double kInterpreterPatienceSeconds = 10.0;
 // While one is, discoveries come this much more often (kStartingDiscoveryHz)
 // for its first second: a short script is sampled from its start.
 constexpr double kStartingSeconds = 1.0;
+constexpr double kFirstRetrySeconds = 0.005;
+constexpr double kMaxRetrySeconds = 0.2;
 // Refusals to stop a process in a row before it is left alone (another
 // tracer has it); one now and then is a thread that is exiting.
 constexpr int kMaxRefusals = 50;
@@ -66,6 +68,8 @@ struct ProcessSet::Member {
   // The consumer's index of its profile process; a new one after each exec.
   std::optional<uint32_t> index;
   int refusals = 0;
+  double next_look = 0;    // kPending: not looked at again before this
+  double retry_delay = 0;  // kPending: the wait before that look
   // kSampled: declared in this order so that the sampler goes first.
   std::unique_ptr<Process> process;
   std::unique_ptr<Interpreter> interpreter;
@@ -134,25 +138,36 @@ bool ProcessSet::discover(double elapsed) {
   const Clock::time_point look_until =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kLookSeconds));
   bool backlog = false, looked = false;
+  using S = Member::State;
   for (auto& m : members_) {
-    using S = Member::State;
-    if (m->state == S::kEnded || m->state == S::kSampled || m->state == S::kStreamed) continue;
-    if (m->state == S::kLeft) {
-      std::optional<ExeIdentity> exe = exe_identity(m->key.pid);
-      if (!exe) {
-        if (gone_or_zombie(m->key.pid)) m->state = S::kEnded;
-        continue;
-      }
-      if (m->exe && *exe == *m->exe) continue;
-      m->state = S::kNew;  // it executed a program
-      m->since = elapsed;
-    }
-    if (looked && Clock::now() >= look_until) {
-      backlog = true;
+    if (m->state != S::kLeft) continue;
+    std::optional<ExeIdentity> exe = exe_identity(m->key.pid);
+    if (!exe) {
+      if (gone_or_zombie(m->key.pid)) m->state = S::kEnded;
       continue;
     }
-    looked = true;
-    classify(*m, elapsed);
+    if (m->exe && *exe == *m->exe) continue;
+    m->state = S::kNew;  // it executed a program
+    m->since = elapsed;
+  }
+  // New processes first (a forked worker is ready at once), then the ones
+  // still starting, each at its own pace: an interpreter coming up is
+  // looked at again after 5, 10, 20 ... ms, at most 200 ms apart.
+  for (S pass : {S::kNew, S::kPending}) {
+    for (auto& m : members_) {
+      if (m->state != pass) continue;
+      if (pass == S::kPending && elapsed < m->next_look) continue;
+      if (looked && Clock::now() >= look_until) {
+        backlog = true;
+        continue;
+      }
+      looked = true;
+      classify(*m, elapsed);
+      if (m->state == S::kPending) {
+        m->retry_delay = std::min(kMaxRetrySeconds, m->retry_delay > 0 ? 2 * m->retry_delay : kFirstRetrySeconds);
+        m->next_look = elapsed + m->retry_delay;
+      }
+    }
   }
   bool starting = backlog;
   for (const auto& m : members_)
@@ -180,6 +195,7 @@ void ProcessSet::classify(Member& m, double elapsed) {
   m.exe = exe_identity(pid);
   m.version.clear();
   m.index.reset();  // another program: another root, once it gives a sample
+  if (m.state != S::kPending) m.retry_delay = 0;  // a first look at this program
   auto leave = [&](uint64_t& count, std::optional<std::string> why) {
     m.let_go();
     m.state = S::kLeft;
