@@ -26,8 +26,13 @@ void announce(int pid, const std::string& python_version, const RecordOptions& o
   const std::string length = options.run.duration_seconds
                                  ? fmt::format("for {:g} s", *options.run.duration_seconds)
                                  : std::string("until it exits or Ctrl-C");
-  std::fprintf(stderr, "pyflame: recording process %d (Python %s) at %g samples/s %s%s; attached in %.2f s\n",
-               pid, python_version.c_str(), 1.0 / options.run.interval_seconds, length.c_str(),
+  // --subprocesses: the first process in the profile may be a child, of
+  // any version (the root may not even be Python).
+  const std::string what = options.run.subprocesses
+                               ? fmt::format("process {} and its subprocesses", pid)
+                               : fmt::format("process {} (Python {})", pid, python_version);
+  std::fprintf(stderr, "pyflame: recording %s at %g samples/s %s%s; attached in %.2f s\n",
+               what.c_str(), 1.0 / options.run.interval_seconds, length.c_str(),
                options.run.native     ? ", stopping it for each sample (--native)"
                : options.run.blocking ? ", stopping it for each sample (--blocking)"
                                       : "",

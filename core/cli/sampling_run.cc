@@ -291,13 +291,16 @@ std::optional<int> SamplingRun::run_tree(SampleConsumer& consumer) {
     const Clock::time_point t0 = Clock::now();
     const double elapsed = seconds_between(start, t0);
     if (options_.duration_seconds && elapsed >= *options_.duration_seconds) break;
-    const bool ok = set.tick(elapsed, counters);
+    // A tick counts as a sample once some process is in the profile: a
+    // root that is only waiting (not kept by --mode cpu) is not one yet.
+    bool ok = set.tick(elapsed, counters);
     if (!o.attached && set.counts().sampled_here + set.counts().streamed > 0) {
       o.attached = true;
       o.python_version = set.root_profiled() ? set.root_python_version() : std::string();
       o.attach_seconds = seconds_between(begun_, Clock::now());
       consumer.attached(o.python_version, o.attach_seconds);
     }
+    ok = ok && o.attached;
     const Clock::time_point t1 = Clock::now();
     o.cost.add(std::chrono::duration<double, std::micro>(t1 - t0).count());
     if (!consumer.after_tick(counters, seconds_between(start, t1), ok)) break;

@@ -92,10 +92,15 @@ CHILD_312 = "pyenv-3.12.1"
 SECONDS = 4.0  # each recording
 RATE = 250
 SHARE_A = 0.75  # the fixture's split by construction
-TOLERANCE = 0.05
+TOLERANCE = 0.05  # at least; wider where few samples make the share noisy (share_tolerance)
 SHORT_LIFE = 0.25  # seconds each short child burns
 SHORT_PARALLEL = 6
-SHORT_SEEN = 0.5  # the fraction of short children that must appear (see above)
+# The fraction of short children that must appear (see above). Sanitized
+# binaries (PYFLAME_TEST_SANITIZED) read several times slower and start in
+# half a second (relocating ASan): seen there, a child proves the path,
+# not the speed.
+SANITIZED = bool(os.environ.get("PYFLAME_TEST_SANITIZED"))
+SHORT_SEEN = 0.1 if SANITIZED else 0.5
 ATTACH_GRACE = 0.5  # seconds an attached profiler may take to find the tree
 HOT = re.compile(r"^hot_(?P<role>[a-z0-9]+)_(?P<part>[ab])$")
 SUMMARY = "pyflame: --subprocesses:"
@@ -240,6 +245,13 @@ def check_summary(result: Result) -> None:
         raise Failure("no %r line on stderr\n%s" % (SUMMARY, result.describe()))
 
 
+def share_tolerance(samples: int) -> float:
+    """TOLERANCE, or 3.5 standard errors of a share near SHARE_A measured
+    from SAMPLES samples when that is wider: about 1000 samples per worker
+    keep 5 points (3.6 standard errors); a slow run with 200 needs 10."""
+    return max(TOLERANCE, 3.5 * math.sqrt(SHARE_A * (1 - SHARE_A) / max(samples, 1)))
+
+
 def check_workers(profile: Profile, workers: Dict[int, Tuple[str, Optional[Sequence[str]]]],
                   measured: Dict[int, float], rate: float, seconds: float,
                   result: Result) -> str:
@@ -248,6 +260,9 @@ def check_workers(profile: Profile, workers: Dict[int, Tuple[str, Optional[Seque
     for its share, which must be within TOLERANCE of what it measured.
     Returns the figures, for the log."""
     minimum = int(math.ceil(0.5 * rate * seconds))
+    # A worker of another Python version is sampled by a sibling binary,
+    # started once the worker is found, that paces itself: a quarter.
+    streamed_minimum = int(math.ceil(0.25 * rate * seconds))
     notes = []
     context = "\n%s\n--- stderr ---\n%s" % (profile.describe(), result.stderr_text[-3000:])
     for pid, (role, argv) in sorted(workers.items()):
@@ -262,20 +277,24 @@ def check_workers(profile: Profile, workers: Dict[int, Tuple[str, Optional[Seque
             raise Failure("process %d (%s) has hot functions of roles %s%s"
                           % (pid, role, sorted(roles) or "none", context))
         a, b = roles[role]
-        if a + b < minimum:
+        streamed = role in ("py27", "py312")
+        least = streamed_minimum if streamed else minimum
+        if a + b < least:
             raise Failure("process %d (%s): %d samples in hot_%s_*, expected at least %d "
-                          "(half of %.0f/s for %gs)%s"
-                          % (pid, role, a + b, role, minimum, rate, seconds, context))
+                          "(%s of %.0f/s for %gs)%s"
+                          % (pid, role, a + b, role, least, "a quarter" if streamed else "half",
+                             rate, seconds, context))
         share = a / (a + b)
         expected = measured.get(pid, SHARE_A)
         notes.append("%d %s %.1f%% of %d (measured %s)"
                      % (pid, role, 100 * share, a + b,
                         "%.1f%%" % (100 * measured[pid]) if pid in measured else "-"))
-        if abs(share - expected) > TOLERANCE:
+        tolerance = share_tolerance(a + b)
+        if abs(share - expected) > tolerance:
             raise Failure("process %d: hot_%s_a has %.1f%% of its %d hot samples, expected "
-                          "%.1f%% within %d points%s"
+                          "%.1f%% within %.1f points%s"
                           % (pid, role, 100 * share, a + b, 100 * expected,
-                             round(100 * TOLERANCE), context))
+                             100 * tolerance, context))
     # Nothing else burns: a hot function under any other root is a sample
     # put under the wrong process.
     for pid in profile.processes:
