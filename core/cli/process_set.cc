@@ -251,6 +251,7 @@ void ProcessSet::classify(Member& m, double elapsed) {
       m.state = S::kStreamed;
     }
   } catch (const Error& e) {
+    PYFLAME_DEBUG_LOG("process {}: not read ({}): {}", pid, static_cast<int>(e.code()), e.what());
     m.let_go();
     if (gone_or_zombie(pid)) {
       m.state = S::kEnded;
