@@ -136,7 +136,7 @@ sys.stdin.readline()
 """
 
 
-DUMP_ATTEMPTS = 5
+DUMP_ATTEMPTS = 20  # a busy machine can keep every busy thread waiting for the GIL at a dump
 
 
 def dump_running_threads(profiler: str, pid: int) -> int:
@@ -190,6 +190,7 @@ def case_idle_threads(profiler: str, interp: Interpreter, work: str, repeat: int
                 running_seen += dump_running_threads(profiler, target.pid)
                 if running_seen:
                     break
+                time.sleep(0.02)  # another moment of the GIL's handoffs
             expect(running_seen, "dump: no running thread among the busy ones in %d dumps"
                    % DUMP_ATTEMPTS)
             for blocking in MODES:
