@@ -39,6 +39,7 @@
 #include "core/cli/exit_code_of.h"
 #include "core/target/elf.h"
 #include "core/errors.h"
+#include "core/target/regular_file.h"
 #include "core/log.h"
 #include "core/target/core_file.h"
 #include "core/target/process.h"
@@ -53,11 +54,6 @@ constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 std::string basename_of(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-bool is_executable_file(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
 std::vector<std::string> split(std::string_view text, char sep) {

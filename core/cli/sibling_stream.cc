@@ -20,6 +20,7 @@
 
 #include "core/cli/sampling_run.h"
 #include "core/errors.h"
+#include "core/target/regular_file.h"
 #include "core/log.h"
 #include "core/sampling/sample_mode.h"
 
@@ -27,11 +28,6 @@ extern char** environ;
 
 namespace pyflame::core {
 namespace {
-
-bool is_executable_file(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
 
 std::string directory_of(const std::string& path) {
   const size_t slash = path.rfind('/');

@@ -40,4 +40,9 @@ bool read_exact_at(int fd, uint64_t offset, void* into, size_t size) {
   return true;
 }
 
+bool is_executable_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
 }  // namespace pyflame::core

@@ -19,6 +19,10 @@ namespace pyflame::core {
 // `st` receives its identity.
 int open_regular_file(const std::string& path, bool follow, struct stat& st);
 
+// Whether `path` is a regular file we may execute (as execvp(3) would run
+// it).
+bool is_executable_file(const std::string& path);
+
 // Reads exactly `size` bytes at `offset`; false on a short read (a file
 // truncated meanwhile) or an error.
 bool read_exact_at(int fd, uint64_t offset, void* into, size_t size);
