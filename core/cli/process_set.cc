@@ -37,13 +37,7 @@ constexpr double kMaxRetrySeconds = 0.2;
 // tracer has it); one now and then is a thread that is exiting.
 constexpr int kMaxRefusals = 50;
 
-bool gone_or_zombie(pid_t pid) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-  auto stat = read_text_file(fmt::format("/proc/{}/stat", pid));
-  if (!stat) return true;
-  std::optional<char> state = state_from_stat(*stat);
-  return state && (*state == 'Z' || *state == 'X');
-}
+bool gone_or_zombie(pid_t pid) { return !process_alive(pid); }
 
 }  // namespace
 

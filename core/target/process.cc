@@ -50,18 +50,11 @@ namespace {
 // Field 9 of /proc/PID/stat holds the task's flags; PF_KTHREAD marks a
 // kernel thread (include/linux/sched.h).
 bool is_kernel_thread(pid_t pid) {
-  constexpr unsigned long kPfKthread = 0x00200000;
+  constexpr uint64_t kPfKthread = 0x00200000;
   auto stat = read_text_file("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return false;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return false;
-  const char* p = stat->c_str() + paren + 1;
-  for (int field = 3; field <= 9; ++field) {  // fields after the comm: 3 (state) ...
-    while (*p == ' ') ++p;
-    if (field == 9) return (std::strtoul(p, nullptr, 10) & kPfKthread) != 0;
-    while (*p != ' ' && *p != '\0') ++p;
-  }
-  return false;
+  std::optional<uint64_t> flags = stat_number(*stat, 9);
+  return flags && (*flags & kPfKthread) != 0;
 }
 
 }  // namespace
@@ -195,13 +188,16 @@ bool Process::read_proc_mem(RemoteAddr addr, std::span<std::byte> into) const {
   return true;
 }
 
-bool Process::alive() const {
-  if (::kill(pid_, 0) != 0 && errno == ESRCH) return false;
+bool Process::alive() const { return process_alive(pid_); }
+
+bool process_alive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
   errno = 0;
-  auto t = task(pid_);
+  auto stat = read_text_file("/proc/" + std::to_string(pid) + "/stat");
   // Out of descriptors tells nothing about the target: it is there.
-  if (!t) return errno == EMFILE || errno == ENFILE;
-  return t->state != 'Z' && t->state != 'X';
+  if (!stat) return errno == EMFILE || errno == ENFILE;
+  std::optional<char> state = state_from_stat(*stat);
+  return !state || (*state != 'Z' && *state != 'X');
 }
 
 bool Process::alive_past_exit(int patience_ms) const {
@@ -240,6 +236,25 @@ std::optional<TaskInfo> Process::task(pid_t tid) const {
     info.name = std::move(*comm);
   }
   return info;
+}
+
+std::optional<uint64_t> stat_number(std::string_view stat, int field) {
+  size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos || field < 3) return std::nullopt;
+  size_t at = paren + 1;
+  for (int f = 3;; ++f) {  // fields after the comm: 3 (state) ...
+    while (at < stat.size() && stat[at] == ' ') ++at;
+    if (at >= stat.size()) return std::nullopt;
+    size_t end = stat.find(' ', at);
+    if (end == std::string_view::npos) end = stat.size();
+    if (f == field) {
+      uint64_t value = 0;
+      auto [ptr, ec] = std::from_chars(stat.data() + at, stat.data() + end, value);
+      if (ec != std::errc()) return std::nullopt;
+      return value;
+    }
+    at = end;
+  }
 }
 
 std::optional<char> state_from_stat(std::string_view stat) {

@@ -90,9 +90,18 @@ class Process : public TargetImage {
   mutable ReadStats stats_;
 };
 
+// Numeric field `field` (as proc(5) numbers them: 3 is the state) of a
+// /proc/.../stat line, counted after the last ')': the command name may
+// contain anything. nullopt if missing or not a number.
+std::optional<uint64_t> stat_number(std::string_view stat, int field);
+
 // The state letter of a /proc/.../stat line (R running, S sleeping, Z ...):
 // it follows the last ')', since the command name may contain anything.
 std::optional<char> state_from_stat(std::string_view stat);
+
+// Whether `pid` is a live process: neither gone nor a zombie (what
+// Process::alive() says, for a process not opened).
+bool process_alive(pid_t pid);
 
 // The thread ids of process `pid` (a listing of /proc/PID/task, nothing
 // read per thread): cheap enough for every sample. Throws Error.

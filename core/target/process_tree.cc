@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <cstdlib>
 #include <deque>
 #include <set>
 
@@ -24,16 +23,7 @@ std::optional<ExeIdentity> exe_identity(pid_t pid) {
 std::optional<uint64_t> process_start_time(pid_t pid) {
   auto stat = read_text_file(fmt::format("/proc/{}/stat", pid));
   if (!stat) return std::nullopt;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
-  const char* p = stat->c_str() + paren + 1;
-  for (int field = 3; field <= 22; ++field) {  // fields after the comm: 3 (state) ...
-    while (*p == ' ') ++p;
-    if (*p == '\0') return std::nullopt;
-    if (field == 22) return std::strtoull(p, nullptr, 10);
-    while (*p != ' ' && *p != '\0') ++p;
-  }
-  return std::nullopt;
+  return stat_number(*stat, 22);
 }
 
 std::string process_command_line(pid_t pid, size_t limit) {

@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include "core/target/maps.h"
+#include "core/target/process.h"
+
+namespace core = pyflame::core;
 
 using pyflame::core::parse_maps;
 using pyflame::core::strip_deleted;
@@ -51,4 +54,16 @@ TEST_CASE("maps: survives arbitrary bytes") {
     text += "0123456789abcdef- rwxp\n/"[(x >> 16) % 24];
   }
   CHECK_NOTHROW(parse_maps(text));
+}
+
+TEST_CASE("stat fields are counted after the last ')' of the command name") {
+  // A process may name itself anything, spaces and parentheses included.
+  const std::string stat = "4242 (evil) 9 ) S 1 4242 4242 0 -1 4194560 10 0 0 0 1 2 0 0 20 0 1 0 777 ";
+  CHECK(core::state_from_stat(stat) == 'S');
+  CHECK(core::stat_number(stat, 4) == 1u);      // ppid
+  CHECK(core::stat_number(stat, 9) == 4194560u);  // flags
+  CHECK(core::stat_number(stat, 22) == 777u);     // start time
+  CHECK_FALSE(core::stat_number(stat, 23));       // past the end
+  CHECK_FALSE(core::stat_number(stat, 3));        // the state is a letter
+  CHECK_FALSE(core::stat_number("no parenthesis 1 2 3", 4));
 }
