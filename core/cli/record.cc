@@ -143,11 +143,17 @@ int record(const PythonModule& module, const RecordOptions& options) {
   profile.duration_seconds = elapsed;
 
   const int stop_signal = requested_stop_signal();
-  if (command && !outcome.attached && stop_signal == 0 && options.run.subprocesses) {
-    finish_command(*command, 0);
+  if (options.run.subprocesses && !outcome.attached && stop_signal == 0) {
+    // A tree with no Python in it (while it was watched): said as for a
+    // launched command that never ran Python, attached or not.
+    if (command) finish_command(*command, 0);
     print_tree_summary(outcome);
-    std::fprintf(stderr, "pyflame: no process of the command's tree ran Python that pyflame could "
-                         "read; no profile\n");
+    if (command)
+      std::fprintf(stderr, "pyflame: no process of the command's tree ran Python that pyflame "
+                           "could read; no profile\n");
+    else
+      std::fprintf(stderr, "pyflame: no process of the tree of process %d ran Python that pyflame "
+                           "could read while it was recorded; no profile\n", pid);
     return static_cast<int>(ExitCode::kNotPython);
   }
   if (command && !outcome.attached && stop_signal == 0) {

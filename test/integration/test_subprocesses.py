@@ -78,7 +78,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from pyflame_test import (DEFAULT_MANIFEST, PROFILER_TIMEOUT, READY_TIMEOUT, TIMEOUT_SCALE,
+from pyflame_test import (DEFAULT_MANIFEST, EXIT_NOT_PYTHON, PROFILER_TIMEOUT, READY_TIMEOUT,
+                          TIMEOUT_SCALE,
                           Cases, Failure, Interpreter, Missing, Result, Target, by_process,
                           command_matches, descendants, find_interpreter, log, main_wrapper,
                           parse_collapsed,
@@ -481,6 +482,33 @@ def case_shell(setup: Setup, attach: bool, profiler: Sequence[str]):
     return case
 
 
+def case_no_python(setup: Setup):
+    """A tree with no Python in it, attached through the wrapper (which
+    runs any binary for a target that is not Python) and launched: exit 5,
+    said, no profile written."""
+    def case() -> str:
+        out = os.path.join(setup.work, "no-python.txt")
+        notes = []
+        with subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30; wait"]) as shell:
+            try:
+                time.sleep(0.2)
+                for argv, what in (([setup.wrapper, "record", "--subprocesses", "-p", str(shell.pid),
+                                     "-d", "1", "-o", out], "the tree of process %d" % shell.pid),
+                                   ([setup.direct, "record", "--subprocesses", "-d", "1", "-o", out,
+                                     "--", "sleep", "0.5"], "the command's tree")):
+                    result = run(argv)
+                    if result.returncode != EXIT_NOT_PYTHON or what not in result.stderr_text:
+                        raise Failure("expected exit %d naming %s\n%s"
+                                      % (EXIT_NOT_PYTHON, what, result.describe()))
+                    if os.path.exists(out):
+                        raise Failure("a profile was written for a tree with no Python")
+                    notes.append("exit %d: %s" % (result.returncode, what))
+            finally:
+                shell.kill()
+        return "; ".join(notes)
+    return case
+
+
 def case_missing(setup: Setup):
     """pyflame3.11 alone: the 3.12 child cannot be read, the exec'ing child
     leaves Python."""
@@ -705,6 +733,7 @@ def main() -> int:
             ("shell/launched/wrapper", case_shell(setup, False, wrapper)),
             ("shell/attached/direct", case_shell(setup, True, direct)),
             ("missing/launched/direct", case_missing(setup)),
+            ("no-python/both", case_no_python(setup)),
         ],
         "short": [
             ("short/launched/direct", case_short(setup, False, direct)),
