@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
-#include <unordered_map>
+#include <algorithm>
+#include <functional>
+#include <vector>
 #include <limits>
 
 #include "core/errors.h"
@@ -25,11 +27,12 @@ namespace pyflame::core {
 struct SymbolTable {
   std::string entries;
   std::string strings;
-  // Name -> value of the symbols lookup() accepts, the first of each name:
-  // built at the first lookup. An interpreter's tables hold tens of
+  // (hash of the name, index in the table) of each symbol lookup() accepts,
+  // sorted: built at the first lookup. An interpreter's tables hold tens of
   // thousands of symbols and finding its interpreter looks up dozens, for
-  // every process of a --subprocesses tree.
-  std::unordered_map<std::string_view, uint64_t> by_name;
+  // every process of a --subprocesses tree. One flat vector (12 bytes a
+  // symbol), not a node per name: a hostile file's tables cost us little.
+  std::vector<std::pair<uint64_t, uint32_t>> by_hash;
   bool indexed = false;
 };
 
@@ -54,27 +57,43 @@ bool within(uint64_t offset, uint64_t size, uint64_t file_size) {
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
+// The name of an accepted symbol (a defined object, function or TLS with
+// a value and a terminated name), else nullopt.
+std::optional<std::string_view> accepted_name(const SymbolTable& t, size_t i, uint64_t& value) {
+  Elf64_Sym sym;
+  std::memcpy(&sym, t.entries.data() + i * sizeof sym, sizeof sym);
+  if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) return std::nullopt;
+  int type = ELF64_ST_TYPE(sym.st_info);
+  if (type != STT_OBJECT && type != STT_FUNC && type != STT_NOTYPE && type != STT_TLS) return std::nullopt;
+  if (sym.st_name >= t.strings.size()) return std::nullopt;
+  const char* s = t.strings.data() + sym.st_name;
+  const void* nul = std::memchr(s, '\0', t.strings.size() - sym.st_name);
+  if (nul == nullptr || nul == s) return std::nullopt;  // unterminated, or no name
+  value = sym.st_value;
+  return std::string_view(s, static_cast<size_t>(static_cast<const char*>(nul) - s));
+}
+
 void index_symbols(SymbolTable& t) {
   t.indexed = true;
-  const size_t count = t.entries.size() / sizeof(Elf64_Sym);
+  const size_t count = std::min<size_t>(t.entries.size() / sizeof(Elf64_Sym), UINT32_MAX);
   for (size_t i = 0; i < count; ++i) {
-    Elf64_Sym sym;
-    std::memcpy(&sym, t.entries.data() + i * sizeof sym, sizeof sym);
-    if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
-    int type = ELF64_ST_TYPE(sym.st_info);
-    if (type != STT_OBJECT && type != STT_FUNC && type != STT_NOTYPE && type != STT_TLS) continue;
-    if (sym.st_name >= t.strings.size()) continue;
-    const char* s = t.strings.data() + sym.st_name;
-    const void* nul = std::memchr(s, '\0', t.strings.size() - sym.st_name);
-    if (nul == nullptr || nul == s) continue;  // unterminated, or no name
-    t.by_name.try_emplace(std::string_view(s, static_cast<size_t>(static_cast<const char*>(nul) - s)),
-                          sym.st_value);
+    uint64_t value = 0;
+    if (auto name = accepted_name(t, i, value))
+      t.by_hash.emplace_back(std::hash<std::string_view>()(*name), static_cast<uint32_t>(i));
   }
+  // By hash, then by index: the first symbol of a name in the table wins,
+  // as a scan in table order would find it.
+  std::sort(t.by_hash.begin(), t.by_hash.end());
 }
 
 std::optional<uint64_t> lookup(SymbolTable& t, std::string_view name) {
   if (!t.indexed) index_symbols(t);
-  if (auto it = t.by_name.find(name); it != t.by_name.end()) return it->second;
+  const uint64_t h = std::hash<std::string_view>()(name);
+  auto it = std::lower_bound(t.by_hash.begin(), t.by_hash.end(), std::pair<uint64_t, uint32_t>(h, 0));
+  for (; it != t.by_hash.end() && it->first == h; ++it) {
+    uint64_t value = 0;
+    if (accepted_name(t, it->second, value) == name) return value;
+  }
   return std::nullopt;
 }
 
