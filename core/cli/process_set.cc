@@ -37,7 +37,6 @@ constexpr double kMaxRetrySeconds = 0.2;
 // tracer has it); one now and then is a thread that is exiting.
 constexpr int kMaxRefusals = 50;
 
-bool gone_or_zombie(pid_t pid) { return !process_alive(pid); }
 
 }  // namespace
 
@@ -73,6 +72,12 @@ struct ProcessSet::Member {
   std::unique_ptr<SiblingStream> stream;
   double stream_began = 0;  // our elapsed seconds when it was started
 
+  // Whether it runs another program than at the last look (an exec).
+  bool executed_since_look() const {
+    std::optional<ExeIdentity> now = exe_identity(key.pid);
+    return now && exe && *now != *exe;
+  }
+
   void let_go() {
     sampler.reset();
     interpreter.reset();
@@ -100,7 +105,7 @@ void ProcessSet::note(std::string line) {
 
 bool ProcessSet::root_ended() const {
   const Member& root = *members_.front();
-  return root.state == Member::State::kEnded || gone_or_zombie(root.key.pid);
+  return root.state == Member::State::kEnded || !process_alive(root.key.pid);
 }
 
 bool ProcessSet::root_profiled() const { return !root_version_.empty(); }
@@ -137,7 +142,7 @@ bool ProcessSet::discover(double elapsed) {
     if (m->state != S::kLeft) continue;
     std::optional<ExeIdentity> exe = exe_identity(m->key.pid);
     if (!exe) {
-      if (gone_or_zombie(m->key.pid)) m->state = S::kEnded;
+      if (!process_alive(m->key.pid)) m->state = S::kEnded;
       continue;
     }
     if (m->exe && *exe == *m->exe) continue;
@@ -247,7 +252,7 @@ void ProcessSet::classify(Member& m, double elapsed) {
   } catch (const Error& e) {
     PYFLAME_DEBUG_LOG("process {}: not read ({}): {}", pid, static_cast<int>(e.code()), e.what());
     m.let_go();
-    if (gone_or_zombie(pid)) {
+    if (!process_alive(pid)) {
       m.state = S::kEnded;
       return;
     }
@@ -306,7 +311,7 @@ void ProcessSet::sample_member(Member& m, double elapsed, Counters& counters, bo
   } catch (const Error& e) {
     PYFLAME_DEBUG_LOG("process {}: sample failed: {}", m.key.pid, e.what());
     if (e.code() == ExitCode::kPermissionDenied && ++m.refusals >= kMaxRefusals &&
-        !gone_or_zombie(m.key.pid)) {
+        process_alive(m.key.pid)) {
       m.let_go();
       m.state = Member::State::kLeft;
       ++counts_.unreadable;
@@ -320,10 +325,10 @@ void ProcessSet::sample_member(Member& m, double elapsed, Counters& counters, bo
     ++counters.errors;
     if (!m.is_root) ++counts_.child_errors;
     // Gone, or another program: looked at again at once.
-    if (gone_or_zombie(m.key.pid)) {
+    if (!process_alive(m.key.pid)) {
       m.let_go();
       m.state = Member::State::kEnded;
-    } else if (std::optional<ExeIdentity> exe = exe_identity(m.key.pid); exe && m.exe && *exe != *m.exe) {
+    } else if (m.executed_since_look()) {
       m.let_go();
       m.state = Member::State::kNew;
       m.since = elapsed;
@@ -370,7 +375,7 @@ void ProcessSet::read_stream(Member& m, double elapsed, Counters& counters) {
   const bool said_hello = r.pid().has_value();
   const std::optional<StreamEnding> ending = r.ending();
   m.let_go();
-  if (gone_or_zombie(m.key.pid)) {
+  if (!process_alive(m.key.pid)) {
     m.state = Member::State::kEnded;
     return;
   }
@@ -378,8 +383,7 @@ void ProcessSet::read_stream(Member& m, double elapsed, Counters& counters) {
     m.state = Member::State::kEnded;
     return;
   }
-  if (ending == StreamEnding::kExeced ||
-      (m.exe && exe_identity(m.key.pid) && *exe_identity(m.key.pid) != *m.exe)) {
+  if (ending == StreamEnding::kExeced || m.executed_since_look()) {
     m.state = Member::State::kNew;
     m.since = elapsed;
     classify(m, elapsed);

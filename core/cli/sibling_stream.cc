@@ -192,7 +192,10 @@ void SiblingStream::drain(const SampleFn& each, double seconds) {
     pollfd p{fd_, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(left.count()));
   }
+  // Killed: its end of the pipe closes as it dies; wait for that, not spin.
   while (poll(each)) {
+    pollfd p{fd_, POLLIN, 0};
+    ::poll(&p, 1, -1);
   }
 }
 
