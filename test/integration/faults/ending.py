@@ -362,7 +362,13 @@ def freeze_mid_sample(rec: Recorder, pid: int, rng: random.Random) -> int:
     (tries again, SIGCONT and a short random wait between, until it does);
     returns how many threads it held. The caller's SIGKILL then lands with
     them stopped, which is the case under test."""
-    for _ in range(400):
+    # Sampling has begun (the caller waited for it); a sanitized profiler
+    # holds threads a small share of the time on a loaded machine, so the
+    # tries are bounded by time, not only by count.
+    tries = 0
+    give_up = time.monotonic() + 10 * TIMEOUT_SCALE
+    while tries < 400 or time.monotonic() < give_up:
+        tries += 1
         os.kill(rec.proc.pid, signal.SIGSTOP)
         deadline = time.monotonic() + 2 * TIMEOUT_SCALE
         while task_states(rec.proc.pid).get(rec.proc.pid) != "T":
@@ -373,8 +379,8 @@ def freeze_mid_sample(rec: Recorder, pid: int, rng: random.Random) -> int:
             return len(held)
         os.kill(rec.proc.pid, signal.SIGCONT)
         time.sleep(rng.uniform(0, 0.003))
-    raise Failure("in 400 tries the --blocking profiler never held a thread stopped: "
-                  "the kill could not be made to land mid-sample")
+    raise Failure("in %d tries the --blocking profiler never held a thread stopped: "
+                  "the kill could not be made to land mid-sample" % tries)
 
 
 def case_sigkill(profiler: str, interp: Interpreter, work: str, repeat: int) -> None:
@@ -392,6 +398,7 @@ def case_sigkill(profiler: str, interp: Interpreter, work: str, repeat: int) -> 
                 # threads stopped (checked in /proc): the case the kernel's
                 # detach on the tracer's exit must handle. The others land
                 # at random moments.
+                rec.wait_started()
                 freeze_mid_sample(rec, target.pid, rng)
                 mid_sample += 1
             rec.kill()
