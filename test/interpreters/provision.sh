@@ -36,8 +36,19 @@ sid-3.14      sid      3.14 chroot
 sid-3.15      sid      3.15 chroot
 "
 
+# Free-threaded interpreters (PEP 703; `t` builds): no Debian package has
+# one, so each is built with --disable-gil from the release tarball in
+# Debian's source package (a deb-src line for SUITE):
+#   name suite minor configure-flags
+# Only trixie's source package is on the mirror here: sid's python3.14 and
+# python3.15 sources are not (404), so 3.14t and 3.15t cannot be built.
+FREETHREADED_INTERPRETERS="
+built-3.13t trixie 3.13t --enable-shared
+"
+
 THREAD_CHECK='import threading, time; t=threading.Thread(target=time.sleep, args=(0.1,)); t.start(); t.join(); print("ok")'
 INFO_CODE='import os, sys; print("%d.%d.%d" % sys.version_info[:3]); print(os.path.realpath(sys.executable))'
+FT_CODE='import sysconfig; print(int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))))'
 HEADER='name	minor	version	mode	root	python	headers	env'
 
 log() { printf 'provision: %s\n' "$*" >&2; }
@@ -129,8 +140,15 @@ register() { # NAME MINOR ROOT PYTHON HEADERS ENV
     fi
     version=$(sed -n 1p <<<"$info")
     real=$(sed -n 2p <<<"$info")
-    if [[ $version != "$minor".* ]]; then
-        echo "reports version '$version', expected $minor.x"
+    if [[ $version != "${minor%t}".* ]]; then
+        echo "reports version '$version', expected ${minor%t}.x"
+        return 1
+    fi
+    # A `t` minor must be a free-threaded build, and the others must not.
+    local want_ft=0 ft
+    [[ $minor == *t ]] && want_ft=1
+    if ! ft=$(run_py "$root" "$py" "$envs" -c "$FT_CODE" 2>&1) || [[ $ft != "$want_ft" ]]; then
+        echo "free-threaded build: '$ft', expected $want_ft"
         return 1
     fi
     if ! out=$(run_py "$root" "$py" "$envs" -c "$THREAD_CHECK" 2>&1) || [[ $out != ok ]]; then
@@ -408,6 +426,88 @@ provision_debian_suites() {
     done <<<"$DEBIAN_INTERPRETERS"
 }
 
+# ------------------------------------------- free-threaded, from source
+
+# The release tarball of SUITE's source package PKG, unpacked into DEST.
+fetch_source() { # SUITE PKG DEST
+    local suite=$1 pkg=$2 dest=$3 a=$DIR/apt/$1-src out tarball
+    mkdir -p "$a/lists/partial" "$a/cache" "$a/archives/partial"
+    : >"$a/status"
+    printf 'deb-src [signed-by=%s] %s %s main\n' "$KEYRING" "$MIRROR" "$suite" >"$a/sources.list"
+    if [[ ! -f $a/updated ]] || (($(date +%s) - $(stat -c %Y "$a/updated") >= LISTS_MAX_AGE)); then
+        log "fetching source lists for $suite"
+        if ! out=$(suite_apt "$suite-src" apt-get update 2>&1) || grep -q '^[EW]:' <<<"$out"; then
+            grep -E '^(E|W|Err):' <<<"$out" | head -n 3
+            return 1
+        fi
+        touch "$a/updated"
+    fi
+    rm -rf "$dest.dl" "$dest"
+    mkdir -p "$dest.dl" "$dest"
+    # apt checks the files against the signed Sources list.
+    if ! out=$(cd "$dest.dl" && suite_apt "$suite-src" apt-get source --download-only "$pkg/$suite" 2>&1); then
+        grep -E '^(E|W|Err):' <<<"$out" | head -n 3
+        return 1
+    fi
+    tarball=$(ls "$dest.dl"/*.orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -n 1)
+    [[ -n $tarball ]] || { echo "no orig tarball in $pkg/$suite"; return 1; }
+    tar -xf "$tarball" -C "$dest" --strip-components=1 || return 1
+    rm -rf "$dest.dl"
+}
+
+# Builds NAME with --disable-gil into DIR/NAME/install, once: the stamp of
+# a verified build makes a later run cost a check. A few minutes on two
+# cores (no PGO/LTO, no test modules).
+provision_freethreaded_one() { # NAME SUITE MINOR FLAGS...
+    local name=$1 suite=$2 minor=$3
+    shift 3
+    local base=$DIR/$name base_minor=${minor%t} prefix py why
+    prefix=$base/install
+    py=$prefix/bin/python$minor
+    if stamp_ok "$name"; then NAMES+=("$name"); return; fi
+    if [[ ! -x $py ]]; then
+        local pkgs=(gcc make libffi-dev zlib1g-dev xz-utils) missing=() p
+        for p in "${pkgs[@]}"; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+        done
+        if ((${#missing[@]})) &&
+           ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; then
+            skip "$name" "cannot install the build dependencies ${missing[*]}"
+            return
+        fi
+        log "$name: fetching the source of python$base_minor from $suite"
+        if ! why=$(fetch_source "$suite" "python$base_minor" "$base/src"); then
+            skip "$name" "no source: $why"
+            return
+        fi
+        log "$name: building CPython $base_minor with --disable-gil $* (log: $base/build.log)"
+        rm -rf "$prefix"
+        if ! (cd "$base/src" &&
+              ./configure --prefix="$prefix" --disable-gil --without-ensurepip \
+                  --disable-test-modules "$@" LDFLAGS="-Wl,-rpath,$prefix/lib" &&
+              make -j"$(nproc)" &&
+              make install) >"$base/build.log" 2>&1; then
+            skip "$name" "the build failed: $(tail -n 3 "$base/build.log" | tr '\n' ' ')"
+            return
+        fi
+        rm -rf "$base/src"
+    fi
+    if why=$(register "$name" "$minor" / "$py" "$prefix/include/python$minor" -); then
+        NAMES+=("$name")
+    else
+        skip "$name" "$why"
+    fi
+}
+
+provision_freethreaded() {
+    local name suite minor flags
+    while read -r name suite minor flags; do
+        [[ -n $name ]] || continue
+        # shellcheck disable=SC2086  # the flags are words
+        provision_freethreaded_one "$name" "$suite" "$minor" $flags
+    done <<<"$FREETHREADED_INTERPRETERS"
+}
+
 # ------------------------------------------------------------------ main
 
 CHROOT=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH command -v chroot)
@@ -419,6 +519,7 @@ fi
 provision_pyenv
 provision_debian12
 provision_debian_suites
+provision_freethreaded
 # apt's binary caches (~50 MB each) only speed up this run.
 rm -f "$DIR"/apt/*/cache/*.bin
 
