@@ -17,9 +17,39 @@ function(pyflame_read_patchlevel include_dir out_var)
   set(${out_var} "${MAJOR}.${MINOR}.${MICRO}" PARENT_SCOPE)
 endfunction()
 
-# Records a candidate tree for `claimed_minor` (e.g. 3.11) unless that minor
-# already has one. Fails configuration when patchlevel.h disagrees with the
-# claim: building a pyflame3.6 from 3.5 headers must be impossible.
+# Whether a header tree is of a free-threaded build: its pyconfig.h (in
+# any of the tree's directories) defines Py_GIL_DISABLED.
+function(pyflame_headers_free_threaded include_dirs out_var)
+  set(${out_var} FALSE PARENT_SCOPE)
+  foreach(dir IN LISTS include_dirs)
+    if(EXISTS "${dir}/pyconfig.h")
+      file(STRINGS "${dir}/pyconfig.h" defines REGEX "^#define[ \t]+Py_GIL_DISABLED[ \t]+1")
+      if(defines)
+        set(${out_var} TRUE PARENT_SCOPE)
+      endif()
+      return()
+    endif()
+  endforeach()
+endfunction()
+
+# The build a header directory's name claims: python3.11 -> 3.11,
+# python3.13t -> 3.13t (t: free-threaded); empty if it names none.
+function(pyflame_claim_of_dir dir out_var)
+  set(${out_var} "" PARENT_SCOPE)
+  if(dir MATCHES "python([0-9]+\\.[0-9]+)([a-z]*)$")
+    set(claim "${CMAKE_MATCH_1}")
+    if(CMAKE_MATCH_2 MATCHES "t")
+      string(APPEND claim "t")
+    endif()
+    set(${out_var} "${claim}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# Records a candidate tree for `claimed_minor` (e.g. 3.11, or 3.13t for a
+# free-threaded build) unless that build already has one. Fails
+# configuration when the headers disagree with the claim: building a
+# pyflame3.6 from 3.5 headers, or a pyflame3.13 from free-threaded ones,
+# must be impossible.
 function(pyflame_consider claimed_minor include_dirs origin)
   list(GET include_dirs 0 main_dir)
   pyflame_read_patchlevel("${main_dir}" found)
@@ -28,12 +58,25 @@ function(pyflame_consider claimed_minor include_dirs origin)
     return()
   endif()
   string(REGEX MATCH "^[0-9]+\\.[0-9]+" found_minor "${found}")
+  pyflame_headers_free_threaded("${include_dirs}" free_threaded)
+  if(free_threaded)
+    string(APPEND found_minor "t")
+  endif()
   if(NOT found_minor STREQUAL claimed_minor)
     message(FATAL_ERROR
       "pyflame: ${main_dir} (${origin}) is claimed to be Python ${claimed_minor}, "
-      "but its patchlevel.h says ${found}. Fix the path or the claim.")
+      "but its headers are of ${found_minor} (patchlevel.h: ${found}; t: pyconfig.h "
+      "defines Py_GIL_DISABLED). Fix the path or the claim.")
   endif()
   if(DEFINED PYFLAME_HEADERS_${claimed_minor})
+    return()
+  endif()
+  # 3.14t+ run each thread on its own copy of a function's bytecode
+  # (tlbc_index): the walker does not read those copies yet, so a
+  # pyflame3.14t would name the wrong line for all threads but one.
+  if(free_threaded AND found VERSION_GREATER_EQUAL 3.14)
+    message(STATUS "pyflame: not building pyflame${claimed_minor} from ${main_dir} (${origin}): "
+                   "free-threaded ${found} keeps per-thread bytecode, which pyflame does not read yet")
     return()
   endif()
   set(PYFLAME_HEADERS_${claimed_minor} "${include_dirs}" PARENT_SCOPE)
@@ -49,7 +92,7 @@ endfunction()
 macro(pyflame_discover_pythons)
   set(PYFLAME_FOUND_MINORS "")
   foreach(entry IN LISTS PYFLAME_PYTHONS)
-    if(NOT entry MATCHES "^([0-9]+\\.[0-9]+)=(.+)$")
+    if(NOT entry MATCHES "^([0-9]+\\.[0-9]+t?)=(.+)$")
       message(FATAL_ERROR "pyflame: PYFLAME_PYTHONS entry '${entry}' is not MINOR=INCLUDE_DIR[:DIR...]")
     endif()
     set(minor "${CMAKE_MATCH_1}")
@@ -64,8 +107,9 @@ macro(pyflame_discover_pythons)
   file(GLOB pyenv_dirs LIST_DIRECTORIES true "${pyenv_root}/versions/*/include/python[23].*")
   list(SORT pyenv_dirs COMPARE NATURAL ORDER DESCENDING)  # newest patch first
   foreach(dir IN LISTS pyenv_dirs)
-    if(dir MATCHES "python([0-9]+\\.[0-9]+)[a-z]*$")
-      pyflame_consider("${CMAKE_MATCH_1}" "${dir}" "pyenv")
+    pyflame_claim_of_dir("${dir}" claim)
+    if(claim)
+      pyflame_consider("${claim}" "${dir}" "pyenv")
     endif()
   endforeach()
 
@@ -91,8 +135,9 @@ macro(pyflame_discover_pythons)
 
   file(GLOB system_dirs LIST_DIRECTORIES true "/usr/include/python[23].*")
   foreach(dir IN LISTS system_dirs)
-    if(dir MATCHES "python([0-9]+\\.[0-9]+)[a-z]*$")
-      pyflame_consider("${CMAKE_MATCH_1}" "${dir}" "system")
+    pyflame_claim_of_dir("${dir}" claim)
+    if(claim)
+      pyflame_consider("${claim}" "${dir}" "system")
     endif()
   endforeach()
   list(SORT PYFLAME_FOUND_MINORS COMPARE NATURAL)

@@ -324,7 +324,7 @@ int detect_from_arguments(int argc, char** argv) {
     return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
   }
   PYFLAME_INFO_LOG("{} runs Python {} (from {})", what, v.full, v.how);
-  std::printf("%d.%d %s %d %s\n", v.major, v.minor, v.full.c_str(),
+  std::printf("%s %s %d %s\n", v.build().c_str(), v.full.c_str(),
               log_enabled(LogLevel::kInfo) ? 1 : 0, what.c_str());
   return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
 }
@@ -342,7 +342,7 @@ int run(int argc, char** argv) {
     PythonVersionId v = by_pid ? detect_process(argv[2]) : detect_command(argv[2]);
     PYFLAME_INFO_LOG("{} {} runs Python {} (from {})", by_pid ? "process" : "command", argv[2],
                      v.full, v.how);
-    std::printf("%d.%d %s\n", v.major, v.minor, v.full.c_str());
+    std::printf("%s %s\n", v.build().c_str(), v.full.c_str());
     return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::kFailure);
   });
 }

@@ -190,7 +190,13 @@ static struct pyflame_layout measure(void) {
   l.debug_checks = NULL;
   l.debug_check_count = 0;
 
+#ifdef Py_GIL_DISABLED
+  /* Split reference counts (ob_ref_local, ob_ref_shared): no ob_refcnt. */
+  l.free_threaded = 1;
+#else
   INTEGER(l.ob_refcnt, PyObject, ob_refcnt);
+  l.free_threaded = 0;
+#endif
   WORD(l.ob_type, PyObject, ob_type);
   INTEGER(l.ob_size, PyVarObject, ob_size);
 
@@ -215,6 +221,10 @@ static struct pyflame_layout measure(void) {
   INTEGER(l.gil_locked, struct _gil_runtime_state, locked);
 #endif
   WORD(l.gil_last_holder, struct _gil_runtime_state, last_holder);
+#ifdef Py_GIL_DISABLED
+  /* Off unless PYTHON_GIL=1 or an extension that needs it turns it on. */
+  INTEGER(l.gil_enabled, struct _gil_runtime_state, enabled);
+#endif
 #endif
 
   /* ---- thread state ---- */

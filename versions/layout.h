@@ -65,6 +65,7 @@ enum pyflame_line_table_model {
   X(interp_gil, WORD)                                                         \
   X(gil_locked, INTEGER)                                                      \
   X(gil_last_holder, WORD)                                                    \
+  X(gil_enabled, INTEGER) /* free-threaded builds: 0 while there is no GIL */ \
   /* PyThreadState: the frame is tstate_frame (<= 3.10), cframe's            \
    * current_frame (3.11, 3.12) or tstate_current_frame (3.13+) */            \
   X(tstate_next, WORD)                                                        \
@@ -157,7 +158,8 @@ enum pyflame_line_table_model {
   X(long_sign_negative)     /* SIGN_NEGATIVE (3.12+) */                       \
   X(long_sign_zero)         /* SIGN_ZERO (3.12+) */                           \
   X(long_non_size_bits)     /* _PyLong_NON_SIZE_BITS (3.12+) */               \
-  X(stackref_int_tag)       /* Py_INT_TAG (3.14+): a tagged int, no object */
+  X(stackref_int_tag)       /* Py_INT_TAG (3.14+): a tagged int, no object */ \
+  X(free_threaded)          /* 1: built with Py_GIL_DISABLED (PEP 703), else 0 */
 
 struct pyflame_member_word {
   int64_t offset;

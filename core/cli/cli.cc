@@ -80,9 +80,10 @@ int dump(const PythonModule& module, const DumpArgs& options) {
 std::string version_text(const BuildInfo& info) {
   return fmt::format(
       "{} {}\n"
-      "built for Python {}.{}; layout measured from the headers of Python {}\n"
+      "built for {}Python {}.{}; layout measured from the headers of Python {}\n"
       "layout fingerprint {}\n",
-      binary_name(info), PYFLAME_VERSION, info.major, info.minor, info.headers_version,
+      binary_name(info), PYFLAME_VERSION, info.free_threaded ? "free-threaded " : "", info.major,
+      info.minor, info.headers_version,
       info.layout_fingerprint);
 }
 
@@ -160,8 +161,9 @@ int run(const PythonModule& module, int argc, char** argv) {
   raise_open_file_limit();
   const BuildInfo& info = module.build_info();
   ::signal(SIGPIPE, SIG_IGN);
-  CommandLine line(fmt::format("{}: a sampling profiler for CPython {}.{} processes",
-                               binary_name(info), info.major, info.minor),
+  CommandLine line(fmt::format("{}: a sampling profiler for {}CPython {}.{} processes",
+                               binary_name(info), info.free_threaded ? "free-threaded " : "",
+                               info.major, info.minor),
                    binary_name(info));
   try {
     line.parse(argc, argv);

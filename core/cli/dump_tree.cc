@@ -94,13 +94,13 @@ ProcessDump dump_one(const PythonModule& module, pid_t pid, const DumpArgs& opti
     }
     d.python_version = version->full;
     const BuildInfo& ours = module.build_info();
-    if (version->major == ours.major && version->minor == ours.minor) {
+    if (version->build() == ours.build()) {
       d.text = dump_live(module, pid, options, mode);
-    } else if (std::optional<std::string> binary = find_sibling_binary(version->major, version->minor)) {
+    } else if (std::optional<std::string> binary = find_sibling_binary(version->build())) {
       d.text = sibling_dump(*binary, pid, options, mode, d.skipped);
     } else {
-      d.skipped = fmt::format("Python {}, but pyflame{}.{} is not installed", version->full,
-                              version->major, version->minor);
+      d.skipped = fmt::format("Python {}, but pyflame{} is not installed", version->full,
+                              version->build());
     }
   } catch (const Error& e) {
     std::string_view why = e.what();

@@ -217,7 +217,7 @@ void ProcessSet::classify(Member& m, double elapsed) {
     const PythonVersionId& v = binary.version();
     m.version = v.full;
     const BuildInfo& ours = module_.build_info();
-    if (v.major == ours.major && v.minor == ours.minor) {
+    if (v.build() == ours.build()) {
       starting = true;  // until its interpreter is found
       m.interpreter = locate_interpreter(module_, *m.process, binary);
       m.sampler = std::make_unique<Sampler>(*m.process, *m.interpreter, options_.blocking,
@@ -227,12 +227,13 @@ void ProcessSet::classify(Member& m, double elapsed) {
       m.state = S::kSampled;
     } else {
       m.process.reset();
-      std::optional<std::string> binary_path = find_sibling_binary(v.major, v.minor);
+      std::optional<std::string> binary_path = find_sibling_binary(v.build());
       if (!binary_path) {
         leave(counts_.no_binary,
-              fmt::format("pyflame: process {} ({}) runs Python {}, but pyflame{}.{} is not "
-                          "installed: not profiled (install the package pyflame{}.{})",
-                          pid, m.command, v.full, v.major, v.minor, v.major, v.minor));
+              fmt::format("pyflame: process {} ({}) runs {}Python {}, but pyflame{} is not "
+                          "installed: not profiled (install the package pyflame{})",
+                          pid, m.command, v.free_threaded ? "free-threaded " : "", v.full,
+                          v.build(), v.build()));
         return;
       }
       const size_t running = static_cast<size_t>(std::count_if(

@@ -159,11 +159,11 @@ int record(const PythonModule& module, const RecordOptions& options) {
   if (command && !outcome.attached && stop_signal == 0) {
     // Nothing to profile: say so, rather than write an empty profile.
     finish_command(*command, 0);
-    std::fprintf(stderr, "pyflame: the command never started a Python %d.%d interpreter that pyflame "
-                         "could read (it is not Python %d.%d, or it exited before its interpreter "
+    const std::string build = module.build_info().build();
+    std::fprintf(stderr, "pyflame: the command never started a Python %s interpreter that pyflame "
+                         "could read (it is not Python %s, or it exited before its interpreter "
                          "was up); no profile\n",
-                 module.build_info().major, module.build_info().minor, module.build_info().major,
-                 module.build_info().minor);
+                 build.c_str(), build.c_str());
     return static_cast<int>(ExitCode::kNotPython);
   }
 
@@ -220,10 +220,16 @@ int record(const PythonModule& module, const RecordOptions& options) {
                  all > 0 ? 100.0 * static_cast<double>(n.mismatched) / static_cast<double>(all) : 0.0);
   }
   print_tree_summary(outcome);
-  if (counters.ticks > counters.errors && counters.thread_samples == 0)
-    std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
-                 options.run.mode == SampleMode::kGil ? "no sampled thread held the GIL"
-                                                  : "every sampled thread was idle");
+  if (counters.ticks > counters.errors && counters.thread_samples == 0) {
+    if (options.run.mode == SampleMode::kGil && module.build_info().free_threaded)
+      std::fputs("pyflame: no sampled thread held the GIL: a free-threaded Python runs without "
+                 "one (every thread may run at once) unless PYTHON_GIL=1 or an extension turns "
+                 "it on; try --mode cpu\n", stderr);
+    else
+      std::fprintf(stderr, "pyflame: %s; try --mode wall\n",
+                   options.run.mode == SampleMode::kGil ? "no sampled thread held the GIL"
+                                                    : "every sampled thread was idle");
+  }
 
   if (outcome.fatal) {
     std::fprintf(stderr, "%s\n", outcome.fatal->what());

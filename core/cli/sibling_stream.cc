@@ -40,8 +40,8 @@ constexpr size_t kMaxReadPerPoll = 1 << 20;
 
 }  // namespace
 
-std::optional<std::string> find_sibling_binary(int major, int minor) {
-  const std::string name = fmt::format("pyflame{}.{}", major, minor);
+std::optional<std::string> find_sibling_binary(const std::string& build) {
+  const std::string name = "pyflame" + build;
   std::vector<std::string> dirs;
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);

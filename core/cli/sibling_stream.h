@@ -21,9 +21,10 @@ namespace pyflame::core {
 
 struct RunOptions;
 
-// pyflameX.Y as the `pyflame` wrapper finds it: beside this binary (the
-// file it runs, symbolic links followed), then in PATH. nullopt if none.
-std::optional<std::string> find_sibling_binary(int major, int minor);
+// pyflame<build> (pyflame3.12, pyflame3.13t) as the `pyflame` wrapper
+// finds it: beside this binary (the file it runs, symbolic links
+// followed), then in PATH. nullopt if none.
+std::optional<std::string> find_sibling_binary(const std::string& build);
 
 // A sibling started with its standard output on a pipe (close-on-exec
 // here), standard input /dev/null, in a process group of its own.

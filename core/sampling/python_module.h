@@ -18,6 +18,11 @@ namespace pyflame::core {
 struct BuildInfo {
   int major = 0;
   int minor = 0;
+  bool free_threaded = false;   // headers with Py_GIL_DISABLED (a pyflameX.Yt)
+  // "3.11", or "3.13t" for a free-threaded build: the binary's suffix.
+  std::string build() const {
+    return std::to_string(major) + "." + std::to_string(minor) + (free_threaded ? "t" : "");
+  }
   std::string headers_version;  // PY_VERSION of the headers, e.g. "3.11.7"
   std::string layout_fingerprint;
   // The C functions that run Python frames (the eval loop): --native

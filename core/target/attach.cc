@@ -9,21 +9,28 @@
 namespace pyflame::core {
 namespace {
 
+// "Python 3.13", or "free-threaded Python 3.13": how messages name a build.
+std::string build_words(bool free_threaded, const std::string& version) {
+  return fmt::format("{}Python {}", free_threaded ? "free-threaded " : "", version);
+}
+
 void check_version(const BuildInfo& info, const PythonBinary& binary, const std::string& who) {
   const PythonVersionId& found = binary.version();
-  if (found.major == info.major && found.minor == info.minor) return;
+  if (found.build() == info.build()) return;
   throw Error(ExitCode::kWrongVersion,
-              fmt::format("{}: {} runs Python {} (found from {} in {}), but this binary "
-                          "reads Python {}.{}; use pyflame{}.{} (or the `pyflame` wrapper, which "
+              fmt::format("{}: {} runs {} (found from {} in {}), but this binary "
+                          "reads {}; use pyflame{} (or the `pyflame` wrapper, which "
                           "picks it)",
-                          binary_name(info), who, found.full, found.how, binary.target_path(),
-                          info.major, info.minor, found.major, found.minor));
+                          binary_name(info), who, build_words(found.free_threaded, found.full),
+                          found.how, binary.target_path(),
+                          build_words(info.free_threaded, fmt::format("{}.{}", info.major, info.minor)),
+                          found.build()));
 }
 
 }  // namespace
 
 std::string binary_name(const BuildInfo& info) {
-  return fmt::format("pyflame{}.{}", info.major, info.minor);
+  return "pyflame" + info.build();
 }
 
 std::unique_ptr<Interpreter> locate_interpreter(const PythonModule& module,

@@ -64,13 +64,25 @@ std::optional<std::string> rodata_of(const ElfFile& elf) {
 
 }  // namespace
 
+std::string PythonVersionId::build() const {
+  return fmt::format("{}.{}{}", major, minor, free_threaded ? "t" : "");
+}
+
 // Every CPython 2.7 - 3.15 exports these.
 bool has_interpreter_symbols(const ElfFile& elf) {
   return elf.symbol("PyCode_Type").has_value() && elf.symbol("Py_Initialize").has_value();
 }
 
-std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
-                                                        const std::vector<std::string>& names) {
+// Py_DECREF of a free-threaded build (3.13+) calls these from every
+// extension module, so its interpreter must export them; a default build
+// has neither. A name, not a flag in memory: it needs no layout.
+bool is_free_threaded(const ElfFile& elf) {
+  return elf.symbol("_Py_MergeZeroLocalRefcount").has_value() &&
+         elf.symbol("_Py_DecRefShared").has_value();
+}
+
+static std::optional<PythonVersionId> file_version_from_contents(const ElfFile& elf,
+                                                                  const std::vector<std::string>& names) {
   if (auto addr = elf.symbol("Py_Version")) {
     for (const ElfSection& s : elf.sections()) {
       if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
@@ -89,8 +101,15 @@ std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
   return std::nullopt;
 }
 
+std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
+                                                        const std::vector<std::string>& names) {
+  std::optional<PythonVersionId> v = file_version_from_contents(elf, names);
+  if (v) v->free_threaded = is_free_threaded(elf);
+  return v;
+}
+
 std::optional<PythonVersionId> version_from_file_name(std::string_view name) {
-  static const std::regex kPattern(R"(^(?:lib)?python([23])\.([0-9]{1,2})[a-z]*(?:\.so.*|-.*)?$)");
+  static const std::regex kPattern(R"(^(?:lib)?python([23])\.([0-9]{1,2})([a-z]*)(?:\.so.*|-.*)?$)");
   std::cmatch m;
   std::string n(name);
   if (!std::regex_match(n.c_str(), m, kPattern)) return std::nullopt;
@@ -99,6 +118,8 @@ std::optional<PythonVersionId> version_from_file_name(std::string_view name) {
   v.minor = std::stoi(m[2]);
   v.full = fmt::format("{}.{}", v.major, v.minor);
   v.how = fmt::format("file name {}", name);
+  // ABI flags: m (pymalloc, <= 3.7), d (debug), t (free-threaded, 3.13+).
+  v.free_threaded = std::string_view(m[3].first, m[3].second).find('t') != std::string_view::npos;
   return v;
 }
 
@@ -239,6 +260,7 @@ PythonBinary PythonBinary::find(const TargetImage& image, PythonBinaryCache* cac
                 fmt::format("pyflame: {} ({}) has a Python interpreter, but its version "
                             "could not be determined",
                             who, b.target_path_));
+  b.version_.free_threaded = is_free_threaded(*b.elf_);
   return b;
 }
 

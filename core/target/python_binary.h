@@ -27,6 +27,13 @@ struct PythonVersionId {
   int minor = 0;
   std::string full;  // "3.11.7" when known, else "3.11"
   std::string how;   // how it was found, for messages
+  // A free-threaded build (PEP 703, configure --disable-gil): its own
+  // object and thread layouts, read only by a pyflameX.Yt.
+  bool free_threaded = false;
+
+  // "3.11", or "3.13t" for a free-threaded build: the suffix of the
+  // pyflame binary that reads it.
+  std::string build() const;
 };
 
 // --subprocesses checks every process of a tree, and most map the same
@@ -76,6 +83,9 @@ class PythonBinary {
 
 // Whether an ELF file holds a CPython interpreter: it exports the C API.
 bool has_interpreter_symbols(const ElfFile& elf);
+// Whether an interpreter file is a free-threaded build: it exports the
+// functions its extensions' Py_DECREF calls for split reference counts.
+bool is_free_threaded(const ElfFile& elf);
 
 // The version of an interpreter file (an executable with the interpreter
 // linked in, or a libpython) from the file alone, for a program not yet

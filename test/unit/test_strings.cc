@@ -49,6 +49,15 @@ TEST_CASE("Python versions from file names") {
   CHECK(version_from_file_name("libpython3.6m.so.1.0")->minor == 6);
   CHECK(version_from_file_name("python2.7")->major == 2);
   CHECK(version_from_file_name("python3.15")->minor == 15);
+  CHECK(version_from_file_name("python3.11")->build() == "3.11");
+  CHECK_FALSE(version_from_file_name("libpython3.6m.so.1.0")->free_threaded);
+  CHECK_FALSE(version_from_file_name("libpython3.7dm.so.1.0")->free_threaded);
+  // The ABI tag of a free-threaded build (3.13+): its own binary.
+  auto t = version_from_file_name("libpython3.13t.so.1.0");
+  REQUIRE(t);
+  CHECK(t->free_threaded);
+  CHECK(t->build() == "3.13t");
+  CHECK(version_from_file_name("python3.14td")->build() == "3.14t");
   CHECK_FALSE(version_from_file_name("python3"));
   CHECK_FALSE(version_from_file_name("libpypy3-c.so"));
   CHECK_FALSE(version_from_file_name("bash"));

@@ -17,6 +17,7 @@ LayoutModule::LayoutModule(const pyflame_layout& layout)
     : layout_(layout) {
   info_.major = layout.major;
   info_.minor = layout.minor;
+  info_.free_threaded = layout.free_threaded == 1;
   // 2.7 runs each frame in PyEval_EvalFrameEx; 3.6+ in the default eval
   // function that PyEval_EvalFrameEx (to 3.8) or _PyEval_EvalFrame calls.
   info_.eval_loop_functions = {layout.major == 2 ? "PyEval_EvalFrameEx" : "_PyEval_EvalFrameDefault"};

@@ -19,12 +19,18 @@ using core::RemoteAddr;
 
 std::optional<RemoteAddr> LayoutInterpreter::gil_holder(RemoteAddr gil) {
   if (gil.is_null()) return std::nullopt;
-  uint64_t locked = 0, holder = 0;
+  uint64_t locked = 0, holder = 0, enabled = 1;
+  // A free-threaded build has the struct but no GIL until something turns
+  // it on: then no thread holds it or lacks it, every one may run.
+  const bool may_be_off = present(l_.gil_enabled);
   const core::Memory::ReadRequest reads[] = {
       {address_of(gil, l_.gil_locked), std::as_writable_bytes(std::span(&locked, 1)).first(width(l_.gil_locked))},
-      {address_of(gil, l_.gil_last_holder), std::as_writable_bytes(std::span(&holder, 1))}};
-  memory_.read_many(reads, ok_);
+      {address_of(gil, l_.gil_last_holder), std::as_writable_bytes(std::span(&holder, 1))},
+      {may_be_off ? address_of(gil, l_.gil_enabled) : gil,
+       std::as_writable_bytes(std::span(&enabled, 1)).first(may_be_off ? width(l_.gil_enabled) : 0)}};
+  memory_.read_many(std::span(reads).first(may_be_off ? 3 : 2), ok_);
   if (!ok_[0] || !ok_[1]) return std::nullopt;
+  if (may_be_off && (!ok_[2] || as_integer(enabled, l_.gil_enabled) == 0)) return std::nullopt;
   if (as_integer(locked, l_.gil_locked) == 0) return RemoteAddr();  // nobody holds it
   return RemoteAddr(holder);
 }
