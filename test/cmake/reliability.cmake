@@ -3,9 +3,10 @@
 # representative subset of the provisioned interpreters, and command-line /
 # environment errors. Each faults/<case>/<interpreter> test prints its
 # repeat count.
-set(fault_interpreters pyenv-3.11.7 pyenv-2.7.18 sid-3.14)
-# Every case on 3.11; the cheaper subset (and fewer repeats) elsewhere, so
-# that the group stays within a few minutes.
+set(fault_interpreters pyenv-3.11.7 pyenv-2.7.18 sid-3.14 built-3.13t)
+# Every case on 3.11 and on the free-threaded 3.13t (no GIL: its threads
+# race the walker truly in parallel); the cheaper subset (and fewer
+# repeats) elsewhere, so that the group stays within a few minutes.
 set(fault_cases_full target_dies target_execs thread_churn finalization sigkill two_profilers
     traced stopped namespace same_output job_control many_threads idle_threads)
 set(fault_cases_subset target_dies thread_churn finalization sigkill idle_threads)
@@ -13,7 +14,7 @@ set(fault_cases_subset target_dies thread_churn finalization sigkill idle_thread
 foreach(interp IN LISTS fault_interpreters)
   # Registered even when the manifest lacks it: the test then reports the
   # interpreter missing (a skip, a failure in CI), never nothing at all.
-  if(interp STREQUAL "pyenv-3.11.7")
+  if(interp STREQUAL "pyenv-3.11.7" OR interp STREQUAL "built-3.13t")
     set(cases ${fault_cases_full})
   elseif(interp STREQUAL "pyenv-2.7.18")
     # namespace: 2.7 finds TIDs through glibc's struct pthread (the

@@ -175,6 +175,16 @@ class Interpreter:
     def chrooted(self) -> bool:
         return os.path.normpath(self.root) != "/"
 
+    @property
+    def free_threaded(self) -> bool:
+        """A free-threaded build (PEP 703): its minor is X.Yt."""
+        return self.minor.endswith("t")
+
+    @property
+    def version_tuple(self) -> Tuple[int, int]:
+        """(major, minor) as numbers, the t of a free-threaded build aside."""
+        return build_key(self.minor)[:2]
+
     def host_path(self, inside: str) -> str:
         """The host's path of INSIDE, a path as the interpreter sees it."""
         if not self.chrooted:
@@ -206,6 +216,13 @@ class Interpreter:
             parent = os.path.join(self.root, "tmp")
             os.makedirs(parent, exist_ok=True)
         return tempfile.mkdtemp(prefix="pyflame-test-", dir=parent)
+
+
+def build_key(build: str) -> Tuple[int, int, bool]:
+    """Sorts builds ("2.7", "3.13", "3.13t") by version, each default
+    build before its free-threaded one."""
+    major, minor = build.rstrip("t").split(".")
+    return int(major), int(minor), build.endswith("t")
 
 
 def read_manifest(path: str) -> List[Interpreter]:

@@ -154,8 +154,10 @@ class DumpCheck:
     def check_thread(self, want: dict, got: dict) -> List[str]:
         role = want["role"]
         problems = []
+        # A free-threaded build has no GIL: nobody holds it or lacks it.
+        gil_known = (lambda v: v is None) if self.interp.free_threaded else (lambda v: isinstance(v, bool))
         for key, allowed in (("native_id", is_int), ("name", lambda v: isinstance(v, str)),
-                             ("holds_gil", lambda v: isinstance(v, bool)),
+                             ("holds_gil", gil_known),
                              ("idle", lambda v: isinstance(v, bool))):
             if key not in got:
                 problems.append("thread %s: no %r field" % (role, key))
@@ -163,7 +165,7 @@ class DumpCheck:
                 problems.append("thread %s: %s is %r" % (role, key, got[key]))
         tid = got.get("native_id")
         if want["native_id"] is not None:
-            if tid is None and tuple(map(int, self.interp.minor.split("."))) >= (3, 8):
+            if tid is None and self.interp.version_tuple >= (3, 8):
                 problems.append("thread %s: native_id is null (3.8+ has it)" % role)
             elif tid is not None and tid != want["native_id"]:
                 problems.append("thread %s: native_id %r, expected %d" % (role, tid, want["native_id"]))
@@ -200,6 +202,12 @@ class DumpCheck:
         or not at all (null), or names a waiting thread as the holder: the
         --gil filter would then keep the wrong samples.
         """
+        if self.interp.free_threaded:
+            # No GIL (PYTHON_GIL unset): holds_gil is null for every thread.
+            return ["dump %d: thread %s: holds_gil is %s on a free-threaded build"
+                    % (number, thread.get("thread_id"), thread.get("holds_gil"))
+                    for number, doc in enumerate(docs, 1) for thread in doc.get("threads") or []
+                    if thread.get("holds_gil") is not None]
         busy = next(t["thread_id"] for t in self.ready["threads"] if t["role"] == "busy")
         problems, busy_held = [], 0
         for number, doc in enumerate(docs, 1):

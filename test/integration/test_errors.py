@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (build_key, free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_PERMISSION, EXIT_TARGET_EXITED, EXIT_USAGE, EXIT_WRONG_VERSION,
                           PINGPONG_CODE, PROFILER_TIMEOUT, READY_TIMEOUT, TEST_FAIL, TEST_PASS, TEST_SKIP,
                           Failure, Interpreter, Missing, Result, Skip, dump, missing, log, read_line,
@@ -79,10 +79,10 @@ def find_binaries(bin_dir: str) -> Dict[str, str]:
     """{minor: path} of the pyflameX.Y executables in BIN_DIR."""
     found = {}
     for path in glob.glob(os.path.join(bin_dir, "pyflame*")):
-        m = re.fullmatch(r"pyflame(\d+\.\d+)", os.path.basename(path))
+        m = re.fullmatch(r"pyflame(\d+\.\d+t?)", os.path.basename(path))
         if m and os.access(path, os.X_OK):
             found[m.group(1)] = path
-    return dict(sorted(found.items(), key=lambda kv: tuple(map(int, kv[0].split(".")))))
+    return dict(sorted(found.items(), key=lambda kv: build_key(kv[0])))
 
 
 # ------------------------------------------------------------------- cases
@@ -351,7 +351,7 @@ def main() -> int:
     for interp in interps:
         per_minor.setdefault(interp.minor, interp)
 
-    minors = sorted(per_minor, key=lambda m: tuple(map(int, m.split("."))))
+    minors = sorted(per_minor, key=build_key)
     if len(minors) < 2:
         cases.run("wrong_version", lambda: _skip("needs interpreters of two minor versions (%s)"
                                                  % (", ".join(minors) or why_none)))

@@ -21,6 +21,14 @@ mode (with --blocking when given it), and dumped in each mode:
 - dump shows all six threads by default and with --mode wall, no blocked
   thread with --mode cpu, at most one with --mode gil.
 
+A free-threaded build (PEP 703) has no GIL: --mode gil keeps no thread and
+says why, and dump --mode gil shows none. Its own case, parallel: sixteen
+threads each spin in their own function, all at once; recorded with
+--mode cpu, every thread's samples are in its own function only, and a
+sample finds at least half of them runnable (with a GIL, the ones waiting
+for it sleep: one or two a sample). The target's CPU time per second of
+wall time is reported beside it.
+
 Exit 0 pass, 1 fail, 77 skip.
 """
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -153,6 +162,10 @@ def case_record(profiler: str, interp: Interpreter, work: str, blocking: bool) -
     expect(busy >= 0.5 * good, "cpu: %d busy thread samples in %d samples: %s\n%s"
            % (busy, good, cpu, err))
     gil, good, err = seen["gil"]
+    if interp.free_threaded:
+        expect(sum(gil.values()) == 0 and "free-threaded Python runs without" in err,
+               "gil on a free-threaded build: %s, and no word of why\n%s" % (gil, err))
+        return "thread samples by thread: %s" % {m: seen[m][0] for m in seen}
     expect(sum(gil.values()) <= good, "gil: %d thread samples in %d samples: more than one holder"
            % (sum(gil.values()), good))
     expect(gil.get("mode_blocked", 0) == 0 and gil.get("main", 0) == 0,
@@ -180,9 +193,90 @@ def case_dump(profiler: str, interp: Interpreter, blocking: bool) -> str:
     expect(len(every) == THREADS and sorted(every) == sorted(wall),
            "dump: %s by default, %s with --mode wall; expected %d threads" % (every, wall, THREADS))
     expect(not any(k in ("mode_blocked", "main") for k in cpu), "dump --mode cpu: %s" % cpu)
-    expect(len(gil) <= 1 and not any(k in ("mode_blocked", "main") for k in gil),
-           "dump --mode gil: %s" % gil)
+    expect(len(gil) <= (0 if interp.free_threaded else 1) and
+           not any(k in ("mode_blocked", "main") for k in gil), "dump --mode gil: %s" % gil)
     return "default %s; cpu %s; gil %s" % (sorted(every), sorted(cpu), gil)
+
+
+PARALLEL_THREADS = 16
+PARALLEL_SECONDS = 2
+PARALLEL_CODE = r"""
+import json, sys, threading
+N = %(n)d
+# One function per thread, each its own code object.
+exec("".join("def ft_hot_%%d():\n    x = 0\n    while True:\n        x += 1\n" %% i
+             for i in range(N)))
+ids = {}
+started = threading.Barrier(N + 1)
+def worker(i):
+    ids[threading.get_native_id()] = i
+    started.wait()
+    globals()["ft_hot_%%d" %% i]()
+for i in range(N):
+    threading.Thread(target=worker, args=(i,), daemon=True).start()
+started.wait()
+with open(%(info)r, "w") as f:
+    json.dump({"gil": sys._is_gil_enabled(), "ids": ids}, f)
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def case_parallel(profiler: str, interp: Interpreter, blocking: bool) -> str:
+    tmp = interp.temp_dir()
+    try:
+        info_path = os.path.join(tmp, "parallel.json")
+        code = PARALLEL_CODE % {"n": PARALLEL_THREADS, "info": interp.inside_path(info_path)}
+        out = os.path.join(tmp, "parallel.txt")
+        with start_python(interp, code) as target:
+            with open(info_path, encoding="utf-8") as f:
+                info = json.load(f)
+            expect(info["gil"] is False, "the fixture runs with the GIL enabled: %s" % info)
+            owner = {int(tid): i for tid, i in info["ids"].items()}
+            cpu_before, wall_before = cpu_seconds(target.pid), time.monotonic()
+            result = run([profiler, "record", "-p", str(target.pid), "-d", str(PARALLEL_SECONDS),
+                          "--rate", "100", "--mode", "cpu", "--threads", "--format", "flamechart",
+                          "-o", out] + (["--blocking"] if blocking else []), PROFILER_TIMEOUT)
+            running = (cpu_seconds(target.pid) - cpu_before) / (time.monotonic() - wall_before)
+            expect(result.returncode == 0 and target.alive() and not stopped_tasks(target.pid),
+                   "record: %s" % result.describe())
+        per_sample: Dict[str, int] = {}
+        per_thread: Dict[int, Dict[str, int]] = {}
+        with open(out, encoding="utf-8") as f:
+            for line in f:
+                at, _, stack = line.rstrip("\n").partition(" ")
+                labels = stack.split(";")
+                m = re.match(r"thread '.*' \(tid (\d+)\)$", labels[0])
+                expect(m is not None, "no thread frame in %r" % line)
+                tid = int(m.group(1))
+                per_sample[at] = per_sample.get(at, 0) + 1
+                hot = [l.split(" ")[0] for l in labels[1:] if l.startswith("ft_hot_")]
+                counts = per_thread.setdefault(tid, {})
+                for name in hot or ["(none)"]:
+                    counts[name] = counts.get(name, 0) + 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    expect(len(per_sample) >= MIN_GOOD_SAMPLES, "%d samples kept a running thread, the check "
+           "needs %d\n%s" % (len(per_sample), MIN_GOOD_SAMPLES, result.describe()))
+    wrong = {tid: counts for tid, counts in per_thread.items()
+             if tid not in owner or set(counts) != {"ft_hot_%d" % owner[tid]}}
+    expect(not wrong, "samples outside their thread's own function (tid: counts): %s; threads: %s"
+           % (wrong, owner))
+    threads_per_sample = sum(per_sample.values()) / float(len(per_sample))
+    # Spinning threads are always runnable (R) when nothing serialises
+    # them, whatever the machine's load; waiting for a GIL they would sleep.
+    expect(threads_per_sample >= PARALLEL_THREADS / 2.0,
+           "%.2f runnable threads a sample of %d spinning ones (the target used %.2f CPUs)"
+           % (threads_per_sample, PARALLEL_THREADS, running))
+    return ("%d threads, each sampled only in its own function (%d of %d seen); %.2f running a "
+            "sample, the target used %.2f CPUs" % (PARALLEL_THREADS, len(per_thread),
+                                                   PARALLEL_THREADS, threads_per_sample, running))
 
 
 def main() -> int:
@@ -200,6 +294,8 @@ def main() -> int:
     try:
         cases.run("record", lambda: case_record(profiler, interp, work, args.blocking))
         cases.run("dump", lambda: case_dump(profiler, interp, args.blocking))
+        if interp.free_threaded:
+            cases.run("parallel", lambda: case_parallel(profiler, interp, args.blocking))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return cases.summary()

@@ -143,7 +143,8 @@ def purge_on_signal(signum, frame):
 
 
 def interpreters_to_profile(manifest: str) -> List[Interpreter]:
-    """One static, one --enable-shared, one 2.7, one in a chroot (as available)."""
+    """One static, one --enable-shared, one 2.7, one in a chroot, one
+    free-threaded (as available)."""
     rows = [i for i in read_manifest(manifest) if os.access(i.host_path(i.python), os.X_OK)]
     picks: List[Interpreter] = []
 
@@ -161,6 +162,7 @@ def interpreters_to_profile(manifest: str) -> List[Interpreter]:
         pick(lambda i: i.mode == "shared" and not i.minor.startswith("2."))
     pick(lambda i: i.minor == "2.7")
     pick(lambda i: i.chrooted and not i.minor.startswith("2."))
+    pick(lambda i: i.free_threaded)  # its own package, pyflameX.Yt
     kinds = {("static" if i.mode == "static" else "shared") for i in picks}
     if "static" not in kinds or "shared" not in kinds or not any(i.minor == "2.7" for i in picks):
         raise Skip("needs a static, a shared and a 2.7 interpreter in %s" % manifest)

@@ -35,7 +35,7 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from pyflame_test import (free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
+from pyflame_test import (build_key, free_pid, Cases, DEFAULT_MANIFEST, EXIT_NO_PROCESS, EXIT_NOT_PYTHON, EXIT_OK,
                           EXIT_USAGE, EXIT_WRONG_VERSION, PINGPONG_CODE, PROFILER_TIMEOUT,
                           TEST_FAIL, TEST_PASS, TEST_SKIP, Failure, Interpreter, Result, Skip,
                           find_interpreter, log, parse_json_document, read_manifest, run,
@@ -340,12 +340,14 @@ def case_list(wrapper: Wrapper) -> str:
     text = result.stdout_text
     for minor in built:
         path = os.path.join(wrapper.bin_dir, "pyflame" + minor)
-        if path not in text or ("built for Python %s;" % minor) not in text:
+        built_for = "built for %sPython %s;" % ("free-threaded " if minor.endswith("t") else "",
+                                                 minor.rstrip("t"))
+        if path not in text or built_for not in text:
             raise Failure("--list does not show %s and its Python %s\n%s"
                           % (path, minor, result.describe()))
     # Listed in version order: 2.7 before 3.6 before 3.10.
     order = [line.split()[0] for line in text.splitlines() if line.startswith("pyflame")]
-    numeric = sorted(order, key=lambda n: tuple(int(x) for x in n[len("pyflame"):].split(".")))
+    numeric = sorted(order, key=lambda n: build_key(n[len("pyflame"):]))
     if order != numeric:
         raise Failure("--list order %s, expected %s" % (order, numeric))
     # A binary whose --version fails is a broken install: listed, and exit 1.
@@ -444,7 +446,8 @@ def case_missing_binary(wrapper: Wrapper, interp: Interpreter) -> None:
                          "Python " + interp.version, "install the package " + package)
         expect_error(run_env([lonely, "record", "--", interp.host_path(interp.python), "x.py"],
                              env),
-                     EXIT_WRONG_VERSION, "Python " + interp.minor, "install the package " + package)
+                     EXIT_WRONG_VERSION, "Python " + interp.minor.rstrip("t"),
+                     "install the package " + package)
         expect_error(run_env([lonely, "--list"], env), EXIT_FAILURE, "no pyflameX.Y is installed")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -109,7 +109,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
       set(interp, l.interp_tstate_head, tstate);
       // 3.12+: the GIL is the interpreter's (filled in below).
       if (versions::present(l.interp_gil) && current_slot == 0) {
-        gil = allocate("gil", end_of(l.gil_locked, l.gil_last_holder));
+        gil = allocate("gil", end_of(l.gil_locked, l.gil_last_holder, l.gil_enabled));
         set(interp, l.interp_gil, gil);
       }
     } else {
@@ -215,6 +215,7 @@ FakeImage::FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>
   const uint64_t holder = gil_holder && *gil_holder < tstates.size() ? tstates[*gil_holder] : 0;
   if (current_slot) set(current_slot, 0, holder);
   if (gil != 0) {
+    set(gil, l.gil_enabled, 1);  // free-threaded builds: as with PYTHON_GIL=1
     set(gil, l.gil_locked, holder != 0);
     set(gil, l.gil_last_holder, holder != 0 ? holder : tstates.front());
   }

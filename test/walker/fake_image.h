@@ -74,7 +74,8 @@ class FakeImage : public core::Memory {
   // The thread `gil_holder` (an index into `threads`; nullopt: none) holds
   // the GIL, in the version's own shape: the current thread state's slot
   // (_PyThreadState_Current, _PyRuntime.gilstate.tstate_current) up to
-  // 3.11, the interpreter's GIL struct (locked, last_holder) from 3.12 on.
+  // 3.11, the interpreter's GIL struct (locked, last_holder) from 3.12 on;
+  // a free-threaded build's GIL is enabled (its `enabled` set).
   FakeImage(const pyflame_layout& layout, const std::vector<FakeThread>& threads,
             std::optional<size_t> gil_holder = 0);
 

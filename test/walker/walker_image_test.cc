@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/errors.h"
@@ -134,6 +135,21 @@ void gil_unknown() {
   pyflame::versions::TargetSymbols symbols = image.symbols();
   symbols.tstate_current = pyflame::core::RemoteAddr();
   auto interp = pyflame::versions::make_layout_interpreter(L(), image, 4242, symbols);
+  Snapshot s;
+  CHECK(interp->sample(s));
+  CHECK(s.threads.size() == 2);
+  for (const auto& t : s.threads) CHECK(!t.holds_gil);
+}
+
+// A free-threaded build runs without a GIL until something turns it on
+// (enabled 0): no thread holds it or lacks it, whatever locked says.
+void gil_disabled() {
+  const char* name = "free-threaded: no GIL, holder unknown";
+  if (!pyflame::versions::present(L().gil_enabled)) return;
+  FakeImage image(L(), two_threads(), 0);
+  for (const FakeImage::Object& object : image.objects())
+    if (std::string_view(object.kind) == "gil") image.write_member(object.addr, L().gil_enabled, 0);
+  auto interp = walker(image);
   Snapshot s;
   CHECK(interp->sample(s));
   CHECK(s.threads.size() == 2);
@@ -586,6 +602,7 @@ int main() {
   locals_read();
   gil_holder();
   gil_unknown();
+  gil_disabled();
   interp_head_by_scan();
   line_tables();
   deep_recursion();

@@ -88,6 +88,16 @@ def host_thread_names(pid: int) -> Dict[int, str]:
 
 def check_namespace_dump(profiler: str, pid: int, what: str) -> None:
     """dump names every thread by its host TID, with its name and idle state."""
+    # "ready" comes once both threads named themselves: the idle one may
+    # not be in its acquire yet (no GIL holds it back on a free-threaded
+    # build, whose locks also spin a moment before they sleep).
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        idle_tids = [tid for tid, name in host_thread_names(pid).items() if name == "pf-idle"]
+        if idle_tids and task_states(pid).get(idle_tids[0]) == "S":
+            break
+        expect(time.monotonic() < deadline, "%s: the pf-idle thread never slept" % what)
+        time.sleep(0.01)
     run = subprocess.run([profiler, "dump", "-p", str(pid), "--json"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, timeout=PROFILER_TIMEOUT)
     err = run.stderr.decode("utf-8", "replace")
