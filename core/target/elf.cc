@@ -89,10 +89,22 @@ void index_symbols(SymbolTable& t) {
 std::optional<uint64_t> lookup(SymbolTable& t, std::string_view name) {
   if (!t.indexed) index_symbols(t);
   const uint64_t h = std::hash<std::string_view>()(name);
-  auto it = std::lower_bound(t.by_hash.begin(), t.by_hash.end(), std::pair<uint64_t, uint32_t>(h, 0));
-  for (; it != t.by_hash.end() && it->first == h; ++it) {
+  // The first entry of hash h, searched by hand: the sanitized build's
+  // std::lower_bound first checks that the whole range is sorted, which
+  // made each lookup a pass over every symbol (a look at a new process
+  // took most of a second there).
+  const std::pair<uint64_t, uint32_t>* entries = t.by_hash.data();
+  size_t lo = 0, hi = t.by_hash.size();
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (entries[mid].first < h)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  for (size_t i = lo; i < t.by_hash.size() && entries[i].first == h; ++i) {
     uint64_t value = 0;
-    if (accepted_name(t, it->second, value) == name) return value;
+    if (accepted_name(t, entries[i].second, value) == name) return value;
   }
   return std::nullopt;
 }
