@@ -31,7 +31,7 @@ if [ "$build" = build ]; then
 else
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-targets=$(cmake --build "$build" --target help | sed -n 's/^\.\.\. \(pyflame[0-9][0-9.]*\)$/\1/p')
+targets=$(cmake --build "$build" --target help | sed -n 's/^\.\.\. \(pyflame[0-9][0-9.]*t\?\)$/\1/p')
 # shellcheck disable=SC2086
 cmake --build "$build" -j2 --target vm_readv_floor $targets >/dev/null
 mkdir -p "$build/bench"
