@@ -11,18 +11,24 @@
 # integration tests' deadlines are stretched (PYFLAME_TEST_TIMEOUT_SCALE,
 # default 3).
 #
-#   scripts/sanitize.sh [--build-dir DIR] [-- CTEST_ARGS...]
+#   scripts/sanitize.sh [--build-dir DIR] [--build-only | --tests-only] [-- CTEST_ARGS...]
 #
-# Prints how long the build and the tests took. Exit status: ctest's.
+# --build-only stops after the build; --tests-only runs the tests of a
+# tree built before (scripts/test.sh builds it beside the default tests).
+# Prints how long the build and the tests took. Exit status: the build's,
+# then ctest's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=""
 extra=()
+steps=both
 while (($#)); do
   case "$1" in
     --build-dir) build="$2"; shift 2 ;;
+    --build-only) steps=build; shift ;;
+    --tests-only) steps=tests; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "sanitize.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -57,15 +63,19 @@ frontend_suites='record|top'
 frontend_interpreters='pyenv-2.7.18|sid-3.14'
 
 start=$SECONDS
-if [[ -n "$build" ]]; then
-  cmake --preset sanitize -B "$build" >/dev/null
-else
-  cmake --preset sanitize >/dev/null
-  build=build-sanitize
+if [[ $steps != tests ]]; then
+  if [[ -n "$build" ]]; then
+    cmake --preset sanitize -B "$build" >/dev/null
+  else
+    cmake --preset sanitize >/dev/null
+    build=build-sanitize
+  fi
+  cmake --build "$build" -j2
+  echo "sanitize.sh: built everything in $((SECONDS - start)) s"
+  [[ $steps == build ]] && exit 0
 fi
-cmake --build "$build" -j2
+build=${build:-build-sanitize}
 built=$SECONDS
-echo "sanitize.sh: built everything in $((built - start)) s"
 # The interpreters the tests name (test/name/INTERPRETER[/mode]) minus those above.
 others="$(ctest --test-dir "$build" -N | grep -oE '/(pyenv|debian[0-9]+|sid)-[0-9.]+(/|$)' \
   | tr -d / | sort -u | grep -vxE "$sanitized_interpreters" | paste -sd'|' || true)"
