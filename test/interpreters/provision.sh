@@ -172,6 +172,16 @@ register() { # NAME MINOR ROOT PYTHON HEADERS ENV
     mv "$DIR/$name/provisioned.tmp" "$DIR/$name/provisioned"
 }
 
+# register, then list NAME in the manifest, or say why it is skipped.
+list_or_skip() { # NAME MINOR ROOT PYTHON HEADERS ENV
+    local why
+    if why=$(register "$@"); then
+        NAMES+=("$1")
+    else
+        skip "$1" "$why"
+    fi
+}
+
 # ---------------------------------------------------------------- pyenv
 
 provision_pyenv() {
@@ -202,11 +212,7 @@ provision_pyenv() {
                    "$PYENV_ROOT_DIR/versions/$v/include/python${minor}m"; do
             if [[ -f $inc/Python.h ]]; then headers=$inc; break; fi
         done
-        if why=$(register "$name" "$minor" / "$py" "$headers" -); then
-            NAMES+=("$name")
-        else
-            skip "$name" "$why"
-        fi
+        list_or_skip "$name" "$minor" / "$py" "$headers" -
     done
 }
 
@@ -232,11 +238,7 @@ provision_debian12() {
     rm -rf "$hd"
     mkdir -p "$hd"
     make_header_links "$hd" / /usr/include "$minor"
-    if why=$(register "$name" "$minor" / "$py" "$hd/python$minor:$hd" -); then
-        NAMES+=("$name")
-    else
-        skip "$name" "$why"
-    fi
+    list_or_skip "$name" "$minor" / "$py" "$hd/python$minor:$hd" -
 }
 
 # Populate HEADERS_DIR with pythonX.Y and <multiarch>/pythonX.Y links
@@ -411,11 +413,7 @@ provision_debian_one() { # NAME SUITE MINOR PLACEMENT
         fi
         log "$name: does not run on the host ($why); trying a chroot"
     fi
-    if why=$(register "$name" "$minor" "$root" "$py" "$headers" -); then
-        NAMES+=("$name")
-    else
-        skip "$name" "$why"
-    fi
+    list_or_skip "$name" "$minor" "$root" "$py" "$headers" -
 }
 
 provision_debian_suites() {
@@ -492,11 +490,7 @@ provision_freethreaded_one() { # NAME SUITE MINOR FLAGS...
         fi
         rm -rf "$base/src"
     fi
-    if why=$(register "$name" "$minor" / "$py" "$prefix/include/python$minor" -); then
-        NAMES+=("$name")
-    else
-        skip "$name" "$why"
-    fi
+    list_or_skip "$name" "$minor" / "$py" "$prefix/include/python$minor" -
 }
 
 provision_freethreaded() {
