@@ -40,7 +40,7 @@ READY_TIMEOUT = 120.0
 TOOL_GRACE = 30.0
 SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 NO_FRAMES = "<no Python frames>"  # pyflame's line for a thread without a Python frame
-CHURN_MINORS = ("3.11", "3.15")  # the churn step's interpreters (3.15: with Tachyon)
+CHURN_MINORS = ("3.11", "3.15", "3.13t")  # the churn step's interpreters (3.15: with Tachyon; 3.13t: no GIL)
 AUSTIN_MAX_MINOR = (3, 10)  # Austin 1.0.1 reads 2.7-3.10 (lines are wrong from 3.8)
 
 

@@ -108,7 +108,7 @@ def markdown(doc: dict) -> str:
         if not f or "reads" not in f:
             continue
         by = {(r["kind"], r["bytes"]): r["us_median"] for r in f["reads"]}
-        modern = tuple(int(x) for x in res["minor"].split(".")) >= (3, 11)
+        modern = pt.build_key(res["minor"])[:2] >= (3, 11)
         one_call = f["floor_311plus_1call_us"] if modern else f["floor_pre311_1call_us"]
         dependent = f["floor_311plus_us"] if modern else f["floor_pre311_us"]
         med = (row.get("pyflame_nonblocking") or {}).get("us_median")

@@ -167,8 +167,7 @@ def peers_for(interp: pt.Interpreter, austin: Optional[str]) -> list:
     peers = []
     if interp.minor == "3.15":
         peers.append(Tachyon(interp))
-    minor = tuple(int(x) for x in interp.minor.split("."))
-    if austin and minor <= AUSTIN_MAX_MINOR:
+    if austin and interp.version_tuple <= AUSTIN_MAX_MINOR:
         peers.append(Austin(austin))
     return peers
 
