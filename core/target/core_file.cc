@@ -115,7 +115,9 @@ void CoreFile::index() {
     if (p.p_type == PT_LOAD) {
       if (p.p_filesz > p.p_memsz || p.p_vaddr + p.p_memsz < p.p_vaddr)
         throw bad(fmt::format("a malformed segment at 0x{:x}", p.p_vaddr));
-      segments_.push_back({p.p_vaddr, p.p_memsz, p.p_offset, p.p_filesz, p.p_flags});
+      // An empty one holds no memory: it maps nothing (libFuzzer found one
+      // turned into an empty mapping).
+      if (p.p_memsz > 0) segments_.push_back({p.p_vaddr, p.p_memsz, p.p_offset, p.p_filesz, p.p_flags});
     } else if (p.p_type == PT_NOTE) {
       if (p.p_filesz > CoreLimits::kMaxNotes - notes.size())
         throw bad(fmt::format("more than {} bytes of notes", CoreLimits::kMaxNotes));
