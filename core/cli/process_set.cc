@@ -280,6 +280,14 @@ void ProcessSet::classify(Member& m, double elapsed) {
         return;
       case ExitCode::kTargetExited:
       case ExitCode::kNoSuchProcess:
+        // Alive (checked above): a read of an interpreter still coming up
+        // can fail without an errno, which reads as "exited". Ended for
+        // good, it was never looked at again (seen: a sanitized launched
+        // root, and forked children, never sampled).
+        if (starting && elapsed - m.since < kInterpreterPatienceSeconds) {
+          m.state = S::kPending;
+          return;
+        }
         m.state = S::kEnded;
         return;
       default:
