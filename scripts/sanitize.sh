@@ -77,7 +77,7 @@ fi
 build=${build:-build-sanitize}
 built=$SECONDS
 # The interpreters the tests name (test/name/INTERPRETER[/mode]) minus those above.
-others="$(ctest --test-dir "$build" -N | grep -oE '/(pyenv|debian[0-9]+|sid)-[0-9.]+(/|$)' \
+others="$(ctest --test-dir "$build" -N | grep -oE '/(pyenv|debian[0-9]+|sid|built)-[0-9.]+t?(/|$)' \
   | tr -d / | sort -u | grep -vxE "$sanitized_interpreters" | paste -sd'|' || true)"
 exclude_regex="^($(IFS='|'; echo "${excluded[*]}"))$"
 [[ -z "$others" ]] || exclude_regex="$exclude_regex|/($others)(/|$)"

@@ -62,6 +62,28 @@ std::optional<std::string> rodata_of(const ElfFile& elf) {
   return std::nullopt;
 }
 
+// The version from the file's contents (Py_Version, else PY_VERSION in
+// .rodata), else from `names`.
+std::optional<PythonVersionId> file_version_from_contents(const ElfFile& elf,
+                                                          const std::vector<std::string>& names) {
+  if (auto addr = elf.symbol("Py_Version")) {
+    for (const ElfSection& s : elf.sections()) {
+      if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
+      auto bytes = elf.section_bytes(s);
+      if (!bytes || bytes->size() < *addr - s.addr + 4) break;
+      uint32_t hex = 0;
+      std::memcpy(&hex, bytes->data() + (*addr - s.addr), 4);  // x86-64: little-endian, as the file
+      if (auto v = version_from_hex(hex)) return v;
+      break;
+    }
+  }
+  if (auto bytes = rodata_of(elf))
+    if (auto v = version_from_rodata_scan(*bytes, api_majors(elf))) return v;
+  for (const std::string& name : names)
+    if (auto v = version_from_file_name(name)) return v;
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string PythonVersionId::build() const {
@@ -81,25 +103,6 @@ bool is_free_threaded(const ElfFile& elf) {
          elf.symbol("_Py_DecRefShared").has_value();
 }
 
-static std::optional<PythonVersionId> file_version_from_contents(const ElfFile& elf,
-                                                                  const std::vector<std::string>& names) {
-  if (auto addr = elf.symbol("Py_Version")) {
-    for (const ElfSection& s : elf.sections()) {
-      if (s.nobits || *addr < s.addr || *addr + 4 > s.addr + s.size) continue;
-      auto bytes = elf.section_bytes(s);
-      if (!bytes || bytes->size() < *addr - s.addr + 4) break;
-      uint32_t hex = 0;
-      std::memcpy(&hex, bytes->data() + (*addr - s.addr), 4);  // x86-64: little-endian, as the file
-      if (auto v = version_from_hex(hex)) return v;
-      break;
-    }
-  }
-  if (auto bytes = rodata_of(elf))
-    if (auto v = version_from_rodata_scan(*bytes, api_majors(elf))) return v;
-  for (const std::string& name : names)
-    if (auto v = version_from_file_name(name)) return v;
-  return std::nullopt;
-}
 
 std::optional<PythonVersionId> interpreter_file_version(const ElfFile& elf,
                                                         const std::vector<std::string>& names) {
