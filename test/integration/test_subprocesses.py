@@ -556,7 +556,13 @@ def case_short(setup: Setup, attach: bool, profiler: Sequence[str],
     the children that count started at least ATTACH_GRACE after the
     profiler and ended before it did."""
     def case() -> str:
-        scenario = ["short", "--count", "100", "--parallel", str(SHORT_PARALLEL),
+        # Attached, the fixture must outlive the recording: enough children
+        # for SECONDS and 3 s more, however fast they come and go (100 made
+        # 6 s, less than the sanitized SECONDS once the profiler no longer
+        # slowed them).
+        count = 100 if not attach else max(100, int(math.ceil(
+            (SECONDS + 3) * SHORT_PARALLEL / SHORT_LIFE)))
+        scenario = ["short", "--count", str(count), "--parallel", str(SHORT_PARALLEL),
                     "--life", "%g" % SHORT_LIFE]
         rec = Recording(setup, profiler, scenario, attach, extra,
                         seconds=SECONDS if attach else None,
