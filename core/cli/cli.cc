@@ -80,10 +80,9 @@ int dump(const PythonModule& module, const DumpArgs& options) {
 std::string version_text(const BuildInfo& info) {
   return fmt::format(
       "{} {}\n"
-      "built for {}Python {}.{}; layout measured from the headers of Python {}\n"
+      "built for {}; layout measured from the headers of Python {}\n"
       "layout fingerprint {}\n",
-      binary_name(info), PYFLAME_VERSION, info.free_threaded ? "free-threaded " : "", info.major,
-      info.minor, info.headers_version,
+      binary_name(info), PYFLAME_VERSION, info.python(), info.headers_version,
       info.layout_fingerprint);
 }
 

@@ -230,10 +230,9 @@ void ProcessSet::classify(Member& m, double elapsed) {
       std::optional<std::string> binary_path = find_sibling_binary(v.build());
       if (!binary_path) {
         leave(counts_.no_binary,
-              fmt::format("pyflame: process {} ({}) runs {}Python {}, but pyflame{} is not "
+              fmt::format("pyflame: process {} ({}) runs {}, but pyflame{} is not "
                           "installed: not profiled (install the package pyflame{})",
-                          pid, m.command, v.free_threaded ? "free-threaded " : "", v.full,
-                          v.build(), v.build()));
+                          pid, m.command, v.python(), v.build(), v.build()));
         return;
       }
       const size_t running = static_cast<size_t>(std::count_if(

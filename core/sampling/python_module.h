@@ -23,6 +23,11 @@ struct BuildInfo {
   std::string build() const {
     return std::to_string(major) + "." + std::to_string(minor) + (free_threaded ? "t" : "");
   }
+  // "Python 3.11", or "free-threaded Python 3.13": how messages name it.
+  std::string python() const {
+    return std::string(free_threaded ? "free-threaded " : "") + "Python " + std::to_string(major) +
+           "." + std::to_string(minor);
+  }
   std::string headers_version;  // PY_VERSION of the headers, e.g. "3.11.7"
   std::string layout_fingerprint;
   // The C functions that run Python frames (the eval loop): --native

@@ -9,11 +9,6 @@
 namespace pyflame::core {
 namespace {
 
-// "Python 3.13", or "free-threaded Python 3.13": how messages name a build.
-std::string build_words(bool free_threaded, const std::string& version) {
-  return fmt::format("{}Python {}", free_threaded ? "free-threaded " : "", version);
-}
-
 void check_version(const BuildInfo& info, const PythonBinary& binary, const std::string& who) {
   const PythonVersionId& found = binary.version();
   if (found.build() == info.build()) return;
@@ -21,10 +16,8 @@ void check_version(const BuildInfo& info, const PythonBinary& binary, const std:
               fmt::format("{}: {} runs {} (found from {} in {}), but this binary "
                           "reads {}; use pyflame{} (or the `pyflame` wrapper, which "
                           "picks it)",
-                          binary_name(info), who, build_words(found.free_threaded, found.full),
-                          found.how, binary.target_path(),
-                          build_words(info.free_threaded, fmt::format("{}.{}", info.major, info.minor)),
-                          found.build()));
+                          binary_name(info), who, found.python(), found.how, binary.target_path(),
+                          info.python(), found.build()));
 }
 
 }  // namespace

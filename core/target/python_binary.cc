@@ -90,6 +90,10 @@ std::string PythonVersionId::build() const {
   return fmt::format("{}.{}{}", major, minor, free_threaded ? "t" : "");
 }
 
+std::string PythonVersionId::python() const {
+  return fmt::format("{}Python {}", free_threaded ? "free-threaded " : "", full);
+}
+
 // Every CPython 2.7 - 3.15 exports these.
 bool has_interpreter_symbols(const ElfFile& elf) {
   return elf.symbol("PyCode_Type").has_value() && elf.symbol("Py_Initialize").has_value();

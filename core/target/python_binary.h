@@ -34,6 +34,8 @@ struct PythonVersionId {
   // "3.11", or "3.13t" for a free-threaded build: the suffix of the
   // pyflame binary that reads it.
   std::string build() const;
+  // "Python 3.11.7", or "free-threaded Python 3.13.5", for messages.
+  std::string python() const;
 };
 
 // --subprocesses checks every process of a tree, and most map the same
