@@ -606,11 +606,16 @@ def check_cpp_record(profiler: str, target: Fixture, work: str) -> str:
     label = "%s [%s]" % (SPIN_IN, CPP_FILE)
     expect(label in text.replace("\n", ";").split(";"),
            "record --native: no frame %r in the collapsed output:\n%s\n%s" % (label, text, err))
-    stacks = parse_collapsed(text)
+    stacks = parse_native_collapsed(text)
     want = [("py_spin_cpp", script, marker_lines()["py_spin_cpp"], False)] + [
         (function, CPP_FILE, None, True) for _, function, _, _ in CPP_STACK[2::-1]]
-    total, wrong = 0, []
+    total, cut_short, wrong = 0, 0, []
     for frames, count in stacks:
+        if any(f.native and f.filename == "" for f in frames):
+            # An unwind that stopped short says so with a marker (seen once,
+            # sanitized under load): honest, not a wrong frame; counted.
+            cut_short += count
+            continue
         total += count
         tail = frames[-len(want):]
         good = len(tail) == len(want) and all(
@@ -623,7 +628,7 @@ def check_cpp_record(profiler: str, target: Fixture, work: str) -> str:
     expect(not wrong, "record --native: %d stacks do not end with %s:\n    %s\n%s"
            % (len(wrong), collapsed_text([CollapsedFrame(*w) for w in want]),
               "\n    ".join(wrong[:10]), err))
-    return "record: %d samples in %d stacks" % (total, len(stacks))
+    return "record: %d samples in %d stacks (%d more cut short)" % (total, len(stacks), cut_short)
 
 
 def case_cpp(profiler: str, interp: Interpreter, work: str) -> str:
