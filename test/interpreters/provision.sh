@@ -469,7 +469,9 @@ provision_freethreaded_one() { # NAME SUITE MINOR FLAGS...
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
         done
         if ((${#missing[@]})) &&
-           ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; then
+           ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 &&
+           ! { apt-get update -q >&2 &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }; then
             skip "$name" "cannot install the build dependencies ${missing[*]}"
             return
         fi
