@@ -37,7 +37,6 @@ constexpr double kMaxRetrySeconds = 0.2;
 // tracer has it); one now and then is a thread that is exiting.
 constexpr int kMaxRefusals = 50;
 
-
 }  // namespace
 
 struct ProcessSet::Member {
@@ -256,10 +255,12 @@ void ProcessSet::classify(Member& m, double elapsed) {
       m.state = S::kEnded;
       return;
     }
+    // Python of some version, but nothing to read yet: looked at again.
+    const bool still_starting = starting && elapsed - m.since < kInterpreterPatienceSeconds;
     switch (e.code()) {
       case ExitCode::kNotPython:
       case ExitCode::kFailure:
-        if (starting && elapsed - m.since < kInterpreterPatienceSeconds) {
+        if (still_starting) {
           m.state = S::kPending;
           return;
         }
@@ -283,11 +284,7 @@ void ProcessSet::classify(Member& m, double elapsed) {
         // can fail without an errno, which reads as "exited". Ended for
         // good, it was never looked at again (seen: a sanitized launched
         // root, and forked children, never sampled).
-        if (starting && elapsed - m.since < kInterpreterPatienceSeconds) {
-          m.state = S::kPending;
-          return;
-        }
-        m.state = S::kEnded;
+        m.state = still_starting ? S::kPending : S::kEnded;
         return;
       default:
         leave(counts_.unreadable,
